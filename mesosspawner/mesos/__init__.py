@@ -1,0 +1,1 @@
+"""Mesos protocol pieces: pure resource/RecordIO helpers and the asyncio scheduler client."""
