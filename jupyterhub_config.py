@@ -1,0 +1,119 @@
+# Example JupyterHub configuration for MesosSpawner.
+#
+#   Production: set MESOS_MASTER (http://master:5050, a comma list, or zk://zk1:2181,zk2:2181/mesos)
+#   and NOTEBOOK_REGISTRY (the lab's registry, e.g. registry.lab.example:443), then
+#   `jupyterhub -f jupyterhub_config.py`.
+#   Demo: `bash scripts/demo.sh` (mesosspawner-demo) starts localmesos and sets the MESOSSPAWNER_*
+#   variables read below, so notebooks run as plain command tasks on localmesos's agents.
+import os
+
+c = get_config()  # noqa: F821 -- provided by JupyterHub when it loads this file
+
+demo = os.environ.get("MESOSSPAWNER_DEMO") == "1"
+master = os.environ.get("MESOS_MASTER", "http://127.0.0.1:5050")
+registry = os.environ.get("NOTEBOOK_REGISTRY", "registry.lab.example:443")
+
+# --- the hub -------------------------------------------------------------------------------
+c.JupyterHub.spawner_class = "mesos"
+c.JupyterHub.bind_url = os.environ.get("JUPYTERHUB_BIND_URL", "http://127.0.0.1:8000")
+# The hub API must be reachable from the Mesos agents; in production bind it to a routable IP
+# (e.g. c.JupyterHub.hub_ip = "0.0.0.0" and hub_connect_ip = the hub host's address).
+c.JupyterHub.hub_bind_url = os.environ.get("JUPYTERHUB_HUB_BIND_URL", "http://127.0.0.1:8081")
+# Notebooks are Mesos tasks: they outlive a hub restart (the framework re-subscribes with the
+# same id, persisted next to the database), so the hub must not stop them when it exits.
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
+
+if demo:
+    c.JupyterHub.authenticator_class = "dummy"  # any user name, any password
+    c.Authenticator.allow_all = True
+    c.JupyterHub.db_url = os.environ.get("MESOSSPAWNER_DEMO_DB", "sqlite:///jupyterhub.sqlite")
+
+# --- where notebooks run ------------------------------------------------------------------------
+c.MesosSpawner.mesos_master = master
+c.MesosSpawner.framework_name = "jupyterhub"
+# Weeks: the master keeps every notebook alive while the hub is down for an upgrade.
+c.MesosSpawner.failover_timeout = 4 * 7 * 24 * 3600
+c.MesosSpawner.start_timeout = 300
+c.MesosSpawner.cpu_limit = 1
+c.MesosSpawner.mem_limit = "2G"
+# Files written to shared storage belong to the user: notebooks run as the user's uid/gid,
+# looked up from the system user of the same name unless uid/gid are set (int or callable).
+c.MesosSpawner.volumes = [
+    {"host_path": "/srv/home/{username}", "container_path": "/home/jovyan/work", "mode": "RW"},
+]
+
+if demo:
+    # localmesos runs notebooks as local processes: no image, the demo's own notebook command,
+    # as the demo's unprivileged user (or as you, when the demo does not run as root).
+    c.MesosSpawner.image = None
+    c.MesosSpawner.cmd = [os.environ.get("MESOSSPAWNER_NOTEBOOK_CMD", "jupyterhub-singleuser")]
+    c.MesosSpawner.system_user = os.environ.get("MESOSSPAWNER_DEMO_USER") or None
+    if os.environ.get("MESOSSPAWNER_DEMO_UID"):
+        c.MesosSpawner.uid = int(os.environ["MESOSSPAWNER_DEMO_UID"])
+        c.MesosSpawner.gid = int(os.environ["MESOSSPAWNER_DEMO_GID"])
+    c.MesosSpawner.volumes = [
+        {
+            "host_path": os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo")
+            + "/{username}",
+            "container_path": "/work",
+            "mode": "RW",
+        }
+    ]
+    c.MesosSpawner.ip = "127.0.0.1"
+    c.MesosSpawner.mem_limit = "256M"
+    c.MesosSpawner.cpu_limit = 0.5
+    c.MesosSpawner.orphan_grace_seconds = 60
+else:
+    c.MesosSpawner.image = f"{registry}/mesosspawner/base-notebook:latest"
+    c.MesosSpawner.containerizer = "docker"
+    c.MesosSpawner.network_mode = "host"
+
+# --- profiles: what users pick at login ---------------------------------------------------
+spark_master = os.environ.get("SPARK_MASTER", f"mesos://{master.removeprefix('http://')}")
+c.MesosSpawner.profile_list = [
+    {
+        "display_name": "CPU notebook",
+        "slug": "cpu",
+        "description": "A general-purpose notebook on a CPU machine.",
+        "default": True,
+    },
+    {
+        "display_name": "GPU notebook (deep learning)",
+        "slug": "gpu",
+        "description": "One whole GPU on a GPU machine.",
+        "mesosspawner_override": {
+            "gpus": 1,
+            "cpu_limit": 2,
+            # GPU tasks use the Mesos containerizer: Docker's has no GPU support.
+            **({} if demo else {"image": f"{registry}/mesosspawner/gpu-notebook:latest"}),
+        },
+        "profile_options": {
+            "gpus": {
+                "display_name": "GPUs",
+                "choices": {
+                    "1": {
+                        "display_name": "1 GPU",
+                        "default": True,
+                        "mesosspawner_override": {"gpus": 1},
+                    },
+                    "2": {"display_name": "2 GPUs", "mesosspawner_override": {"gpus": 2}},
+                },
+            }
+        },
+    },
+    {
+        "display_name": "Spark notebook",
+        "slug": "spark",
+        "description": "Runs beside the Spark cluster and drives a Spark context whose "
+        "executors run in Docker.",
+        "mesosspawner_override": {
+            "role": "spark",
+            "spark_master": spark_master,
+            "spark_role": "spark",
+            "spark_executor_image": f"{registry}/mesosspawner/spark-executor:latest",
+            "spark_conf": {"spark.executor.memory": "2g", "spark.cores.max": "4"},
+            **({} if demo else {"image": f"{registry}/mesosspawner/spark-notebook:latest"}),
+        },
+    },
+]

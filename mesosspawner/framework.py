@@ -1,0 +1,642 @@
+"""MesosFramework: the one Mesos framework a hub process shares between all its spawners.
+
+Like KubeSpawner's shared reflectors, one SUBSCRIBE stream serves every spawner: a queue of
+pending launches matched against offers by `placement`, a cache of task states fed by status
+updates (so `poll()` never makes a round trip), reconciliation after every (re)subscribe, and the
+framework id persisted so a restarted hub re-subscribes as the same framework and keeps its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import placement as plc
+from .mesos.client import EventHandler, MesosError, SchedulerClient
+from .mesos.resources import Resource, merge, subtract
+
+ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_LOST",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+# States in which the notebook cannot be reached, although Mesos may still bring it back.
+STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
+# An offer that was stale or rescinded when we accepted it: the launch is retried.
+RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"})
+
+log = logging.getLogger("mesosspawner.framework")
+
+
+class LaunchFailed(Exception):
+    """A launch ended before the task ran; the message is written for the person waiting."""
+
+
+@dataclass(frozen=True)
+class FrameworkConfig:
+    master: str
+    name: str = "jupyterhub"
+    user: str = "root"
+    roles: tuple[str, ...] = ("*",)
+    failover_timeout: float = 4 * 7 * 24 * 3600.0
+    principal: str | None = None
+    secret: str | None = None
+    ca_file: str | None = None
+    webui_url: str | None = None
+    id_file: str | None = None
+    hub_id: str = "jupyterhub"
+    refuse_seconds: float = 5.0
+    idle_refuse_seconds: float = 300.0
+    strategy: str = "spread"
+    orphan_grace_seconds: float = 300.0
+    orphan_kill: bool = True
+
+
+@dataclass
+class TaskRecord:
+    """What the framework knows of one task: where it runs and its latest status."""
+
+    task_id: str
+    agent_id: str | None = None
+    hostname: str | None = None
+    ip: str | None = None
+    ports: tuple[int, ...] = ()
+    state: str = "TASK_STAGING"
+    message: str = ""
+    reason: str = ""
+    updated: float = 0.0
+    claimed: bool = True
+    resources: tuple[Resource, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def describe(self) -> str:
+        text = self.state.removeprefix("TASK_").lower()
+        if self.reason:
+            text += f" ({self.reason.removeprefix('REASON_').lower()})"
+        if self.message:
+            text += f": {self.message}"
+        return text
+
+
+@dataclass
+class LaunchRequest:
+    """A notebook waiting for resources. ``build_task`` turns a placement into a TaskInfo."""
+
+    request: plc.Request
+    build_task: Callable[[plc.Placement], dict]
+    on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+    future: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    task_id: str | None = None
+    attempts: int = 0
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class AgentView:
+    """The framework's view of one agent, learned from offers and its own tasks."""
+
+    agent_id: str
+    hostname: str
+    attributes: tuple = ()
+    offered: dict[str, tuple[Resource, ...]] = field(default_factory=dict)  # by allocation role
+    seen: float = 0.0
+
+
+class MesosFramework(EventHandler):
+    _instances: dict[tuple[str, str], MesosFramework] = {}
+
+    def __init__(self, config: FrameworkConfig, client_factory=SchedulerClient) -> None:
+        self.config = config
+        self.log = log
+        self.pending: dict[str, LaunchRequest] = {}
+        self.launching: dict[str, LaunchRequest] = {}  # task id -> request, until RUNNING
+        self.tasks: dict[str, TaskRecord] = {}
+        self.agents: dict[str, AgentView] = {}
+        self.suppressed: set[str] = set()
+        self.reconciled = asyncio.Event()
+        self.subscribed_once = asyncio.Event()
+        self._offers_seen = asyncio.Event()
+        self._task_waiters: dict[str, list[asyncio.Event]] = {}
+        self._started = False
+        self._orphan_timer: asyncio.TimerHandle | None = None
+        self._placed: dict[str, plc.Placed] = {}
+        self.metrics = _metrics()
+        info = {
+            "user": config.user,
+            "name": config.name,
+            "roles": list(config.roles),
+            "failover_timeout": config.failover_timeout,
+            "checkpoint": True,
+            "capabilities": [
+                {"type": t}
+                for t in ("MULTI_ROLE", "GPU_RESOURCES", "PARTITION_AWARE", "TASK_KILLING_STATE")
+            ],
+        }
+        if config.principal:
+            info["principal"] = config.principal
+        if config.webui_url:
+            info["webui_url"] = config.webui_url
+        self.client = client_factory(
+            config.master,
+            info,
+            self,
+            principal=config.principal,
+            secret=config.secret,
+            ca_file=config.ca_file,
+            log=logging.getLogger("mesosspawner.client"),
+        )
+        self.client.framework_id = self._load_framework_id()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def shared(cls, config: FrameworkConfig) -> MesosFramework:
+        """The framework for this master and name in this process (created on first use)."""
+        key = (config.master, config.name)
+        fw = cls._instances.get(key)
+        if fw is None:
+            fw = cls._instances[key] = cls(config)
+        return fw
+
+    async def ensure_started(self, timeout: float | None = None) -> None:
+        if not self._started:
+            self._started = True
+            await self.client.start()
+        if timeout is not None:
+            await asyncio.wait_for(self.subscribed_once.wait(), timeout)
+
+    async def stop(self) -> None:
+        """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
+        await self.client.stop()
+        self._started = False
+        MesosFramework._instances.pop((self.config.master, self.config.name), None)
+
+    def _load_framework_id(self) -> str | None:
+        path = self.config.id_file
+        if not path or not os.path.exists(path):
+            return None
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            return (
+                data.get("framework_id")
+                if data.get("master") in (None, self.config.master)
+                else None
+            )
+        except (OSError, ValueError) as e:
+            self.log.warning("Ignoring unreadable framework id file %s: %s", path, e)
+            return None
+
+    def _save_framework_id(self, framework_id: str) -> None:
+        path = self.config.id_file
+        if not path:
+            return
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump({"framework_id": framework_id, "master": self.config.master}, f)
+            os.replace(tmp, path)
+        except OSError as e:
+            self.log.error("Could not persist framework id to %s: %s", path, e)
+
+    # ------------------------------------------------------------------ spawner-facing API
+
+    def track(self, record: TaskRecord) -> None:
+        """Claim a task a spawner knows from saved state, so reconciliation reports on it."""
+        known = self.tasks.get(record.task_id)
+        if known is None:
+            self.tasks[record.task_id] = record
+        else:
+            known.claimed = True
+            for name in ("agent_id", "hostname", "ip"):
+                if getattr(known, name) is None:
+                    setattr(known, name, getattr(record, name))
+            if not known.ports:
+                known.ports = record.ports
+        if self.client.subscribed and record.agent_id:
+            asyncio.ensure_future(
+                self._safe(self.client.reconcile([(record.task_id, record.agent_id)]))
+            )
+
+    async def launch(self, req: LaunchRequest) -> TaskRecord:
+        """Queue ``req`` and wait until its task runs; cancelling withdraws it (no late launch)."""
+        key = req.request.key
+        self.pending[key] = req
+        self.metrics["pending"].set(len(self.pending))
+        req.on_event("queued", {"request": req.request})
+        try:
+            await self.ensure_started()
+            await self._revive(req.request.role)
+            return await asyncio.shield(req.future)
+        except BaseException:
+            await self.withdraw(req)
+            raise
+
+    async def withdraw(self, req: LaunchRequest) -> None:
+        """Forget a request; kill its task if it was already launched."""
+        self.pending.pop(req.request.key, None)
+        self.metrics["pending"].set(len(self.pending))
+        if req.task_id:
+            self.launching.pop(req.task_id, None)
+            record = self.tasks.get(req.task_id)
+            if record is not None and record.active:
+                await self.kill(req.task_id)
+        if not req.future.done():
+            req.future.cancel()
+        await self._maybe_suppress()
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        return self.tasks.get(task_id)
+
+    async def kill(self, task_id: str, timeout: float = 60.0) -> TaskRecord | None:
+        """Kill a task and wait for a terminal state. Idempotent."""
+        record = self.tasks.get(task_id)
+        if record is None or record.state in TERMINAL_STATES:
+            return record
+        await self.ensure_started()
+        deadline = time.monotonic() + timeout
+        while record.state not in TERMINAL_STATES and time.monotonic() < deadline:
+            try:
+                await self.client.wait_subscribed(timeout=max(0.1, deadline - time.monotonic()))
+                await self.client.kill(task_id, record.agent_id)
+            except (TimeoutError, MesosError, OSError) as e:
+                self.log.warning("Kill of %s not delivered yet: %s", task_id, e)
+            await self.wait_change(task_id, min(10.0, max(0.1, deadline - time.monotonic())))
+        return record
+
+    async def wait_change(self, task_id: str, timeout: float) -> None:
+        event = asyncio.Event()
+        self._task_waiters.setdefault(task_id, []).append(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._task_waiters.get(task_id, [])
+            if event in waiters:
+                waiters.remove(event)
+
+    async def refresh_capacity(self, max_age: float = 10.0, timeout: float = 2.0) -> None:
+        """Make the cluster view at most ``max_age`` seconds old: revive and wait for offers.
+
+        Offers only show free resources, so the view is cleared first: an agent that sends no
+        offer is full, not unchanged.
+        """
+        await self.ensure_started()
+        try:
+            await asyncio.wait_for(self.subscribed_once.wait(), timeout)
+        except TimeoutError:
+            return
+        newest = max((a.seen for a in self.agents.values()), default=0.0)
+        if self.agents and time.monotonic() - newest < max_age:
+            return
+        for agent in self.agents.values():
+            agent.offered.clear()
+        self._offers_seen.clear()
+        await self._revive(None)
+        try:
+            await asyncio.wait_for(self._offers_seen.wait(), timeout)
+            await asyncio.sleep(0.2)  # offers for other roles of the same round
+        except TimeoutError:
+            pass
+
+    def gpu_agents(self) -> set[str]:
+        """Agents known to have GPUs, even while all of them are in use (absent from offers)."""
+        return {a.agent_id for a in self.capacity() if any(r.name == "gpus" for r in a.total)}
+
+    def capacity(self) -> list[plc.AgentCapacity]:
+        """Each known agent's total (offered + used by us) and free resources."""
+        used: dict[str, list[Resource]] = {}
+        for t in self.tasks.values():
+            if t.active and t.agent_id:
+                used.setdefault(t.agent_id, []).extend(t.resources)
+        out = []
+        for a in self.agents.values():
+            free = tuple(merge(r for rs in a.offered.values() for r in rs))
+            total = tuple(merge([*free, *used.get(a.agent_id, [])]))
+            out.append(plc.AgentCapacity(a.agent_id, a.hostname, total, free, a.attributes))
+        return out
+
+    # ------------------------------------------------------------------ events
+
+    async def subscribed(self, event: dict) -> None:
+        sub = event.get("subscribed", event)
+        framework_id = sub["framework_id"]["value"]
+        if framework_id != self.client.framework_id or self.config.id_file:
+            self._save_framework_id(framework_id)
+        self.client.framework_id = framework_id
+        self.log.info("Subscribed to Mesos as framework %s", framework_id)
+        self.subscribed_once.set()
+        self.suppressed.clear()
+        explicit = [(t.task_id, t.agent_id) for t in self.tasks.values() if t.agent_id]
+        await self._safe(self.client.reconcile([]))
+        if explicit:
+            await self._safe(self.client.reconcile(explicit))
+        if self.pending:
+            await self._revive(None)
+        else:
+            await self._maybe_suppress()
+        self.reconciled.set()
+        self._schedule_orphan_check()
+
+    async def disconnected(self, reason: str) -> None:
+        self.log.warning("Lost the Mesos stream (%s); reconnecting", reason)
+
+    async def error(self, message: str) -> None:
+        self.log.error(
+            "Mesos master reports an error for framework %s: %s", self.config.name, message
+        )
+        if "removed" in message.lower():
+            # The framework id is dead: forget it so the next subscription gets a fresh one.
+            self.client.framework_id = None
+            if self.config.id_file and os.path.exists(self.config.id_file):
+                os.unlink(self.config.id_file)
+            for record in self.tasks.values():
+                if record.active:
+                    self._set_state(record, "TASK_LOST", "framework removed by the master", "")
+
+    async def offers(self, offers: list[dict]) -> None:
+        self.metrics["offers"].inc(len(offers))
+        parsed = []
+        now = time.monotonic()
+        for data in offers:
+            try:
+                offer = plc.offer_from_json(data)
+            except (KeyError, ValueError, TypeError) as e:
+                self.log.error("Declining malformed offer %s: %s", data.get("id"), e)
+                await self._safe(self.client.decline([data.get("id", {}).get("value", "")]))
+                continue
+            parsed.append(offer)
+            view = self.agents.get(offer.agent_id)
+            if view is None:
+                view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)
+            view.attributes = offer.attributes
+            view.offered[offer.allocation_role or "*"] = offer.resources
+            view.seen = now
+        self._offers_seen.set()
+        requests = [r.request for r in self.pending.values()]
+        placements = plc.place(
+            requests,
+            parsed,
+            list(self._placed.values()),
+            self.config.strategy,
+            gpu_agents=self.gpu_agents(),
+        )
+        used_offers: dict[str, list[tuple[LaunchRequest, plc.Placement]]] = {}
+        for p in placements:
+            req = self.pending.get(p.request_key)
+            if req is not None:
+                used_offers.setdefault(p.offer_id, []).append((req, p))
+        for offer_id, items in used_offers.items():
+            await self._launch_on(offer_id, items)
+        unused = [o.id for o in parsed if o.id not in used_offers]
+        if unused:
+            refuse = self.config.refuse_seconds if self.pending else self.config.idle_refuse_seconds
+            self.metrics["declined"].inc(len(unused))
+            await self._safe(self.client.decline(unused, {"refuse_seconds": refuse}))
+        if self.pending:
+            for req in self.pending.values():
+                req.on_event("waiting", {"request": req.request, "capacity": self.capacity()})
+        await self._maybe_suppress()
+
+    async def _launch_on(self, offer_id: str, items: list[tuple[LaunchRequest, plc.Placement]]):
+        infos = []
+        launched = []
+        for req, p in items:
+            try:
+                info = req.build_task(p)
+            except Exception as e:  # a bad request must fail its own spawn, not the framework
+                self.pending.pop(req.request.key, None)
+                if not req.future.done():
+                    req.future.set_exception(LaunchFailed(f"Could not build the Mesos task: {e}"))
+                continue
+            task_id = info["task_id"]["value"]
+            req.task_id = task_id
+            req.attempts += 1
+            self.pending.pop(req.request.key, None)
+            self.launching[task_id] = req
+            self.tasks[task_id] = TaskRecord(
+                task_id,
+                agent_id=p.agent_id,
+                hostname=p.hostname,
+                ip=p.ip,
+                ports=p.ports,
+                updated=time.time(),
+                resources=p.resources,
+            )
+            self._placed[task_id] = plc.Placed(
+                p.agent_id, p.hostname, self._agent_attrs(p.agent_id)
+            )
+            view = self.agents.get(p.agent_id)
+            role = p.allocation_role or "*"
+            if view is not None and role in view.offered:
+                try:
+                    view.offered[role] = tuple(subtract(view.offered[role], p.resources))
+                except ValueError:
+                    pass
+            infos.append(info)
+            launched.append((req, p))
+        if not infos:
+            await self._safe(self.client.decline([offer_id], {"refuse_seconds": 0}))
+            return
+        try:
+            await self.client.launch(
+                [offer_id], infos, {"refuse_seconds": self.config.refuse_seconds}
+            )
+        except (TimeoutError, MesosError, OSError) as e:
+            self.log.warning("ACCEPT of offer %s failed (%s); requeueing", offer_id, e)
+            for req, _ in launched:
+                self._requeue(req, f"the master refused the launch: {e}")
+            return
+        self.metrics["pending"].set(len(self.pending))
+        for req, p in launched:
+            self.log.info("Launched task %s on agent %s", req.task_id, p.hostname)
+            req.on_event("accepted", {"placement": p, "task_id": req.task_id})
+
+    def _agent_attrs(self, agent_id: str) -> tuple:
+        view = self.agents.get(agent_id)
+        return view.attributes if view else ()
+
+    def _requeue(self, req: LaunchRequest, why: str) -> None:
+        if req.task_id:
+            self.launching.pop(req.task_id, None)
+            self._release(req.task_id)
+        if req.future.done():
+            return
+        req.task_id = None
+        self.pending[req.request.key] = req
+        req.on_event("retry", {"why": why})
+        asyncio.ensure_future(self._revive(req.request.role))
+
+    def _release(self, task_id: str) -> None:
+        self._placed.pop(task_id, None)
+
+    async def rescind(self, offer_id: str) -> None:
+        self.log.debug("Offer %s rescinded", offer_id)
+
+    async def update(self, status: dict) -> None:
+        task_id = status.get("task_id", {}).get("value")
+        if not task_id:
+            return
+        state = status.get("state", "TASK_UNKNOWN")
+        record = self.tasks.get(task_id)
+        if record is None:
+            record = self.tasks[task_id] = TaskRecord(task_id, claimed=False)
+        agent = status.get("agent_id", {}).get("value")
+        if agent:
+            record.agent_id = agent
+        reason = status.get("reason", "")
+        message = status.get("message", "")
+        self._set_state(record, state, message, reason)
+        self.metrics["states"].labels(state=state).inc()
+        req = self.launching.get(task_id)
+        if req is not None:
+            self._advance(req, record, status)
+        if state in TERMINAL_STATES:
+            self._release(task_id)
+        if not record.claimed and record.active:
+            self._schedule_orphan_check()
+
+    def _advance(self, req: LaunchRequest, record: TaskRecord, status: dict) -> None:
+        state = record.state
+        if state == "TASK_RUNNING":
+            self.launching.pop(record.task_id, None)
+            elapsed = time.monotonic() - req.queued_at
+            self.metrics["latency"].observe(elapsed)
+            if not req.future.done():
+                req.future.set_result(record)
+            return
+        if state in ("TASK_STAGING", "TASK_STARTING"):
+            req.on_event("starting", {"record": record})
+            return
+        if state in STOPPED_STATES or state == "TASK_KILLING":
+            self.launching.pop(record.task_id, None)
+            source = status.get("source", "")
+            if record.reason in RETRY_REASONS and source == "SOURCE_MASTER" and req.attempts < 5:
+                self._requeue(req, f"the offer was no longer valid ({record.describe()})")
+                return
+            if not req.future.done():
+                req.future.set_exception(LaunchFailed(f"Task {record.task_id} {record.describe()}"))
+
+    def _set_state(self, record: TaskRecord, state: str, message: str, reason: str) -> None:
+        record.state = state
+        record.message = message
+        record.reason = reason
+        record.updated = time.time()
+        for event in self._task_waiters.pop(record.task_id, []):
+            event.set()
+
+    async def failure(self, event: dict) -> None:
+        self.log.warning("Mesos failure event: %s", event)
+
+    # ------------------------------------------------------------------ offers flow control
+
+    async def _revive(self, role: str | None) -> None:
+        roles = [role] if role and role in self.config.roles else list(self.config.roles)
+        if not self.client.subscribed:
+            return  # subscribed() revives for whatever is pending
+        self.suppressed.difference_update(roles)
+        await self._safe(self.client.revive(roles))
+
+    async def _maybe_suppress(self) -> None:
+        if self.pending or not self.client.subscribed:
+            return
+        roles = [r for r in self.config.roles if r not in self.suppressed]
+        if roles:
+            self.suppressed.update(roles)
+            await self._safe(self.client.suppress(roles))
+
+    async def _safe(self, coro) -> None:
+        try:
+            await coro
+        except (TimeoutError, MesosError, OSError) as e:
+            self.log.warning("Mesos call failed: %s", e)
+
+    # ------------------------------------------------------------------ orphans
+
+    def _schedule_orphan_check(self) -> None:
+        if not self.config.orphan_kill or self._orphan_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._orphan_timer = loop.call_later(
+            self.config.orphan_grace_seconds,
+            lambda: asyncio.ensure_future(self._kill_orphans()),
+        )
+
+    async def _kill_orphans(self) -> None:
+        self._orphan_timer = None
+        for record in list(self.tasks.values()):
+            if record.claimed or not record.active:
+                continue
+            if not record.task_id.startswith(
+                f"{self.config.hub_id}-"
+            ) and not record.task_id.startswith("jupyter-"):
+                continue
+            self.log.warning(
+                "Killing orphan task %s on agent %s: no spawner of this hub claims it",
+                record.task_id,
+                record.hostname or record.agent_id,
+            )
+            await self.kill(record.task_id)
+
+    def describe_request(self, request: plc.Request) -> str:
+        parts = [f"{request.cpus:g} cpus", f"{request.mem:g} MB memory"]
+        if request.gpus:
+            parts.append(f"{request.gpus} GPU{'s' if request.gpus > 1 else ''}")
+        if request.role != "*":
+            parts.append(f"role {request.role}")
+        return ", ".join(parts)
+
+
+def _metrics() -> dict[str, Any]:
+    """Prometheus metrics, registered once per process (JupyterHub serves them on /metrics)."""
+    global _METRICS
+    if _METRICS is None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        _METRICS = {
+            "pending": Gauge(
+                "mesosspawner_pending_requests", "Notebook launches waiting for offers"
+            ),
+            "offers": Counter("mesosspawner_offers_received", "Mesos offers received"),
+            "declined": Counter("mesosspawner_offers_declined", "Mesos offers declined"),
+            "latency": Histogram(
+                "mesosspawner_launch_seconds",
+                "Time from request to TASK_RUNNING",
+                buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            ),
+            "states": Counter(
+                "mesosspawner_task_updates", "Task status updates by state", ["state"]
+            ),
+        }
+    return _METRICS
+
+
+_METRICS: dict[str, Any] | None = None
+
+__all__ = [
+    "FrameworkConfig",
+    "LaunchFailed",
+    "LaunchRequest",
+    "MesosFramework",
+    "TaskRecord",
+]

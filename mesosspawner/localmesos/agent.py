@@ -1,0 +1,438 @@
+"""An agent: runs tasks in sandboxes and sends their status updates until the master acks them.
+
+It is the master's ``AgentLink`` (launch / kill / acknowledge / shutdown_framework) and talks back
+through a ``MasterLink`` (``status_update``), directly in-process or over HTTP (remote_agent.py).
+Updates follow Mesos's status update manager: one unacknowledged update per task in flight,
+resent with backoff, the next one sent only after the previous is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import time
+import uuid as uuidlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mesosspawner.mesos.resources import (
+    Attribute,
+    Resource,
+    ResourceError,
+    merge,
+    ranges_of,
+    resource_from_json,
+    scalar,
+)
+
+from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
+
+log = logging.getLogger("mesosspawner.localmesos.agent")
+
+TERMINAL = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_LOST",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+MAX_RETRY = 600.0
+
+
+class MasterLink(Protocol):
+    def status_update(
+        self, agent_id: str, framework_id: str, status: dict, latest_state: str
+    ) -> None: ...
+
+
+@dataclass
+class AgentTask:
+    framework_id: str
+    info: dict
+    role: str
+    spec: TaskSpec
+    runner: object = None
+    state: str = "TASK_STAGING"
+    statuses: list[dict] = field(default_factory=list)
+    pending: deque = field(default_factory=deque)
+    retry_handle: asyncio.TimerHandle | None = None
+    retry_delay: float = 10.0
+    kill_requested: bool = False
+    job: asyncio.Task | None = None
+    gpus: list[int] = field(default_factory=list)
+
+
+def new_uuid() -> str:
+    """A status update uuid as v1 JSON carries protobuf bytes: base64 of the 16 raw bytes."""
+    return base64.b64encode(uuidlib.uuid4().bytes).decode()
+
+
+class LocalAgent:
+    def __init__(
+        self,
+        hostname: str,
+        resources: list[Resource],
+        attributes: list[Attribute],
+        work_dir: str,
+        *,
+        port: int = 5051,
+        status_retry_interval: float = 10.0,
+    ) -> None:
+        self.hostname = hostname
+        self.resources = resources
+        self.attributes = attributes
+        self.work_dir = work_dir
+        self.port = port
+        self.status_retry_interval = status_retry_interval
+        self.agent_id: str | None = None
+        self.master: MasterLink | None = None
+        self.tasks: dict[tuple[str, str], AgentTask] = {}
+        self.frameworks: dict[str, dict] = {}
+        self.free_gpus = list(range(int(scalar(resources, "gpus"))))
+        self.stopped = False
+
+    # --------------------------------------------------------------- registration
+
+    def registered(self, agent_id: str, master: MasterLink) -> None:
+        """Connected (or reconnected) to a master: resend every unacknowledged update."""
+        self.agent_id = agent_id
+        self.master = master
+        for task in self.tasks.values():
+            task.spec.agent_id = agent_id
+            if task.pending:
+                self._cancel_retry(task)
+                task.retry_delay = self.status_retry_interval
+                self._send_head(task)
+
+    def disconnected(self) -> None:
+        self.master = None
+
+    def reregistration_tasks(self) -> list[dict]:
+        """The running tasks as the agent reports them when re-registering."""
+        return [
+            {
+                "framework_id": {"value": t.framework_id},
+                "task_info": t.info,
+                "state": t.state,
+                "statuses": t.statuses,
+                "role": t.role,
+            }
+            for t in self.tasks.values()
+        ]
+
+    # --------------------------------------------------------------- AgentLink
+
+    def launch(self, framework: dict, task: dict) -> None:
+        fid = (framework.get("id") or {}).get("value", "")
+        tid = (task.get("task_id") or {}).get("value", "")
+        self.frameworks[fid] = framework
+        try:
+            res = merge(resource_from_json(r) for r in task.get("resources") or [])
+        except ResourceError:
+            res = []
+        role = ((task.get("resources") or [{}])[0].get("allocation_info") or {}).get("role", "*")
+        ngpus = int(scalar(res, "gpus"))
+        gpus, self.free_gpus = self.free_gpus[:ngpus], self.free_gpus[ngpus:]
+        ports = [p for b, e in ranges_of(res, "ports") for p in range(b, e + 1)][:1000]
+        sandbox = os.path.join(
+            self.work_dir,
+            "slaves",
+            self.agent_id or "unregistered",
+            "frameworks",
+            fid,
+            "executors",
+            tid,
+            "runs",
+            "latest",
+        )
+        command = task.get("command") or {}
+        policy = task.get("kill_policy") or {}
+        grace = 3.0
+        with contextlib.suppress(TypeError, ValueError, KeyError):
+            grace = int(policy["grace_period"]["nanoseconds"]) / 1e9
+        spec = TaskSpec(
+            task_id=tid,
+            framework_id=fid,
+            agent_id=self.agent_id or "",
+            name=str(task.get("name") or ""),
+            sandbox=sandbox,
+            command=command,
+            container=task.get("container"),
+            env={},
+            ports=ports,
+            gpus=gpus,
+            kill_grace=grace,
+            user=command.get("user") or framework.get("user") or None,
+        )
+        spec.env = self._environment(spec, command)
+        at = AgentTask(fid, task, role, spec, gpus=gpus, retry_delay=self.status_retry_interval)
+        self.tasks[(fid, tid)] = at
+        at.job = asyncio.get_running_loop().create_task(self._run(at))
+
+    def kill(self, framework_id: str, task_id: str, grace: float) -> None:
+        at = self.tasks.get((framework_id, task_id))
+        if at is None or at.state in TERMINAL:
+            return
+        at.kill_requested = True
+        fw_caps = {
+            c.get("type") for c in self.frameworks.get(framework_id, {}).get("capabilities") or []
+        }
+        if at.runner is None:
+            # Not started yet (e.g. pulling an image): the run loop sees kill_requested.
+            if at.job is not None:
+                at.job.cancel()
+            return
+        if "TASK_KILLING_STATE" in fw_caps and at.state == "TASK_RUNNING":
+            self._update(at, "TASK_KILLING", "SOURCE_EXECUTOR", message="Killing the task")
+        asyncio.get_running_loop().create_task(at.runner.kill(grace))
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid: str) -> None:
+        at = self.tasks.get((framework_id, task_id))
+        if at is None or not at.pending or at.pending[0]["uuid"] != uuid:
+            return
+        at.pending.popleft()
+        self._cancel_retry(at)
+        at.retry_delay = self.status_retry_interval
+        if at.pending:
+            self._send_head(at)
+        elif at.state in TERMINAL:
+            self.tasks.pop((framework_id, task_id), None)
+            self.free_gpus = sorted(self.free_gpus + at.gpus)
+
+    def shutdown_framework(self, framework_id: str) -> None:
+        for (fid, tid), at in list(self.tasks.items()):
+            if fid != framework_id:
+                continue
+            if at.state in TERMINAL:
+                self.tasks.pop((fid, tid), None)
+                self._cancel_retry(at)
+                self.free_gpus = sorted(self.free_gpus + at.gpus)
+            else:
+                self.kill(fid, tid, at.spec.kill_grace)
+
+    async def stop(self, kill_tasks: bool = True) -> None:
+        """Stop the agent (a machine going down): its processes die, no updates are sent."""
+        self.stopped = True
+        self.master = None
+        jobs = []
+        for at in self.tasks.values():
+            self._cancel_retry(at)
+            if kill_tasks and at.runner is not None:
+                with contextlib.suppress(Exception):
+                    await at.runner.kill(0)
+            if at.job is not None:
+                at.job.cancel()
+                jobs.append(at.job)
+        for job in jobs:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job
+
+    # --------------------------------------------------------------- running a task
+
+    def _environment(self, spec: TaskSpec, command: dict) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "MESOS_SANDBOX": spec.sandbox,
+                "MESOS_DIRECTORY": spec.sandbox,
+                "MESOS_TASK_ID": spec.task_id,
+                "MESOS_FRAMEWORK_ID": spec.framework_id,
+                "MESOS_EXECUTOR_ID": spec.task_id,
+                "MESOS_AGENT_ID": spec.agent_id,
+                "MESOS_SLAVE_ID": spec.agent_id,
+                "MESOS_AGENT_ENDPOINT": f"127.0.0.1:{self.port}",
+                "MESOS_HOSTNAME": self.hostname,
+            }
+        )
+        for var in (command.get("environment") or {}).get("variables") or []:
+            if isinstance(var, dict) and "name" in var:
+                env[str(var["name"])] = str(var.get("value", ""))
+        devices = ",".join(str(g) for g in spec.gpus)
+        if spec.gpus:
+            env["NVIDIA_VISIBLE_DEVICES"] = devices
+            env["CUDA_VISIBLE_DEVICES"] = devices
+        else:
+            env.setdefault("NVIDIA_VISIBLE_DEVICES", "void")
+            env.setdefault("CUDA_VISIBLE_DEVICES", "")
+        return env
+
+    def _runner_for(self, spec: TaskSpec):
+        image = docker_image(spec.container)
+        if image is None:
+            return LocalProcessRunner()
+        try:
+            from .docker_runner import DockerRunner
+        except Exception as e:  # noqa: BLE001 - any import failure means "no docker support"
+            raise RunnerError(
+                f"Cannot run Docker image {image!r}: localmesos Docker support unavailable ({e})"
+            ) from None
+        return DockerRunner()
+
+    async def _run(self, at: AgentTask) -> None:
+        spec = at.spec
+        try:
+            os.makedirs(spec.sandbox, exist_ok=True)
+            runner = self._runner_for(spec)
+            self._update(at, "TASK_STARTING", "SOURCE_EXECUTOR")
+
+            def report(state: str, message: str) -> None:
+                if state == "TASK_STARTING" and at.state not in TERMINAL:
+                    self._update(at, "TASK_STARTING", "SOURCE_EXECUTOR", message=message)
+
+            await runner.start(spec, report)
+            at.runner = runner
+        except asyncio.CancelledError:
+            if at.kill_requested and not self.stopped:
+                self._update(at, "TASK_KILLED", "SOURCE_EXECUTOR", message="Killed before start")
+            raise
+        except RunnerError as e:
+            self._update(
+                at,
+                "TASK_FAILED",
+                "SOURCE_AGENT",
+                reason="REASON_CONTAINER_LAUNCH_FAILED",
+                message=str(e),
+            )
+            return
+        except Exception as e:  # noqa: BLE001 - a runner bug must still end the task
+            log.exception("task %s: runner failed", spec.task_id)
+            self._update(
+                at,
+                "TASK_FAILED",
+                "SOURCE_AGENT",
+                reason="REASON_CONTAINER_LAUNCH_FAILED",
+                message=f"Failed to launch the task: {e}",
+            )
+            return
+        if at.kill_requested:
+            asyncio.get_running_loop().create_task(runner.kill(spec.kill_grace))
+        self._update(
+            at,
+            "TASK_RUNNING",
+            "SOURCE_EXECUTOR",
+            container_status={
+                "container_id": {"value": spec.task_id},
+                "network_infos": [{"ip_addresses": [{"ip_address": "127.0.0.1"}]}],
+            },
+        )
+        code, message = await runner.wait()
+        if self.stopped:
+            return
+        if at.kill_requested:
+            self._update(at, "TASK_KILLED", "SOURCE_EXECUTOR", message=message)
+        elif code == 0:
+            self._update(at, "TASK_FINISHED", "SOURCE_EXECUTOR", message=message)
+        else:
+            self._update(
+                at,
+                "TASK_FAILED",
+                "SOURCE_EXECUTOR",
+                reason="REASON_COMMAND_EXECUTOR_FAILED",
+                message=message,
+            )
+
+    # --------------------------------------------------------------- status updates
+
+    def _update(
+        self,
+        at: AgentTask,
+        state: str,
+        source: str,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        container_status: dict | None = None,
+    ) -> None:
+        if at.state in TERMINAL:
+            return
+        status: dict = {
+            "task_id": {"value": at.spec.task_id},
+            "state": state,
+            "source": source,
+            "agent_id": {"value": self.agent_id or ""},
+            "executor_id": {"value": at.spec.task_id},
+            "timestamp": time.time(),
+            "uuid": new_uuid(),
+        }
+        if reason:
+            status["reason"] = reason
+        if message:
+            status["message"] = message
+        if container_status:
+            status["container_status"] = container_status
+        at.state = state
+        at.statuses.append(
+            {k: status[k] for k in ("state", "timestamp")}
+            | ({"container_status": container_status} if container_status else {})
+        )
+        at.pending.append(status)
+        if len(at.pending) == 1:
+            self._send_head(at)
+
+    def _send_head(self, at: AgentTask) -> None:
+        if not at.pending or self.stopped:
+            return
+        if self.master is not None and self.agent_id:
+            head = dict(at.pending[0])
+            head["agent_id"] = {"value": self.agent_id}
+            with contextlib.suppress(Exception):
+                self.master.status_update(self.agent_id, at.framework_id, head, at.state)
+        loop = asyncio.get_running_loop()
+        at.retry_handle = loop.call_later(at.retry_delay, self._retry, at)
+
+    def _retry(self, at: AgentTask) -> None:
+        at.retry_handle = None
+        at.retry_delay = min(at.retry_delay * 2, MAX_RETRY)
+        self._send_head(at)
+
+    @staticmethod
+    def _cancel_retry(at: AgentTask) -> None:
+        if at.retry_handle is not None:
+            at.retry_handle.cancel()
+            at.retry_handle = None
+
+
+class DirectMasterLink:
+    """In-process: the agent calls the master's methods directly (next loop turn)."""
+
+    def __init__(self, master) -> None:
+        self.master = master
+
+    def status_update(
+        self, agent_id: str, framework_id: str, status: dict, latest_state: str
+    ) -> None:
+        asyncio.get_running_loop().call_soon(
+            self.master.agent_status_update, agent_id, framework_id, status, latest_state
+        )
+
+
+class DirectAgentLink:
+    """In-process: the master calls the agent directly (next loop turn, like a message)."""
+
+    def __init__(self, agent: LocalAgent) -> None:
+        self.agent = agent
+
+    def _soon(self, fn, *args) -> None:
+        if not self.agent.stopped:
+            asyncio.get_running_loop().call_soon(fn, *args)
+
+    def launch(self, framework: dict, task: dict) -> None:
+        self._soon(self.agent.launch, framework, task)
+
+    def kill(self, framework_id: str, task_id: str, grace: float) -> None:
+        self._soon(self.agent.kill, framework_id, task_id, grace)
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid: str) -> None:
+        self._soon(self.agent.acknowledge, framework_id, task_id, uuid)
+
+    def shutdown_framework(self, framework_id: str) -> None:
+        self._soon(self.agent.shutdown_framework, framework_id)

@@ -1,0 +1,194 @@
+"""``LocalCluster``: one master HTTP server plus its in-process agents — the object tests drive.
+
+Without ZooKeeper the process always leads and its agents talk to the master directly. With
+``zk``, the master contends for leadership (zk.py) and answers 307 until it leads; its agents
+then follow whichever master leads over the agent protocol of remote_agent.py, exactly like
+separate agent processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import tempfile
+
+from tornado import httpserver, web
+
+from .agent import DirectAgentLink, DirectMasterLink, LocalAgent
+from .config import AgentConfig, ClusterConfig, default_cluster
+from .http import routes
+from .master import Master
+from .remote_agent import AgentSession, agent_routes
+
+log = logging.getLogger("mesosspawner.localmesos.cluster")
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        zk: str | None = None,
+        heartbeat_interval: float = 15.0,
+        offer_timeout: float | None = None,
+        agent_unreachable_timeout: float = 75.0,
+        status_retry_interval: float = 10.0,
+        allocation_interval: float = 1.0,
+        work_dir: str | None = None,
+        with_agents: bool = True,
+    ) -> None:
+        self.config = config or default_cluster()
+        self.port = self.config.port if port is None else port
+        self.host = host
+        self.zk = zk if zk is not None else self.config.zk
+        self.heartbeat_interval = heartbeat_interval
+        self.offer_timeout = offer_timeout
+        self.agent_unreachable_timeout = agent_unreachable_timeout
+        self.status_retry_interval = status_retry_interval
+        self.allocation_interval = allocation_interval
+        self._own_work_dir = work_dir is None
+        self.work_dir = work_dir or tempfile.mkdtemp(prefix="localmesos-")
+        self.with_agents = with_agents
+        self.master: Master | None = None
+        self.agents: dict[str, LocalAgent] = {}
+        self._sessions: dict[str, AgentSession] = {}
+        self._server: httpserver.HTTPServer | None = None
+        self._contender = None
+        self._leader: tuple[str, int] | None = None
+        self._agent_port = 5051
+
+    # ---------------------------------------------------------------- Leadership protocol
+
+    def leader_address(self) -> tuple[str, int] | None:
+        return self._leader
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        app = web.Application(routes(self) + agent_routes(self))
+        self._server = httpserver.HTTPServer(app, idle_connection_timeout=3600)
+        self._server.add_sockets([sock])
+        if self.zk:
+            from .zk import MasterContender
+
+            self._contender = MasterContender(self.zk, self._new_master().master_info())
+            self._contender.on_change = self._leadership_changed
+            await self._contender.start()
+        else:
+            self._become_leader()
+        if self.with_agents:
+            for agent_cfg in self.config.agents:
+                await self.start_agent(agent_cfg.hostname)
+
+    def _new_master(self) -> Master:
+        if not hasattr(self, "_candidate"):
+            self._candidate = Master(
+                hostname=self.host,
+                ip=self.host if _is_ipv4(self.host) else "127.0.0.1",
+                port=self.port,
+                heartbeat_interval=self.heartbeat_interval,
+                offer_timeout=self.offer_timeout,
+                agent_unreachable_timeout=self.agent_unreachable_timeout,
+                allocation_interval=self.allocation_interval,
+            )
+        return self._candidate
+
+    def _become_leader(self) -> None:
+        if self.master is not None:
+            return
+        self.master = self._new_master()
+        self.master.start()
+        self._leader = (self.master.hostname, self.master.port)
+        log.info("localmesos master %s leads at %s", self.master.id, self.url)
+
+    def _leadership_changed(self, leader: dict | None, am_leader: bool) -> None:
+        if am_leader:
+            self._become_leader()
+            return
+        if leader is None:
+            self._leader = None
+        else:
+            addr = leader.get("address") or {}
+            self._leader = (addr.get("hostname") or addr.get("ip"), int(addr.get("port")))
+
+    async def stop(self) -> None:
+        for hostname in list(self.agents):
+            await self.stop_agent(hostname)
+        if self._contender is not None:
+            await self._contender.stop()
+        if self.master is not None:
+            self.master.stop()
+        if self._server is not None:
+            self._server.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # ---------------------------------------------------------------- agents
+
+    def _agent_config(self, hostname: str) -> AgentConfig:
+        for a in self.config.agents:
+            if a.hostname == hostname:
+                return a
+        raise KeyError(f"no agent {hostname!r} in the cluster config")
+
+    async def start_agent(self, hostname: str) -> LocalAgent:
+        """(Re)start an agent from the cluster config; it registers as a new agent."""
+        if hostname in self.agents:
+            raise RuntimeError(f"agent {hostname!r} is already running")
+        cfg = self._agent_config(hostname)
+        agent = LocalAgent(
+            cfg.hostname,
+            cfg.resources,
+            cfg.attributes,
+            self.work_dir,
+            port=self._agent_port,
+            status_retry_interval=self.status_retry_interval,
+        )
+        self._agent_port += 1
+        self.agents[hostname] = agent
+        if self.zk:
+            session = AgentSession(agent, self.zk)
+            self._sessions[hostname] = session
+            session.start()
+        else:
+            assert self.master is not None
+            agent_id = self.master.register_agent(
+                cfg.hostname, cfg.resources, cfg.attributes, DirectAgentLink(agent), port=agent.port
+            )
+            agent.registered(agent_id, DirectMasterLink(self.master))
+        return agent
+
+    async def stop_agent(self, hostname: str) -> None:
+        """Stop an agent as if its machine went down: tasks die silently; the master notices."""
+        agent = self.agents.pop(hostname)
+        session = self._sessions.pop(hostname, None)
+        if session is not None:
+            await session.stop()
+        await agent.stop()
+        if self.master is not None and agent.agent_id and session is None:
+            self.master.agent_disconnected(agent.agent_id)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return host.count(".") == 3

@@ -1,0 +1,344 @@
+"""Run a task's Docker image in the real Docker engine, as Mesos's Docker containerizer does.
+
+What is honoured: the image (pulled when missing or when ``force_pull_image``, the pull shown as a
+TASK_STARTING message), HOST or BRIDGE network with ``port_mappings`` whose host ports must be
+among the task's ports, legacy volumes ``{container_path, host_path, mode}`` (a relative host path
+is inside the sandbox), the ``user``/``label``/``env``/``workdir``/``hostname``/``volume`` docker
+parameters, the command's environment, and the sandbox mounted at ``/mnt/mesos/sandbox``.
+Commands: ``shell: true`` runs ``/bin/sh -c value`` (entrypoint replaced, as Mesos does);
+``shell: false`` appends value and arguments to the image's entrypoint. The container is named
+``mesos-<agent_id>.<task_id>`` and labelled so orphans can be found; its output is copied to the
+sandbox's ``stdout``/``stderr``; kill is ``docker stop -t grace``, and the container is removed
+once it has ended.
+
+Tasks of the MESOS containerizer with a Docker image (GPU tasks) run here too: host network, the
+image's user switched to ``command.user``, and ``value`` with ``arguments`` as its full argv.
+
+Every engine call runs in a worker thread: the ``docker`` package is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .runner import ReportFn, RunnerError, TaskSpec, docker_image
+
+log = logging.getLogger(__name__)
+
+SANDBOX_MOUNT = "/mnt/mesos/sandbox"
+LABEL_PREFIX = "org.mesosspawner.localmesos"
+SUPPORTED_PARAMETERS = ("user", "label", "env", "workdir", "hostname", "volume")
+# Variables the agent computes for every task that also make sense inside a container; the rest of
+# the agent's own environment (PATH, HOME, ...) must not leak into the image.
+_PASSED_PREFIXES = ("MESOS_",)
+_PASSED_NAMES = ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+
+
+def container_name(agent_id: str, task_id: str) -> str:
+    """``mesos-<agent_id>.<task_id>`` with characters Docker refuses replaced (plus a short hash
+    of the original when anything was replaced, so distinct task ids keep distinct names)."""
+    raw = f"{agent_id}.{task_id}"
+    safe = re.sub(r"[^a-zA-Z0-9_.-]", "_", raw)
+    if safe != raw:
+        safe += "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"mesos-{safe}"
+
+
+def _parameters(docker: dict) -> list[tuple[str, str]]:
+    params = []
+    for p in docker.get("parameters") or []:
+        key, value = str(p.get("key", "")), str(p.get("value", ""))
+        if key not in SUPPORTED_PARAMETERS:
+            raise RunnerError(
+                f"Unsupported docker parameter {key!r}: localmesos supports "
+                + ", ".join(SUPPORTED_PARAMETERS)
+            )
+        params.append((key, value))
+    return params
+
+
+def _split_kv(value: str, what: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not key:
+        raise RunnerError(f"docker parameter {what}={value!r} must look like NAME=VALUE")
+    return key, val if sep else ""
+
+
+def _volume(spec: TaskSpec, volume: dict) -> tuple[str, dict]:
+    container_path = volume.get("container_path")
+    host_path = volume.get("host_path")
+    if not container_path or not host_path:
+        raise RunnerError(
+            f"Volume {volume!r} needs container_path and host_path "
+            "(the legacy form {container_path, host_path, mode: RW|RO})"
+        )
+    mode = str(volume.get("mode", "RW")).upper()
+    if mode not in ("RW", "RO"):
+        raise RunnerError(f"Volume {container_path!r} has mode {mode!r}; use RW or RO")
+    if not os.path.isabs(host_path):
+        host_path = os.path.join(spec.sandbox, host_path)
+    if not os.path.isabs(container_path):
+        container_path = os.path.join(SANDBOX_MOUNT, container_path)
+    return host_path, {"bind": container_path, "mode": mode.lower()}
+
+
+def _command(spec: TaskSpec, mesos_containerizer: bool) -> tuple[list[str] | None, list[str]]:
+    """(entrypoint override or None, command) under the containerizer's rules."""
+    cmd = spec.command or {}
+    value = cmd.get("value")
+    arguments = [str(a) for a in cmd.get("arguments") or []]
+    if cmd.get("shell", True):
+        if not value:
+            raise RunnerError("command.shell is true but command.value is empty")
+        return ["/bin/sh"], ["-c", str(value)]
+    if mesos_containerizer and value:
+        return [str(value)], arguments[1:]
+    return None, ([str(value)] if value else []) + arguments
+
+
+def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create`` from a TaskSpec (pure; validates)."""
+    container = spec.container or {}
+    image = docker_image(container)
+    if not image:
+        raise RunnerError("The task's container names no Docker image")
+    mesos_containerizer = container.get("type", "DOCKER") == "MESOS"
+    docker = {} if mesos_containerizer else (container.get("docker") or {})
+    name = container_name(spec.agent_id, spec.task_id)
+
+    env = {
+        k: v for k, v in spec.env.items() if k.startswith(_PASSED_PREFIXES) or k in _PASSED_NAMES
+    }
+    for var in (spec.command.get("environment") or {}).get("variables") or []:
+        if isinstance(var, dict) and "name" in var:
+            env[str(var["name"])] = str(var.get("value", ""))
+    env["MESOS_SANDBOX"] = SANDBOX_MOUNT
+    env["MESOS_CONTAINER_NAME"] = name
+
+    labels = {
+        LABEL_PREFIX: "1",
+        f"{LABEL_PREFIX}.agent_id": spec.agent_id,
+        f"{LABEL_PREFIX}.framework_id": spec.framework_id,
+        f"{LABEL_PREFIX}.task_id": spec.task_id,
+    }
+    volumes = {spec.sandbox: {"bind": SANDBOX_MOUNT, "mode": "rw"}}
+    for volume in container.get("volumes") or []:
+        host_path, bind = _volume(spec, volume)
+        volumes[host_path] = bind
+
+    kwargs: dict[str, Any] = {}
+    user = spec.user if mesos_containerizer else None
+    for key, value in _parameters(docker):
+        if key == "user":
+            user = value
+        elif key == "label":
+            k, v = _split_kv(value, key)
+            labels[k] = v
+        elif key == "env":
+            k, v = _split_kv(value, key)
+            env[k] = v
+        elif key == "volume":
+            parts = value.split(":")
+            if len(parts) not in (2, 3) or not os.path.isabs(parts[0]):
+                raise RunnerError(
+                    f"docker parameter volume={value!r} must be /host:/container[:ro]"
+                )
+            volumes[parts[0]] = {"bind": parts[1], "mode": parts[2] if len(parts) == 3 else "rw"}
+        elif key == "workdir":
+            kwargs["working_dir"] = value
+        elif key == "hostname":
+            kwargs["hostname"] = value
+
+    network = str(docker.get("network", "HOST")).upper()
+    mappings = docker.get("port_mappings") or []
+    ports: dict[str, tuple[str, int]] = {}
+    if network == "HOST":
+        if mappings:
+            raise RunnerError("Port mappings are only supported with network BRIDGE, not HOST")
+        kwargs["network_mode"] = "host"
+    elif network == "BRIDGE":
+        kwargs["network_mode"] = "bridge"
+        for m in mappings:
+            try:
+                host_port, container_port = int(m["host_port"]), int(m["container_port"])
+            except (KeyError, TypeError, ValueError):
+                raise RunnerError(
+                    f"Port mapping {m!r} needs integer host_port and container_port"
+                ) from None
+            if host_port not in spec.ports:
+                raise RunnerError(
+                    f"Port mapping host_port {host_port} is not among the task's port resources "
+                    f"{sorted(spec.ports)}"
+                )
+            protocol = str(m.get("protocol", "tcp")).lower()
+            if protocol not in ("tcp", "udp"):
+                raise RunnerError(f"Port mapping protocol {protocol!r} must be tcp or udp")
+            ports[f"{container_port}/{protocol}"] = (host_ip, host_port)
+        kwargs["ports"] = ports
+    else:
+        raise RunnerError(f"Docker network {network!r} is not supported; use HOST or BRIDGE")
+
+    entrypoint, command = _command(spec, mesos_containerizer)
+    if entrypoint is not None:
+        kwargs["entrypoint"] = entrypoint
+    if command:
+        kwargs["command"] = command
+    if user:
+        kwargs["user"] = user
+    if docker.get("privileged"):
+        kwargs["privileged"] = True
+    return {
+        "image": image,
+        "name": name,
+        "environment": env,
+        "labels": labels,
+        "volumes": volumes,
+        **kwargs,
+    }
+
+
+def _default_client():
+    import docker
+
+    return docker.from_env(version="auto", timeout=120)
+
+
+class DockerRunner:
+    """Runs one task in a Docker container (TaskRunner interface of ``runner.py``)."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any] = _default_client,
+        host_ip: str = "127.0.0.1",
+    ) -> None:
+        self._client_factory = client_factory
+        self._host_ip = host_ip
+        self._client = None
+        self._container = None
+        self._spec: TaskSpec | None = None
+        self._killed = False
+        self._log_jobs: list[asyncio.Future] = []
+        self._result: tuple[int | None, str] | None = None
+
+    async def start(self, spec: TaskSpec, report: ReportFn) -> None:
+        self._spec = spec
+        config = container_config(spec, self._host_ip)
+        image = config["image"]
+        try:
+            self._client = await asyncio.to_thread(self._client_factory)
+            await asyncio.to_thread(self._client.ping)
+        except Exception as e:  # noqa: BLE001 - any engine failure is a launch failure
+            raise RunnerError(
+                f"Cannot run Docker image {image!r}: no Docker engine answers ({e})"
+            ) from None
+        docker_info = (spec.container or {}).get("docker") or {}
+        force = bool(docker_info.get("force_pull_image"))
+        if force or not await asyncio.to_thread(self._has_image, image):
+            report("TASK_STARTING", f"pulling image {image}")
+            await asyncio.to_thread(self._pull, image)
+        await asyncio.to_thread(self._remove_stale, config["name"])
+        try:
+            self._container = await asyncio.to_thread(self._client.containers.create, **config)
+            await asyncio.to_thread(self._container.start)
+        except Exception as e:  # noqa: BLE001 - docker.errors.APIError and friends
+            await self._cleanup()
+            raise RunnerError(f"Failed to run Docker image {image!r}: {_explain(e)}") from None
+        loop = asyncio.get_running_loop()
+        for stream in ("stdout", "stderr"):
+            path = os.path.join(spec.sandbox, stream)
+            self._log_jobs.append(loop.run_in_executor(None, self._copy_log, stream, path))
+        if self._killed:
+            await self.kill(spec.kill_grace)
+
+    def _has_image(self, image: str) -> bool:
+        import docker
+
+        try:
+            self._client.images.get(image)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _pull(self, image: str) -> None:
+        try:
+            for line in self._client.api.pull(image, stream=True, decode=True):
+                if "error" in line:
+                    raise RunnerError(f"Failed to pull image {image!r}: {line['error']}")
+        except RunnerError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise RunnerError(f"Failed to pull image {image!r}: {_explain(e)}") from None
+
+    def _remove_stale(self, name: str) -> None:
+        """A container left with this name by an earlier run of the same task id is an orphan."""
+        import docker
+
+        with contextlib.suppress(docker.errors.NotFound):
+            self._client.containers.get(name).remove(force=True)
+
+    def _copy_log(self, stream: str, path: str) -> None:
+        container = self._container
+        try:
+            chunks = container.logs(
+                stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
+            )
+            with open(path, "ab") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    out.flush()
+        except Exception as e:  # noqa: BLE001 - logs are best effort
+            log.debug("copying %s of %s stopped: %s", stream, container.name, e)
+
+    async def wait(self) -> tuple[int | None, str]:
+        if self._result is not None:
+            return self._result
+        assert self._container is not None, "wait() before a successful start()"
+        try:
+            status = await asyncio.to_thread(self._container.wait)
+            code = int(status.get("StatusCode", -1))
+            error = (status.get("Error") or {}).get("Message")
+        except Exception as e:  # noqa: BLE001 - the engine went away
+            code, error = None, f"lost the container: {_explain(e)}"
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self._log_jobs), timeout=10)
+        await self._cleanup()
+        if error or code is None:
+            self._result = (None, f"Container failed: {error}")
+        elif self._killed and code in (137, 143):
+            self._result = (None, f"Container stopped by docker stop (exit status {code})")
+        else:
+            self._result = (code, f"Container exited with status {code}")
+        return self._result
+
+    async def kill(self, grace: float) -> None:
+        self._killed = True
+        container = self._container
+        if container is None:
+            return
+        timeout = max(0, math.ceil(grace))  # docker stop takes whole seconds; never cut short
+        try:
+            await asyncio.to_thread(container.stop, timeout=timeout)
+        except Exception as e:  # noqa: BLE001 - already gone is fine
+            log.debug("docker stop %s: %s", container.name, e)
+
+    async def _cleanup(self) -> None:
+        container, client = self._container, self._client
+        if container is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(container.remove, force=True)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(client.close)
+
+
+def _explain(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
+    return str(explanation or error)

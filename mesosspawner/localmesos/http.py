@@ -1,0 +1,267 @@
+"""Tornado handlers for the master's public endpoints (DESIGN §4/§5).
+
+``POST /api/v1/scheduler`` (SUBSCRIBE stream in RecordIO, other calls 202), ``GET /version``,
+``GET /master/state`` (and ``/state``), ``GET /health``, ``/master/redirect``. Status codes follow
+Mesos's ``src/master/http.cpp``: 307 to the leader, 503 with no leader, 405, 415, 400, 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid as uuidlib
+from typing import Protocol
+
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from mesosspawner.mesos.recordio import encode
+
+from .master import VERSION, CallError, Master
+
+log = logging.getLogger("mesosspawner.localmesos.http")
+
+
+class Leadership(Protocol):
+    """What the handlers need to know about this master process's place in the cluster."""
+
+    master: Master | None  # set while this process leads
+
+    def leader_address(self) -> tuple[str, int] | None: ...
+
+
+class HttpStream:
+    """A SUBSCRIBE connection: RecordIO events out, heartbeats, closed once."""
+
+    def __init__(self, handler: web.RequestHandler, heartbeat_interval: float) -> None:
+        self.handler = handler
+        self.done = asyncio.get_running_loop().create_future()
+        self.closed = False
+        self._hb = asyncio.get_running_loop().create_task(self._heartbeats(heartbeat_interval))
+
+    def send(self, event: dict) -> None:
+        if self.closed:
+            return
+        try:
+            self.handler.write(encode(json.dumps(event, separators=(",", ":")).encode()))
+            fut = self.handler.flush()
+            fut.add_done_callback(_ignore_stream_closed)
+        except StreamClosedError:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._hb.cancel()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    async def _heartbeats(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.send({"type": "HEARTBEAT"})
+
+
+def _ignore_stream_closed(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _media_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.split(";")[0].strip().lower()
+
+
+class BaseHandler(web.RequestHandler):
+    def initialize(self, leadership: Leadership) -> None:
+        self.leadership = leadership
+
+    def set_default_headers(self) -> None:
+        self.clear_header("Server")
+
+    def error_text(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(message)
+
+    def leading_master(self) -> Master | None:
+        """The master when this process leads; otherwise answer 307 / 503 and return None."""
+        master = self.leadership.master
+        if master is not None:
+            return master
+        address = self.leadership.leader_address()
+        if address is None:
+            self.error_text(503, "No leader elected")
+            return None
+        host, port = address
+        self.set_status(307)
+        self.set_header("Location", f"//{host}:{port}{self.request.path}")
+        self.finish()
+        return None
+
+    def write_json(self, data: object) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, separators=(",", ":")))
+
+
+class SchedulerHandler(BaseHandler):
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+    def initialize(self, leadership: Leadership) -> None:
+        super().initialize(leadership)
+        self.stream: HttpStream | None = None
+        self.framework_id: str | None = None
+
+    async def _not_post(self) -> None:
+        self.set_header("Allow", "POST")
+        self.error_text(405, f"Expecting 'POST', received '{self.request.method}'")
+
+    get = put = delete = patch = head = options = _not_post
+
+    async def post(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        ctype = _media_type(self.request.headers.get("Content-Type"))
+        if ctype is None:
+            return self.error_text(400, "Expecting 'Content-Type' to be present")
+        if ctype != "application/json":
+            return self.error_text(
+                415,
+                f"Expecting 'Content-Type' of application/json, received '{ctype}' "
+                "(localmesos speaks JSON only)",
+            )
+        accept = _media_type(self.request.headers.get("Accept"))
+        if accept not in (None, "application/json", "*/*", "application/*"):
+            return self.error_text(406, "Expecting 'Accept' to allow application/json")
+        try:
+            call = json.loads(self.request.body or b"")
+        except ValueError as e:
+            return self.error_text(400, f"Failed to parse body into JSON: {e}")
+        if not isinstance(call, dict):
+            return self.error_text(400, "Failed to convert JSON into Call protobuf: not an object")
+        kind = call.get("type")
+        if not isinstance(kind, str):
+            return self.error_text(
+                400, "Failed to validate scheduler::Call: Expecting 'type' to be present"
+            )
+        if kind == "SUBSCRIBE":
+            return await self._subscribe(master, call)
+        try:
+            fw = master.framework_for_call(call, self.request.headers.get("Mesos-Stream-Id"))
+            master.handle_call(fw, call)
+        except CallError as e:
+            return self.error_text(e.status, e.message)
+        except Exception as e:  # noqa: BLE001 - a malformed body must not break the master
+            log.exception("call %s failed", kind)
+            return self.error_text(400, f"Failed to validate scheduler::Call: {e}")
+        self.set_status(202)
+        self.finish()
+
+    async def _subscribe(self, master: Master, call: dict) -> None:
+        sub = call.get("subscribe")
+        info = sub.get("framework_info") if isinstance(sub, dict) else None
+        if not isinstance(info, dict):
+            return self.error_text(
+                400, "Failed to validate scheduler::Call: Expecting 'subscribe' to be present"
+            )
+        missing = [k for k in ("user", "name") if not isinstance(info.get(k), str)]
+        if missing:
+            return self.error_text(
+                400,
+                "Failed to convert JSON into Call protobuf: Missing required fields: "
+                + ", ".join(f"subscribe.framework_info.{k}" for k in missing),
+            )
+        call_fid = (
+            (call.get("framework_id") or {}).get("value") if call.get("framework_id") else None
+        )
+        info_fid = (info.get("id") or {}).get("value") if isinstance(info.get("id"), dict) else None
+        if call_fid is not None and call_fid != info_fid:
+            return self.error_text(
+                400,
+                "Failed to validate scheduler::Call: 'framework_id' differs from "
+                "'subscribe.framework_info.id'",
+            )
+        stream_id = str(uuidlib.uuid4())
+        self.set_status(200)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Mesos-Stream-Id", stream_id)
+        self.set_header("Cache-Control", "no-cache")
+        self.stream = HttpStream(self, master.heartbeat_interval)
+        fw = master.subscribe(call, self.stream, stream_id)
+        if fw is not None:
+            self.framework_id = fw.id
+        try:
+            await self.stream.done
+        finally:
+            self.stream.close()
+            if self.framework_id is not None:
+                master.stream_closed(self.framework_id, self.stream)
+        if not self._finished:
+            try:
+                self.finish()
+            except StreamClosedError:
+                pass
+
+    def on_connection_close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+class VersionHandler(BaseHandler):
+    def get(self) -> None:
+        self.write_json(
+            {
+                "version": VERSION,
+                "build_date": "",
+                "build_time": 0,
+                "build_user": "localmesos",
+                "git_sha": "localmesos",
+                "git_tag": VERSION,
+            }
+        )
+
+
+class StateHandler(BaseHandler):
+    def get(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        self.write_json(master.state_json())
+
+
+class HealthHandler(BaseHandler):
+    def get(self) -> None:
+        self.set_status(200)
+        self.finish()
+
+    head = get
+
+
+class RedirectHandler(BaseHandler):
+    def get(self) -> None:
+        master = self.leadership.master
+        if master is not None:
+            address: tuple[str, int] | None = (master.hostname, master.port)
+        else:
+            address = self.leadership.leader_address()
+        if address is None:
+            return self.error_text(503, "No leader elected")
+        self.set_status(307)
+        self.set_header("Location", f"//{address[0]}:{address[1]}")
+        self.finish()
+
+
+def routes(leadership: Leadership) -> list:
+    kw = {"leadership": leadership}
+    return [
+        (r"/api/v1/scheduler", SchedulerHandler, kw),
+        (r"/master/api/v1/scheduler", SchedulerHandler, kw),
+        (r"/version", VersionHandler, kw),
+        (r"/(?:master/)?state(?:\.json)?", StateHandler, kw),
+        (r"/(?:master/)?health", HealthHandler, kw),
+        (r"/(?:master/)?redirect", RedirectHandler, kw),
+    ]

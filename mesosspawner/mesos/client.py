@@ -1,0 +1,994 @@
+"""An asyncio client for the Mesos v1 scheduler HTTP API.
+
+One SUBSCRIBE stream per client, read with tornado's IOStream into the incremental RecordIO
+decoder; events reach the owner's ``EventHandler`` in order through a single consumer task, so a
+slow handler never reorders events and never stops the read for longer than a bounded queue
+allows. Calls are JSON POSTs over a small pool of keep-alive connections to the master the
+stream is on.
+
+Unlike pymesos, nothing here blocks the loop or runs on a thread, a handler that raises is
+logged and contained (never a TEARDOWN), a silent master is detected by a heartbeat watchdog,
+and the client reconnects with exponential backoff and jitter, following 307 redirects and the
+detector (static list or ZooKeeper) to the leader, re-subscribing under the same framework id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from tornado import httputil
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.tcpclient import TCPClient
+
+from . import recordio
+from .detector import Detector, ZooKeeperDetector, make_detector
+
+SCHEDULER_PATH = "/api/v1/scheduler"
+
+# Event types this client knows but the handler interface does not expose.
+_IGNORED_EVENTS = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"})
+_READ_SIZE = 256 * 1024
+_MAX_ERROR_BODY = 64 * 1024
+_QUEUE_SIZE = 2048  # events buffered between the reader and the handler
+_MAX_ACKS_IN_FLIGHT = 64
+_MAX_CALL_CONNECTIONS = 8
+_MAX_REDIRECTS = 3
+_YIELD_EVERY = 0.005  # seconds of work before yielding to the loop
+_BACKOFF_MIN = 0.1
+_HEALTHY_SESSION = 5.0  # seconds a stream must live before backoff and log memory reset
+
+
+class MesosError(Exception):
+    """A call the master rejected (``code`` is the HTTP status) or could not be delivered."""
+
+    def __init__(self, message: str, code: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.body = body
+
+
+class NotSubscribed(MesosError):
+    """The client has no subscribed stream (yet): wait_subscribed() first."""
+
+
+class EventHandler:
+    """Base class for the owner of a SchedulerClient; override what you need.
+
+    Every method is a coroutine called from one consumer task, in the order events arrived.
+    Exceptions are logged and contained: they never stop the stream or tear anything down.
+    """
+
+    async def subscribed(self, event: dict) -> None:
+        """``event["subscribed"]``: framework_id, heartbeat_interval_seconds, master_info."""
+
+    async def offers(self, offers: list[dict]) -> None:
+        """New offers; decline or accept them, or they are held until rescinded."""
+
+    async def rescind(self, offer_id: str) -> None:
+        """An offer is no longer valid."""
+
+    async def update(self, status: dict) -> None:
+        """A TaskStatus. The client acknowledges it afterwards iff it carries a ``uuid``."""
+
+    async def failure(self, event: dict) -> None:
+        """An agent or executor failed (``event["failure"]``)."""
+
+    async def message(self, event: dict) -> None:
+        """A framework message from an executor (``event["message"]``, data base64)."""
+
+    async def error(self, message: str) -> None:
+        """The master reported an ERROR, e.g. "Framework has been removed"."""
+
+    async def disconnected(self, reason: str) -> None:
+        """The subscribed stream was lost; the client is reconnecting."""
+
+
+# ---------------------------------------------------------------- transport (pure helpers)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A master's HTTP endpoint. Credentials never appear in ``url`` (which is logged)."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> _Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"master URL {url!r} is not http(s)://host:port")
+        port = parts.port or (443 if parts.scheme == "https" else 5050)
+        return cls(parts.scheme, parts.hostname, port, _prefix_of(parts.path))
+
+    def redirect(self, location: str) -> _Target:
+        """Where a 307 ``Location`` (``//host:port[/path]``) points, keeping our scheme."""
+        parts = urlsplit(location)
+        if not parts.hostname:
+            raise ValueError(f"redirect Location {location!r} names no host")
+        scheme = parts.scheme or self.scheme
+        port = parts.port or (443 if scheme == "https" else 5050)
+        return _Target(scheme, parts.hostname, port, _prefix_of(parts.path))
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.prefix}"
+
+
+def _prefix_of(path: str) -> str:
+    path = path.rstrip("/")
+    if path.endswith(SCHEDULER_PATH):
+        path = path[: -len(SCHEDULER_PATH)]
+    return path
+
+
+class _ChunkedDecoder:
+    """Incremental decoder of HTTP/1.1 chunked transfer coding (pure)."""
+
+    __slots__ = ("_buf", "_remaining", "done")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        # None: expecting a size line; > 0: data bytes left; -1: expecting the CRLF after data.
+        self._remaining: int | None = None
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        pos = 0
+        while not self.done:
+            remaining = self._remaining
+            if remaining is None:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > 1024:
+                        raise recordio.RecordIOError(
+                            f"HTTP chunk size line too long: {bytes(buf[pos : pos + 40])!r}"
+                        )
+                    break
+                line = bytes(buf[pos:end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(line, 16)
+                except ValueError:
+                    raise recordio.RecordIOError(f"invalid HTTP chunk size {line[:40]!r}") from None
+                if size < 0:
+                    raise recordio.RecordIOError(f"invalid HTTP chunk size {line[:40]!r}")
+                pos = end + 2
+                if size == 0:
+                    self.done = True
+                    break
+                self._remaining = size
+            elif remaining > 0:
+                take = min(remaining, len(buf) - pos)
+                if take <= 0:
+                    break
+                out += buf[pos : pos + take]
+                pos += take
+                remaining -= take
+                self._remaining = remaining if remaining else -1
+            else:
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise recordio.RecordIOError(
+                        f"HTTP chunk not terminated by CRLF: {bytes(buf[pos : pos + 20])!r}"
+                    )
+                pos += 2
+                self._remaining = None
+        if pos:
+            del buf[:pos]
+        return bytes(out)
+
+
+async def _read_head(stream: IOStream) -> tuple[int, str, httputil.HTTPHeaders]:
+    data = await stream.read_until_regex(b"\r?\n\r?\n", max_bytes=65536)
+    text = data.decode("latin1").lstrip("\r\n")
+    eol = text.find("\n")
+    start = httputil.parse_response_start_line(text[:eol].rstrip("\r"))
+    return start.code, start.reason, httputil.HTTPHeaders.parse(text[eol:])
+
+
+async def _read_body(
+    stream: IOStream, headers: httputil.HTTPHeaders, limit: int
+) -> tuple[bytes, bool]:
+    """A non-streaming response body (truncated to ``limit``) and whether the connection can
+    carry another request."""
+    reusable = headers.get("Connection", "").lower() != "close"
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        decoder = _ChunkedDecoder()
+        body = bytearray()
+        while not decoder.done:
+            body += decoder.feed(await stream.read_bytes(65536, partial=True))
+            if len(body) > limit:
+                return bytes(body[:limit]), False
+        return bytes(body), reusable and not decoder._buf
+    length = headers.get("Content-Length")
+    if length is not None:
+        n = int(length)
+        if n > limit:
+            return bytes(await stream.read_bytes(limit)), False
+        return (bytes(await stream.read_bytes(n)) if n else b""), reusable
+    body = bytearray()
+    try:
+        while len(body) < limit:
+            body += await stream.read_bytes(65536, partial=True)
+    except StreamClosedError:
+        pass
+    return bytes(body[:limit]), False
+
+
+def _short(body: bytes | str, limit: int = 500) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _id(value: str | dict) -> dict:
+    """``"abc"`` -> ``{"value": "abc"}`` (an id already in JSON form is kept)."""
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class _Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _StreamBroken(Exception):
+    """The stream carried something that is not a well-formed Mesos event."""
+
+
+class _CallPool:
+    """Keep-alive connections to one master for calls (tornado's client opens one per request)."""
+
+    def __init__(self, target: _Target, ssl_context: ssl.SSLContext | None, timeout: float):
+        self.target = target
+        self._ssl = ssl_context
+        self._timeout = timeout
+        self._idle: list[IOStream] = []
+        self._slots = asyncio.Semaphore(_MAX_CALL_CONNECTIONS)
+        self._closed = False
+        self._head = (
+            f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            "Content-Type: application/json\r\nAccept: application/json\r\n"
+        ).encode()
+
+    async def post(self, extra_headers: bytes, body: bytes) -> tuple[int, str, bytes]:
+        request = self._head + extra_headers + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        async with self._slots:
+            for attempt in (1, 2):
+                reused = bool(self._idle)
+                stream = self._idle.pop() if reused else None
+                answered = False
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        if stream is None:
+                            stream = await _connect(self.target, self._ssl, self._timeout)
+                        await stream.write(request)
+                        code, reason, headers = await _read_head(stream)
+                        answered = True
+                        data, reusable = await _read_body(stream, headers, _MAX_ERROR_BODY)
+                except TimeoutError:
+                    if stream is not None:
+                        stream.close()
+                    raise
+                except (StreamClosedError, OSError) as e:
+                    if stream is not None:
+                        stream.close()
+                    # An idle connection the master closed: the request never reached it.
+                    if reused and not answered and attempt == 1:
+                        continue
+                    raise e
+                except BaseException:
+                    if stream is not None:
+                        stream.close()
+                    raise
+                if reusable and not self._closed:
+                    self._idle.append(stream)
+                else:
+                    stream.close()
+                return code, reason, data
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._closed = True
+        for stream in self._idle:
+            stream.close()
+        self._idle.clear()
+
+
+_tcp_client: TCPClient | None = None
+
+
+async def _connect(target: _Target, ssl_context: ssl.SSLContext | None, timeout: float) -> IOStream:
+    # TCPClient resolves names in an executor (tornado's DefaultLoopResolver): DNS never blocks.
+    global _tcp_client
+    if _tcp_client is None:
+        _tcp_client = TCPClient()
+    stream = await _tcp_client.connect(
+        target.host,
+        target.port,
+        ssl_options=ssl_context if target.scheme == "https" else None,
+        timeout=timeout,
+        max_buffer_size=1024 * 1024 * 1024,
+    )
+    stream.set_nodelay(True)
+    return stream
+
+
+# ---------------------------------------------------------------- the client
+
+
+class _Session:
+    """One connection attempt and, if it succeeds, one subscribed stream."""
+
+    def __init__(self, target: _Target, stream: IOStream, started: float) -> None:
+        self.target = target
+        self.stream = stream
+        self.stream_id: str | None = None
+        self.subscribed = False
+        self.last_activity = started
+        self.allowance = 0.0  # seconds of silence tolerated
+        self.blocked = False  # the reader waits for the handler: silence is ours, not the master's
+        self.abort_reason: str | None = None
+        self.subscribed_at = 0.0
+        self.pool: _CallPool | None = None
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        self.stream.close()
+
+
+class SchedulerClient:
+    """A Mesos v1 scheduler: subscription, liveness and calls; decisions stay with the handler."""
+
+    def __init__(
+        self,
+        master: str,
+        framework_info: dict,
+        handler: EventHandler,
+        *,
+        principal: str | None = None,
+        secret: str | None = None,
+        ca_file: str | None = None,
+        heartbeat_misses: int = 3,
+        backoff_max: float = 10.0,
+        request_timeout: float = 20.0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.master = master
+        self.framework_info = dict(framework_info)
+        self.handler = handler
+        self.framework_id: str | None = _value_of(self.framework_info.get("id"))
+        self.heartbeat_misses = heartbeat_misses
+        self.backoff_max = backoff_max
+        self.request_timeout = request_timeout
+        self.log = log or logging.getLogger(__name__)
+        self.master_info: dict | None = None
+        self.heartbeat_interval: float | None = None
+        self._principal = principal
+        self._auth_header = b""
+        if principal and secret is not None:
+            token = base64.b64encode(f"{principal}:{secret}".encode()).decode()
+            self._auth_header = f"Authorization: Basic {token}\r\n".encode()
+        if principal:
+            self.framework_info.setdefault("principal", principal)
+        self._ca_file = ca_file
+        self._ssl_context: ssl.SSLContext | None = None
+        # Validates the address now (a typo should fail at construction, not in a log line).
+        self._detector: Detector = self._make_detector()
+        self._session: _Session | None = None
+        self._queue: asyncio.Queue | None = None
+        self._run_task: asyncio.Task | None = None
+        self._consumer_task: asyncio.Task | None = None
+        self._ack_tasks: set[asyncio.Task] = set()
+        self._ack_slots: asyncio.Semaphore | None = None
+        self._subscribed_event: asyncio.Event | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._stopping = False
+        self._problems_seen: set[str] = set()
+        self._last_session_lasted = 0.0
+        self._handler_errors_seen: set[tuple] = set()
+        self._unknown_events_seen: set[str] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def subscribed(self) -> bool:
+        session = self._session
+        return bool(session and session.subscribed and not session.stream.closed())
+
+    async def start(self) -> None:
+        """Start connecting and subscribing in the background; returns immediately."""
+        if self._run_task is not None and not self._run_task.done():
+            return
+        self._stopping = False
+        self._queue = asyncio.Queue(_QUEUE_SIZE)
+        self._ack_slots = asyncio.Semaphore(_MAX_ACKS_IN_FLIGHT)
+        self._subscribed_event = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        if self._detector is None:
+            self._detector = self._make_detector()
+        self._consumer_task = asyncio.create_task(self._consume(), name="mesos-events")
+        self._run_task = asyncio.create_task(self._run(), name="mesos-subscription")
+
+    async def wait_subscribed(self, timeout: float | None = None) -> None:
+        """Wait until a stream is subscribed; raises TimeoutError after ``timeout`` seconds."""
+        if self._subscribed_event is None:
+            raise NotSubscribed("the client has not been started: call start() first")
+        async with asyncio.timeout(timeout):
+            while not self.subscribed:
+                self._subscribed_event.clear()
+                await self._subscribed_event.wait()
+
+    async def stop(self) -> None:
+        """Close the stream and stop reconnecting. Does not tear the framework down: its tasks
+        keep running for ``failover_timeout``."""
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        current = asyncio.current_task()
+        consumer, self._consumer_task = self._consumer_task, None
+        if consumer is not None and consumer is not current:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+        if self._ack_tasks:
+            # Acknowledgements still need the stream; give them a moment to finish.
+            await asyncio.wait(set(self._ack_tasks), timeout=min(2.0, self.request_timeout))
+            for task in self._ack_tasks:
+                task.cancel()
+        session = self._session
+        if session is not None:
+            session.abort("client stopped")
+        run, self._run_task = self._run_task, None
+        if run is not None and run is not current:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+        detector, self._detector = self._detector, None
+        if detector is not None:
+            await detector.stop()
+
+    async def teardown(self) -> None:
+        """TEARDOWN: the master kills every task of the framework and forgets it."""
+        await self._call("TEARDOWN", None, None)
+        self.framework_id = None
+        await self.stop()
+
+    # ------------------------------------------------------------ calls
+
+    async def accept(
+        self, offer_ids: list[str], operations: list[dict], filters: dict | None = None
+    ) -> None:
+        body: dict = {"offer_ids": [_id(o) for o in offer_ids], "operations": operations}
+        if filters is not None:
+            body["filters"] = filters
+        await self._call("ACCEPT", "accept", body)
+
+    async def launch(
+        self, offer_ids: list[str], task_infos: list[dict], filters: dict | None = None
+    ) -> None:
+        """ACCEPT with one LAUNCH operation."""
+        operation = {"type": "LAUNCH", "launch": {"task_infos": task_infos}}
+        await self.accept(offer_ids, [operation], filters)
+
+    async def decline(self, offer_ids: list[str], filters: dict | None = None) -> None:
+        body: dict = {"offer_ids": [_id(o) for o in offer_ids]}
+        if filters is not None:
+            body["filters"] = filters
+        await self._call("DECLINE", "decline", body)
+
+    async def revive(self, roles: list[str] | None = None) -> None:
+        """Remove filters and resume offers, for ``roles`` or (None) every role."""
+        await self._call("REVIVE", "revive", {"roles": list(roles)} if roles else {})
+
+    async def suppress(self, roles: list[str] | None = None) -> None:
+        """Stop offers for ``roles`` or (None) every role, until REVIVE."""
+        await self._call("SUPPRESS", "suppress", {"roles": list(roles)} if roles else {})
+
+    async def kill(
+        self, task_id: str, agent_id: str | None = None, kill_policy: dict | None = None
+    ) -> None:
+        body: dict = {"task_id": _id(task_id)}
+        if agent_id:
+            body["agent_id"] = _id(agent_id)
+        if kill_policy is not None:
+            body["kill_policy"] = kill_policy
+        await self._call("KILL", "kill", body)
+
+    async def acknowledge(self, agent_id: str, task_id: str, uuid: str) -> None:
+        """``uuid`` as it came in the status (base64)."""
+        body = {"agent_id": _id(agent_id), "task_id": _id(task_id), "uuid": uuid}
+        await self._call("ACKNOWLEDGE", "acknowledge", body)
+
+    async def reconcile(self, tasks: list[tuple[str, str | None]] | None = None) -> None:
+        """Explicit for ``[(task_id, agent_id or None), ...]``; implicit (all tasks) if empty."""
+        entries = []
+        for task_id, agent_id in tasks or ():
+            entry = {"task_id": _id(task_id)}
+            if agent_id:
+                entry["agent_id"] = _id(agent_id)
+            entries.append(entry)
+        await self._call("RECONCILE", "reconcile", {"tasks": entries})
+
+    async def update_framework(self, framework_info: dict) -> None:
+        """UPDATE_FRAMEWORK; later re-subscriptions use the new FrameworkInfo too."""
+        info = dict(framework_info)
+        if self._principal:
+            info.setdefault("principal", self._principal)
+        if self.framework_id:
+            info["id"] = {"value": self.framework_id}
+        await self._call("UPDATE_FRAMEWORK", "update_framework", {"framework_info": info})
+        info.pop("id", None)
+        self.framework_info = info
+
+    async def send_message(self, agent_id: str, executor_id: str, data: bytes) -> None:
+        body = {
+            "agent_id": _id(agent_id),
+            "executor_id": _id(executor_id),
+            "data": base64.b64encode(data).decode(),
+        }
+        await self._call("MESSAGE", "message", body)
+
+    async def _call(self, call_type: str, key: str | None, body: dict | None) -> None:
+        session = self._session
+        if session is None or not session.subscribed or session.pool is None:
+            raise NotSubscribed(
+                f"{call_type}: not subscribed to a Mesos master ({self._detector_text()}); "
+                "wait_subscribed() first"
+            )
+        call: dict = {"type": call_type, "framework_id": {"value": self.framework_id}}
+        if key is not None:
+            call[key] = body
+        headers = f"Mesos-Stream-Id: {session.stream_id}\r\n".encode() + self._auth_header
+        target = session.target
+        try:
+            code, reason, data = await session.pool.post(headers, json.dumps(call).encode())
+        except TimeoutError:
+            raise MesosError(
+                f"{call_type} to the Mesos master at {target.url}: no answer within "
+                f"{self.request_timeout:g} s"
+            ) from None
+        except (OSError, ssl.SSLError) as e:
+            raise MesosError(
+                f"{call_type} to the Mesos master at {target.url} failed: {_cause(e)}"
+            ) from e
+        if 200 <= code < 300:
+            return
+        text = _short(data)
+        message = f"{call_type} rejected by the Mesos master at {target.url}: {code} {reason}"
+        if text:
+            message += f": {text}"
+        if code == 307:
+            message += " (it is no longer the leader; the client will follow)"
+        kind = NotSubscribed if code == 403 and "subscribed" in text.lower() else MesosError
+        raise kind(message, code, text)
+
+    # ------------------------------------------------------------ subscription loop
+
+    def _make_detector(self) -> Detector:
+        scheme = "https" if self._ca_file else "http"
+        return make_detector(self.master, scheme=scheme, log=self.log)
+
+    def _detector_text(self) -> str:
+        return self._detector.describe() if self._detector else self.master
+
+    def _problem(self, cause: str) -> None:
+        """Log each distinct failure once (until the next successful subscription)."""
+        if cause in self._problems_seen:
+            self.log.debug("Mesos: %s (again)", cause)
+        else:
+            self._problems_seen.add(cause)
+            self.log.warning("Mesos: %s; retrying", cause)
+
+    async def _run(self) -> None:
+        backoff = _BACKOFF_MIN
+        preferred: _Target | None = None
+        while not self._stopping:
+            detector = self._detector
+            try:
+                await detector.start()
+            except Exception as e:  # noqa: BLE001 - ZooKeeper may be down; keep trying
+                self._problem(f"cannot reach {detector.describe()}: {_cause(e)}")
+                await self._sleep(backoff, detector)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            detector.changed.clear()
+            targets: list[_Target] = []
+            for url in detector.candidates():
+                try:
+                    targets.append(_Target.parse(url))
+                except ValueError as e:
+                    self._problem(str(e))
+            if preferred is not None and preferred in targets:
+                targets.remove(preferred)
+                targets.insert(0, preferred)
+            elif preferred is not None and len(targets) > 1:
+                targets.insert(0, preferred)
+            if not targets:
+                self._problem(f"no leading Mesos master known yet ({detector.describe()})")
+            was_subscribed = False
+            for target in targets:
+                if self._stopping:
+                    return
+                leader, was_subscribed = await self._try_target(target)
+                if was_subscribed:
+                    preferred = leader
+                    break
+                if detector.changed.is_set():
+                    break
+            if self._stopping:
+                return
+            healthy = was_subscribed and self._last_session_lasted >= _HEALTHY_SESSION
+            if healthy:
+                # A stream that worked for a while: reconnect at once, report anew.
+                backoff = _BACKOFF_MIN
+                self._problems_seen.clear()
+            await self._sleep(backoff, detector)
+            if not healthy:
+                # Includes a master that subscribes and then fails at once: no tight loop.
+                backoff = min(backoff * 2, self.backoff_max)
+
+    async def _sleep(self, backoff: float, detector: Detector) -> None:
+        """Jittered backoff, cut short by a leader change or stop()."""
+        delay = random.uniform(backoff / 2, backoff)
+        wakeup = self._wakeup
+        waiters = [asyncio.ensure_future(detector.changed.wait())]
+        if wakeup is not None:
+            waiters.append(asyncio.ensure_future(wakeup.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _try_target(self, target: _Target) -> tuple[_Target, bool]:
+        """Subscribe at ``target`` (following redirects) and read until the stream ends.
+
+        Returns the last master tried and whether a subscription was established.
+        """
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                return target, await self._session_at(target)
+            except _Redirect as r:
+                try:
+                    leader = target.redirect(r.location)
+                except ValueError as e:
+                    self._problem(f"{target.url} redirected badly: {e}")
+                    return target, False
+                self.log.info(
+                    "Mesos master %s is not the leader; following to %s", target.url, leader.url
+                )
+                target = leader
+            except (MesosError, _StreamBroken) as e:
+                self._problem(str(e))
+                return target, False
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure means: try again later
+                self._problem(f"subscribing at {target.url} failed: {_cause(e)}")
+                return target, False
+        self._problem(f"too many redirects, last to {target.url}")
+        return target, False
+
+    async def _session_at(self, target: _Target) -> bool:
+        loop = asyncio.get_running_loop()
+        if target.scheme == "https" and self._ssl_context is None:
+            # Loading CA files reads the disk: off the loop.
+            self._ssl_context = await loop.run_in_executor(
+                None, lambda: ssl.create_default_context(cafile=self._ca_file)
+            )
+        started = loop.time()
+        try:
+            stream = await asyncio.wait_for(
+                _connect(target, self._ssl_context, self.request_timeout), self.request_timeout
+            )
+        except TimeoutError:
+            raise MesosError(
+                f"connecting to {target.url} timed out after {self.request_timeout:g} s"
+            ) from None
+        except (OSError, ssl.SSLError) as e:
+            raise MesosError(f"cannot connect to {target.url}: {_cause(e)}") from None
+        session = _Session(target, stream, started)
+        session.allowance = self.request_timeout
+        self._session = session
+        watchdog = asyncio.create_task(self._watchdog(session), name="mesos-watchdog")
+        try:
+            await self._subscribe_and_read(session)
+            reason = session.abort_reason or "the master ended the stream"
+        except StreamClosedError as e:
+            reason = session.abort_reason or _closed_reason(target, e)
+            if not session.subscribed:
+                raise MesosError(f"SUBSCRIBE at {target.url}: {reason}") from None
+        except (recordio.RecordIOError, _StreamBroken) as e:
+            reason = f"bad data from {target.url}: {e}"
+            if not session.subscribed:
+                raise _StreamBroken(reason) from None
+        finally:
+            watchdog.cancel()
+            stream.close()
+            if session.pool is not None:
+                session.pool.close()
+            if self._session is session:
+                self._session = None
+            if session.subscribed:
+                self._last_session_lasted = loop.time() - session.subscribed_at
+        if session.subscribed and not self._stopping:
+            self._problem(f"lost the stream from {target.url}: {reason}")
+            await self._enqueue(("disconnected", reason))
+        return session.subscribed
+
+    async def _watchdog(self, session: _Session) -> None:
+        """Abort a silent stream, and one whose master the detector no longer names leader."""
+        loop = asyncio.get_running_loop()
+        detector = self._detector
+        while True:
+            if detector is not None and detector.changed.is_set():
+                detector.changed.clear()
+                leaders = detector.candidates()
+                if session.subscribed and isinstance(detector, ZooKeeperDetector) and leaders:
+                    if session.target.url not in leaders:
+                        session.abort(f"the leading master is now {leaders[0]}")
+                        return
+            remaining = session.last_activity + session.allowance - loop.time()
+            if remaining <= 0:
+                if session.blocked:
+                    session.last_activity = loop.time()
+                    continue
+                if session.subscribed:
+                    reason = f"no event (not even a heartbeat) for {session.allowance:g} s"
+                else:
+                    reason = f"no SUBSCRIBED event within {session.allowance:g} s"
+                session.abort(reason)
+                return
+            if detector is None:
+                await asyncio.sleep(max(remaining, 0.01))
+                continue
+            try:
+                async with asyncio.timeout(max(remaining, 0.01)):
+                    await detector.changed.wait()
+            except TimeoutError:
+                pass
+
+    async def _subscribe_and_read(self, session: _Session) -> None:
+        stream, target = session.stream, session.target
+        info = dict(self.framework_info)
+        call: dict = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
+        if self.framework_id:
+            info["id"] = {"value": self.framework_id}
+            call["framework_id"] = {"value": self.framework_id}
+        else:
+            info.pop("id", None)
+        body = json.dumps(call).encode()
+        request = (
+            (
+                f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                "Content-Type: application/json\r\nAccept: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n"
+            ).encode()
+            + self._auth_header
+            + b"\r\n"
+            + body
+        )
+        await stream.write(request)
+        code, reason, headers = await _read_head(stream)
+        if code == 307:
+            raise _Redirect(headers.get("Location", ""))
+        if code != 200:
+            data, _ = await _read_body(stream, headers, _MAX_ERROR_BODY)
+            text = _short(data)
+            raise MesosError(
+                f"SUBSCRIBE at {target.url} answered {code} {reason}"
+                + (f": {text}" if text else ""),
+                code,
+                text,
+            )
+        session.stream_id = headers.get("Mesos-Stream-Id")
+        if not session.stream_id:
+            raise _StreamBroken(f"SUBSCRIBE at {target.url} answered without a Mesos-Stream-Id")
+        chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        await self._read_events(session, _ChunkedDecoder() if chunked else None)
+
+    async def _read_events(self, session: _Session, chunks: _ChunkedDecoder | None) -> None:
+        loop = asyncio.get_running_loop()
+        stream = session.stream
+        records = recordio.Decoder()
+        queue = self._queue
+        assert queue is not None
+        last_yield = loop.time()
+        while True:
+            data = await stream.read_bytes(_READ_SIZE, partial=True)
+            now = session.last_activity = loop.time()
+            if chunks is not None:
+                data = chunks.feed(data)
+            for record in records.feed(data):
+                item = self._parse_event(session, record)
+                if item is None:
+                    continue
+                if queue.full():
+                    session.blocked = True
+                    try:
+                        await queue.put(item)
+                    finally:
+                        session.blocked = False
+                        session.last_activity = loop.time()
+                else:
+                    queue.put_nowait(item)
+            if chunks is not None and chunks.done:
+                return
+            # Data already buffered completes reads without yielding: share the loop.
+            if now - last_yield > _YIELD_EVERY:
+                await asyncio.sleep(0)
+                last_yield = loop.time()
+
+    def _parse_event(self, session: _Session, record: bytes) -> tuple | None:
+        """A record -> (handler method name, argument), or None for events not passed on."""
+        try:
+            event = json.loads(record)
+        except ValueError as e:
+            raise _StreamBroken(f"event is not JSON ({e}): {_short(record, 200)!r}") from None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise _StreamBroken(f"event without a type: {_short(record, 200)!r}")
+        kind = event["type"]
+        try:
+            if kind == "UPDATE":
+                return ("update", event["update"]["status"])
+            if kind == "OFFERS":
+                return ("offers", event["offers"].get("offers", []))
+            if kind == "HEARTBEAT":
+                return None
+            if kind == "RESCIND":
+                return ("rescind", event["rescind"]["offer_id"]["value"])
+            if kind == "SUBSCRIBED":
+                sub = event["subscribed"]
+                framework_id = sub["framework_id"]["value"]
+                interval = float(sub.get("heartbeat_interval_seconds") or 15.0)
+            elif kind == "ERROR":
+                message = str(event.get("error", {}).get("message", ""))
+                self.log.warning(
+                    "Mesos master %s reports an error: %s", session.target.url, message
+                )
+                return ("error", message)
+            elif kind == "FAILURE":
+                return ("failure", event)
+            elif kind == "MESSAGE":
+                return ("message", event)
+            elif kind in _IGNORED_EVENTS:
+                return None
+            else:
+                if kind not in self._unknown_events_seen:
+                    self._unknown_events_seen.add(kind)
+                    self.log.warning(
+                        "Ignoring Mesos event of unknown type %r from %s", kind, session.target.url
+                    )
+                return None
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise _StreamBroken(
+                f"malformed {kind} event (missing {e}): {_short(record, 200)!r}"
+            ) from None
+        # SUBSCRIBED: the session becomes usable for calls right away, before the handler runs.
+        self.framework_id = framework_id
+        self.master_info = sub.get("master_info")
+        self.heartbeat_interval = interval
+        session.allowance = self.heartbeat_misses * interval
+        if session.pool is not None:
+            session.pool.close()
+        session.pool = _CallPool(session.target, self._ssl_context, self.request_timeout)
+        session.subscribed = True
+        session.subscribed_at = asyncio.get_running_loop().time()
+        self.log.info(
+            "Subscribed to the Mesos master at %s as framework %s (heartbeat every %g s)",
+            session.target.url,
+            framework_id,
+            interval,
+        )
+        if self._subscribed_event is not None:
+            self._subscribed_event.set()
+        return ("subscribed", event)
+
+    async def _enqueue(self, item: tuple) -> None:
+        if self._queue is not None:
+            await self._queue.put(item)
+
+    # ------------------------------------------------------------ event consumer
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        assert queue is not None
+        handler = self.handler
+        last_yield = loop.time()
+        while not self._stopping:
+            name, arg = await queue.get()
+            method: Callable[..., Awaitable[None]] = getattr(handler, name)
+            try:
+                await method(arg)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    raise
+                self._handler_failed(name, None)
+            except Exception as e:  # noqa: BLE001 - a handler bug must not stop the stream
+                self._handler_failed(name, e)
+            if name == "update" and "uuid" in arg:
+                await self._acknowledge_later(arg)
+            now = loop.time()
+            if now - last_yield > _YIELD_EVERY:
+                await asyncio.sleep(0)
+                last_yield = loop.time()
+
+    def _handler_failed(self, name: str, e: Exception | None) -> None:
+        key = (name, type(e).__name__, str(e)[:200])
+        if key in self._handler_errors_seen:
+            self.log.debug("Mesos event handler %s failed again: %r", name, e)
+            return
+        self._handler_errors_seen.add(key)
+        self.log.error(
+            "Mesos event handler %s raised (contained; the stream goes on)",
+            name,
+            exc_info=e or True,
+        )
+
+    async def _acknowledge_later(self, status: dict) -> None:
+        """Acknowledge in the background so the next event need not wait for the round trip."""
+        try:
+            agent_id = status["agent_id"]["value"]
+            task_id = status["task_id"]["value"]
+            uuid = status["uuid"]
+        except (KeyError, TypeError):
+            self._problem(f"cannot acknowledge a status without agent_id/task_id: {status!r:.200}")
+            return
+        slots = self._ack_slots
+        assert slots is not None
+        await slots.acquire()
+        task = asyncio.create_task(self._acknowledge(agent_id, task_id, uuid))
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_done)
+
+    def _ack_done(self, task: asyncio.Task) -> None:
+        self._ack_tasks.discard(task)
+        if self._ack_slots is not None:
+            self._ack_slots.release()
+
+    async def _acknowledge(self, agent_id: str, task_id: str, uuid: str) -> None:
+        try:
+            await self.acknowledge(agent_id, task_id, uuid)
+        except MesosError as e:
+            # The agent resends unacknowledged updates, so a lost acknowledgement is harmless.
+            self._problem(f"acknowledging status updates failed: {e}")
+
+
+def _value_of(id_: object) -> str | None:
+    if isinstance(id_, dict):
+        value = id_.get("value")
+        return str(value) if value else None
+    return str(id_) if id_ else None
+
+
+def _cause(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text if text.startswith(type(e).__name__) else f"{type(e).__name__}: {text}"
+
+
+def _closed_reason(target: _Target, e: StreamClosedError) -> str:
+    real = e.real_error
+    if real is not None:
+        return f"connection lost: {_cause(real)}"
+    return "the master closed the connection"

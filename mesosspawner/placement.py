@@ -1,0 +1,520 @@
+"""Which offer each pending notebook launch should use, and why one cannot be placed.
+
+Pure: plain data in, plain data out, deterministic. All resource arithmetic is done by
+``mesosspawner.mesos.resources`` so the spawner and localmesos agree on what fits.
+
+Rules (DESIGN §4, §6):
+
+* roles: a request for role R takes cpus/mem/disk/gpus/ports from R's reservations first and
+  then from unreserved ``*`` resources, and only from offers allocated to R (or offers without
+  ``allocation_info``: a framework without MULTI_ROLE). A ``*`` request only takes unreserved
+  resources, so a Spark reservation is never used for an ordinary notebook.
+* GPU-agent avoidance: a request without GPUs never lands on an agent that has GPUs while an
+  agent without GPUs fits, so GPU machines stay free for the people who need them.
+* Marathon-style constraints: ``LIKE``/``UNLIKE`` (full-match regex), ``IS``, ``CLUSTER``,
+  ``UNIQUE``, ``MAX_PER``, ``GROUP_BY`` on an agent attribute or ``hostname``.
+* ports: the lowest free ports, the request's role first.
+* ordering: ``spread`` prefers the agent with the most free cpus/mem, then the fewest tasks;
+  ``binpack`` the least free; ties by hostname, then offer id.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from .mesos.resources import (
+    UNRESERVED,
+    Attribute,
+    Resource,
+    ResourceError,
+    attribute_from_json,
+    first_values,
+    merge,
+    ranges_of,
+    resource_from_json,
+    scalar,
+    subtract,
+    values_to_ranges,
+)
+
+SCALARS = ("cpus", "mem", "disk", "gpus")
+STRATEGIES = ("spread", "binpack")
+OPERATORS = ("LIKE", "UNLIKE", "IS", "CLUSTER", "UNIQUE", "MAX_PER", "GROUP_BY")
+HOSTNAME_FIELDS = ("hostname", "@hostname")
+
+Constraint = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One pending notebook launch."""
+
+    key: str
+    cpus: float
+    mem: float
+    disk: float = 0.0
+    gpus: int = 0
+    ports: int = 1  # 1 for a notebook; Spark needs more (driver, blockManager, libprocess)
+    role: str = UNRESERVED
+    constraints: tuple[Constraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("cpus", "mem", "disk"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"request {self.key}: {name} must be a number >= 0, not {value!r}")
+        if isinstance(self.gpus, float) and self.gpus.is_integer():
+            object.__setattr__(self, "gpus", int(self.gpus))
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise ValueError(
+                f"request {self.key}: gpus must be a whole number >= 0, not {self.gpus!r}"
+            )
+        if isinstance(self.ports, bool) or not isinstance(self.ports, int) or self.ports < 0:
+            raise ValueError(
+                f"request {self.key}: ports must be a whole number >= 0, not {self.ports!r}"
+            )
+        if not isinstance(self.role, str) or not self.role:
+            raise ValueError(
+                f"request {self.key}: role must be a non-empty string, not {self.role!r}"
+            )
+        object.__setattr__(self, "constraints", validate_constraints(self.constraints))
+
+    def amount(self, name: str) -> float:
+        return float(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An offer as placement needs it, parsed from the v1 offer JSON by ``offer_from_json``."""
+
+    id: str
+    agent_id: str
+    hostname: str
+    ip: str | None
+    allocation_role: str | None
+    resources: tuple[Resource, ...]
+    attributes: tuple[Attribute, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a task of this framework already runs (for UNIQUE/MAX_PER/GROUP_BY/CLUSTER)."""
+
+    agent_id: str
+    hostname: str
+    attributes: tuple[Attribute, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A request matched to an offer: exactly the resources to launch with."""
+
+    request_key: str
+    offer_id: str
+    agent_id: str
+    hostname: str
+    ip: str | None
+    allocation_role: str | None
+    resources: tuple[Resource, ...]  # what goes into TaskInfo.resources, with their roles
+    ports: tuple[int, ...]  # the chosen host ports, in order
+
+
+@dataclass(frozen=True)
+class AgentCapacity:
+    """An agent's total and currently free resources as the framework knows them."""
+
+    agent_id: str
+    hostname: str
+    total: tuple[Resource, ...]
+    free: tuple[Resource, ...]
+    attributes: tuple[Attribute, ...] = ()
+
+
+# ---------------------------------------------------------------------------- offers
+
+
+# Resources with these fields need operations (persistent volumes, revocable or shared use,
+# resource providers) that a notebook launch does not perform: leave them alone.
+_SPECIAL_RESOURCE_FIELDS = ("disk", "revocable", "shared", "provider_id")
+
+
+def offer_from_json(data: dict) -> Offer:
+    """Parse one v1 ``Offer`` JSON object (as in an OFFERS event)."""
+    try:
+        offer_id = data["id"]["value"]
+        agent_id = data["agent_id"]["value"]
+        hostname = data["hostname"]
+    except (KeyError, TypeError) as e:
+        raise ResourceError(f"offer {str(data)[:200]}: missing field {e}") from None
+    url = data.get("url") or {}
+    ip = (url.get("address") or {}).get("ip") or None
+    allocation_role = (data.get("allocation_info") or {}).get("role")
+    plain = [
+        r for r in data.get("resources", []) if not any(f in r for f in _SPECIAL_RESOURCE_FIELDS)
+    ]
+    resources = tuple(merge(resource_from_json(r) for r in plain))
+    attributes = tuple(attribute_from_json(a) for a in data.get("attributes", []))
+    return Offer(offer_id, agent_id, hostname, ip, allocation_role, resources, attributes)
+
+
+# ---------------------------------------------------------------------------- constraints
+
+
+def validate_constraints(constraints: Iterable[Sequence[str]]) -> tuple[Constraint, ...]:
+    """Check and normalise Marathon-style constraints; ``ValueError`` names the bad one."""
+    if isinstance(constraints, str | bytes):
+        raise ValueError(
+            f"constraints must be a list of [field, OPERATOR, value?] lists, not {constraints!r}"
+        )
+    out: list[Constraint] = []
+    for c in constraints:
+        if isinstance(c, str | bytes) or not isinstance(c, Sequence):
+            raise ValueError(f"constraint {c!r}: expected a list [field, OPERATOR, value?]")
+        parts = list(c)
+        if not all(isinstance(p, str) for p in parts):
+            raise ValueError(f"constraint {c!r}: every element must be a string")
+        if len(parts) < 2 or len(parts) > 3:
+            raise ValueError(
+                f"constraint {c!r}: expected [field, OPERATOR] or [field, OPERATOR, value]"
+            )
+        field, op = parts[0].strip(), parts[1].strip().upper()
+        value = parts[2] if len(parts) == 3 else None
+        if not field:
+            raise ValueError(f"constraint {c!r}: empty field name")
+        if op not in OPERATORS:
+            raise ValueError(
+                f"constraint {c!r}: unknown operator {parts[1]!r}"
+                f" (use one of {', '.join(OPERATORS)})"
+            )
+        if op in ("LIKE", "UNLIKE", "IS", "MAX_PER") and value is None:
+            raise ValueError(f"constraint {c!r}: {op} needs a value")
+        if op == "UNIQUE" and value is not None:
+            raise ValueError(f"constraint {c!r}: UNIQUE takes no value")
+        if op in ("LIKE", "UNLIKE"):
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(
+                    f"constraint {c!r}: bad regular expression {value!r} ({e})"
+                ) from None
+        if op in ("MAX_PER", "GROUP_BY") and value is not None:
+            if not value.strip().isdigit() or int(value) < 1:
+                raise ValueError(f"constraint {c!r}: {op} needs a whole number >= 1, not {value!r}")
+            value = str(int(value))
+        out.append((field, op) if value is None else (field, op, value))
+    return tuple(out)
+
+
+def _field_value(field: str, hostname: str, attributes: Iterable[Attribute]) -> str | None:
+    if field in HOSTNAME_FIELDS:
+        return hostname
+    for a in attributes:
+        if a.name == field:
+            return a.text()
+    return None
+
+
+def _static_ok(c: Constraint, value: str | None) -> bool:
+    """Constraints that depend on the agent alone (not on where other tasks run)."""
+    op = c[1]
+    if op == "UNLIKE":
+        # Marathon: an agent without the attribute satisfies UNLIKE and nothing else.
+        return value is None or re.fullmatch(c[2], value) is None
+    if value is None:
+        return False
+    if op == "LIKE":
+        return re.fullmatch(c[2], value) is not None
+    if op == "IS" or (op == "CLUSTER" and len(c) == 3):
+        return value == c[2]
+    return True
+
+
+def _constraint_ok(
+    c: Constraint, offer: Offer, placed: Sequence[Placed], universe: Collection[str]
+) -> bool:
+    value = _field_value(c[0], offer.hostname, offer.attributes)
+    if not _static_ok(c, value):
+        return False
+    op = c[1]
+    if op in ("LIKE", "UNLIKE", "IS"):
+        return True
+    counts = Counter(
+        v for p in placed if (v := _field_value(c[0], p.hostname, p.attributes)) is not None
+    )
+    if op == "UNIQUE":
+        return counts[value] == 0
+    if op == "MAX_PER":
+        return counts[value] < int(c[2])
+    if op == "CLUSTER":
+        # With a value the static check did it; without, follow where the tasks already are.
+        return len(c) == 3 or not counts or value in counts
+    # GROUP_BY: only values holding the fewest tasks are acceptable; values not seen yet count
+    # as holding none while fewer than the wanted number of groups exist.
+    groups = int(c[2]) if len(c) == 3 else len(set(universe) | set(counts))
+    fewest = 0 if len(counts) < groups else min(counts.values())
+    return counts[value] <= fewest
+
+
+def _matches(
+    request: Request, offer: Offer, placed: Sequence[Placed], universes: dict[str, set[str]]
+) -> bool:
+    return all(
+        _constraint_ok(c, offer, placed, universes.get(c[0], set())) for c in request.constraints
+    )
+
+
+# ---------------------------------------------------------------------------- resource picking
+
+
+def _role_ok(request: Request, allocation_role: str | None) -> bool:
+    return allocation_role is None or allocation_role == request.role
+
+
+def _roles(request: Request) -> tuple[str, ...]:
+    """Roles a request may take resources from, in order of preference."""
+    return (UNRESERVED,) if request.role == UNRESERVED else (request.role, UNRESERVED)
+
+
+def _take(request: Request, have: Sequence[Resource]) -> tuple[list[Resource], list[int]] | None:
+    """The resources (and ports) ``request`` would take from ``have``, or None if short."""
+    roles = _roles(request)
+    taken: list[Resource] = []
+    for name in SCALARS:
+        want = request.amount(name)
+        if want <= 0:
+            continue
+        need = round(want * 1000)
+        for role in roles:
+            avail = round(scalar(have, name, role) * 1000)
+            part = min(avail, need)
+            if part > 0:
+                taken.append(Resource(name, role, scalar=part / 1000))
+                need -= part
+        if need > 0:
+            return None
+    ports: list[int] = []
+    if request.ports:
+        for role in roles:
+            free = [
+                p
+                for p in first_values(ranges_of(have, "ports", role), request.ports)
+                if p not in ports
+            ]
+            chosen = free[: request.ports - len(ports)]
+            if chosen:
+                taken.append(Resource("ports", role, ranges=values_to_ranges(chosen)))
+                ports.extend(chosen)
+        if len(ports) < request.ports:
+            return None
+    return merge(taken), ports
+
+
+def _has_gpus(resources: Iterable[Resource]) -> bool:
+    return scalar(resources, "gpus") > 0
+
+
+def place(
+    requests: Sequence[Request],
+    offers: Sequence[Offer],
+    placed: Sequence[Placed] = (),
+    strategy: str = "spread",
+    *,
+    gpu_agents: Collection[str] = (),
+) -> list[Placement]:
+    """Match ``requests`` (in order) to ``offers``; unplaceable requests are left out.
+
+    Several requests may share one offer; each offer's resources are consumed as requests
+    are placed, so the placements of one offer together never exceed it. ``gpu_agents``
+    names agents known to have GPUs even when none are in their current offers (all in use).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"placement strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    offers = sorted(offers, key=lambda o: (o.hostname, o.id))
+    remaining: dict[str, list[Resource]] = {o.id: merge(o.resources) for o in offers}
+    gpu_hosts = set(gpu_agents) | {o.agent_id for o in offers if _has_gpus(o.resources)}
+    tasks_on = Counter(p.agent_id for p in placed)
+    placed_now = list(placed)
+    free_cpus: Counter[str] = Counter()
+    free_mem: Counter[str] = Counter()
+    for o in offers:
+        free_cpus[o.agent_id] += scalar(o.resources, "cpus")
+        free_mem[o.agent_id] += scalar(o.resources, "mem")
+    fields = {c[0] for r in requests for c in r.constraints}
+    universes: dict[str, set[str]] = {}
+    for o in offers:
+        for field in fields:
+            if (v := _field_value(field, o.hostname, o.attributes)) is not None:
+                universes.setdefault(field, set()).add(v)
+
+    def order(o: Offer) -> tuple:
+        free = (free_cpus[o.agent_id], free_mem[o.agent_id])
+        if strategy == "spread":
+            return (-free[0], -free[1], tasks_on[o.agent_id], o.hostname, o.id)
+        return (free[0], free[1], -tasks_on[o.agent_id], o.hostname, o.id)
+
+    out: list[Placement] = []
+    for request in requests:
+        candidates = []
+        for o in offers:
+            if not _role_ok(request, o.allocation_role):
+                continue
+            if not _matches(request, o, placed_now, universes):
+                continue
+            got = _take(request, remaining[o.id])
+            if got is None:
+                continue
+            candidates.append((o, got))
+        if not candidates:
+            continue
+        if request.gpus == 0:
+            plain = [c for c in candidates if c[0].agent_id not in gpu_hosts]
+            candidates = plain or candidates
+        offer, (resources, ports) = min(candidates, key=lambda c: order(c[0]))
+        remaining[offer.id] = subtract(remaining[offer.id], resources)  # raises if over-allocating
+        free_cpus[offer.agent_id] -= scalar(resources, "cpus")
+        free_mem[offer.agent_id] -= scalar(resources, "mem")
+        tasks_on[offer.agent_id] += 1
+        placed_now.append(Placed(offer.agent_id, offer.hostname, offer.attributes))
+        out.append(
+            Placement(
+                request_key=request.key,
+                offer_id=offer.id,
+                agent_id=offer.agent_id,
+                hostname=offer.hostname,
+                ip=offer.ip,
+                allocation_role=offer.allocation_role,
+                resources=tuple(resources),
+                ports=tuple(ports),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- capacity answers
+
+
+def fits_now(
+    request: Request, agents: Sequence[AgentCapacity], placed: Sequence[Placed] = ()
+) -> bool:
+    """Whether ``request`` could be placed on the agents' currently free resources."""
+    return not shortfall(request, agents, placed)
+
+
+def unmet(request: Request, agents: Sequence[AgentCapacity]) -> str | None:
+    """None if some agent could ever hold ``request`` (by its total resources, role and
+    attribute constraints), else a message for a person naming what is missing."""
+    return _missing(request, agents, (), free=False)
+
+
+def shortfall(
+    request: Request, agents: Sequence[AgentCapacity], placed: Sequence[Placed] = ()
+) -> str | None:
+    """None if ``request`` fits the agents' free resources now, else what it is waiting for
+    (e.g. "no agent has 1 GPU free (most free: 0)")."""
+    return _missing(request, agents, placed, free=True)
+
+
+def _noun(name: str, amount: float) -> str:
+    n = _num(amount)
+    if name == "gpus":
+        return f"{n} GPU" if amount == 1 else f"{n} GPUs"
+    if name == "mem":
+        return f"{n} MB of memory"
+    if name == "disk":
+        return f"{n} MB of disk"
+    if name == "ports":
+        return f"{n} port" if amount == 1 else f"{n} ports"
+    return f"{n} cpus" if amount != 1 else f"{n} cpu"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _missing(
+    request: Request, agents: Sequence[AgentCapacity], placed: Sequence[Placed], *, free: bool
+) -> str | None:
+    if not agents:
+        return "the cluster has no agents"
+    field_universe: dict[str, set[str]] = {}
+    for a in agents:
+        for c in request.constraints:
+            if (v := _field_value(c[0], a.hostname, a.attributes)) is not None:
+                field_universe.setdefault(c[0], set()).add(v)
+
+    def as_offer(a: AgentCapacity) -> Offer:
+        res = a.free if free else a.total
+        return Offer(a.agent_id, a.agent_id, a.hostname, None, None, tuple(res), a.attributes)
+
+    # Capacity "ever": only constraints that depend on the agent alone can rule it out.
+    matching = []
+    for a in sorted(agents, key=lambda a: (a.hostname, a.agent_id)):
+        o = as_offer(a)
+        for c in request.constraints:
+            value = _field_value(c[0], a.hostname, a.attributes)
+            if free:
+                ok = _constraint_ok(c, o, placed, field_universe.get(c[0], set()))
+            else:
+                ok = _static_ok(c, value)
+            if not ok:
+                break
+        else:
+            matching.append(o)
+    if not matching:
+        # "now" failures can come from UNIQUE/MAX_PER/GROUP_BY and the tasks already placed.
+        verb = "currently matches" if free else "matches"
+        if len(request.constraints) == 1:
+            return f"no agent {verb} constraint {' '.join(request.constraints[0])}"
+        names = "; ".join(" ".join(c) for c in request.constraints)
+        return f"no agent {verb} the constraints {names}"
+    for o in matching:
+        if _take(request, o.resources) is not None:
+            return None
+    suffix = ""
+    if request.constraints:
+        suffix = " among agents matching " + "; ".join(" ".join(c) for c in request.constraints)
+    role = "" if request.role == UNRESERVED else f" in role {request.role}"
+    verb = "has" if free else "offers"
+    state = " free" if free else ""
+    largest = "most free" if free else "largest"
+    roles = _roles(request)
+    for name in ("gpus", "cpus", "mem", "disk"):
+        want = request.amount(name)
+        if want <= 0:
+            continue
+        best = max(sum(scalar(o.resources, name, r) for r in roles) for o in matching)
+        if round(best * 1000) < round(want * 1000):
+            what = "has" if name == "gpus" else verb
+            have = f"({largest}: {_num(best)})"
+            return f"no agent {what} {_noun(name, want)}{role}{state} {have}{suffix}"
+    if request.ports:
+        best = max(
+            sum(len(first_values(ranges_of(o.resources, "ports", r), request.ports)) for r in roles)
+            for o in matching
+        )
+        if best < request.ports:
+            what = _noun("ports", request.ports)
+            return f"no agent {verb} {what}{role}{state} ({largest}: {best}){suffix}"
+    wanted = ", ".join(_noun(n, request.amount(n)) for n in SCALARS if request.amount(n) > 0) + (
+        f", {_noun('ports', request.ports)}" if request.ports else ""
+    )
+    return f"no single agent {verb} {wanted}{role}{state} together{suffix}"
+
+
+__all__ = [
+    "AgentCapacity",
+    "Offer",
+    "Placed",
+    "Placement",
+    "Request",
+    "fits_now",
+    "offer_from_json",
+    "place",
+    "shortfall",
+    "unmet",
+    "validate_constraints",
+]

@@ -1,0 +1,646 @@
+"""MesosSpawner: one notebook server = one Mesos task, launched through the hub's shared framework.
+
+Thin on purpose: traits and the JupyterHub contract live here; offer matching (`placement`),
+TaskInfo building (`taskinfo`), profile validation (`profiles`) and the Mesos conversation
+(`framework`) live in their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import pwd
+import secrets
+
+from jupyterhub.spawner import Spawner
+from jupyterhub.utils import maybe_future
+from tornado import web
+from traitlets import (
+    Any,
+    Bool,
+    Callable,
+    Dict,
+    Float,
+    Int,
+    List,
+    Unicode,
+    Union,
+    default,
+)
+
+from . import naming, placement, profiles, taskinfo
+from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
+from .progress import ProgressFeed
+
+
+def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
+    """Default ``apply_user_options``: validate against ``profile_list`` and apply its overrides."""
+    spawner.apply_profile(user_options)
+
+
+class MesosSpawner(Spawner):
+    """Run each single-user server as a task on an Apache Mesos cluster."""
+
+    # ------------------------------------------------------------------ cluster connection
+
+    mesos_master = Unicode(
+        os.environ.get("MESOS_MASTER", "http://127.0.0.1:5050"),
+        help="""The Mesos master: `http://host:5050`, a comma list of masters (the leader is
+        followed through redirects), or `zk://host1:2181,host2:2181/mesos`.""",
+    ).tag(config=True)
+
+    framework_name = Unicode(
+        "jupyterhub", help="Name of the Mesos framework this hub registers."
+    ).tag(config=True)
+
+    framework_roles = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="""Roles the framework subscribes with (MULTI_ROLE). Default: `*` plus every role
+        named by `role`, `spark_role` or a profile override.""",
+    ).tag(config=True)
+
+    framework_user = Unicode(
+        help="FrameworkInfo.user: the default user for tasks (the hub's own user by default)."
+    ).tag(config=True)
+
+    @default("framework_user")
+    def _default_framework_user(self) -> str:
+        return getpass.getuser()
+
+    failover_timeout = Float(
+        4 * 7 * 24 * 3600.0,
+        help="""Seconds Mesos keeps the framework (and every notebook) alive after the hub's
+        stream drops. Mesos's own default, 0, kills every notebook when the hub restarts.""",
+    ).tag(config=True)
+
+    principal = Unicode(
+        None, allow_none=True, help="Mesos principal for authentication (HTTP basic)."
+    ).tag(config=True)
+    secret = Unicode(None, allow_none=True, help="Secret for `principal`.").tag(config=True)
+    mesos_ca_file = Unicode(
+        None, allow_none=True, help="CA bundle to verify an https:// Mesos master."
+    ).tag(config=True)
+
+    framework_id_file = Unicode(
+        help="""Where the framework id is persisted so a restarted hub re-subscribes as the same
+        framework. Default: `mesosspawner-framework.json` next to the hub's sqlite database
+        (or in the working directory).""",
+    ).tag(config=True)
+
+    @default("framework_id_file")
+    def _default_id_file(self) -> str:
+        db_url = ""
+        try:
+            db_url = self.config.JupyterHub.db_url or ""
+        except AttributeError:
+            pass
+        base = "."
+        if isinstance(db_url, str) and db_url.startswith("sqlite:///"):
+            base = os.path.dirname(db_url[len("sqlite:///") :]) or "."
+        return os.path.join(base, "mesosspawner-framework.json")
+
+    hub_id = Unicode(
+        help="Identity of this hub in task ids and labels (default: the framework name)."
+    ).tag(config=True)
+
+    @default("hub_id")
+    def _default_hub_id(self) -> str:
+        return naming.escape(self.framework_name)
+
+    placement_strategy = Unicode(
+        "spread", help="`spread` notebooks over agents, or `binpack` them onto few agents."
+    ).tag(config=True)
+
+    orphan_grace_seconds = Float(
+        300.0,
+        help="""Tasks of this hub's framework that no spawner claims after a reconciliation are
+        killed after this many seconds (0 disables orphan killing).""",
+    ).tag(config=True)
+
+    # ------------------------------------------------------------------ what a task gets
+
+    image = Unicode(
+        None,
+        allow_none=True,
+        help="""Docker image of the notebook (pin with `name@sha256:...`). None runs the notebook
+        command directly on the agent (a plain command task).""",
+    ).tag(config=True)
+
+    containerizer = Unicode(
+        "docker",
+        help="""`docker` (Mesos's Docker containerizer) or `mesos` (the Mesos containerizer with a
+        Docker image). GPU notebooks always use `mesos`: the Docker containerizer has no GPUs.""",
+    ).tag(config=True)
+
+    network_mode = Unicode("host", help="Docker network: `host` or `bridge`.").tag(config=True)
+
+    container_port = Int(
+        8888, help="Port the notebook listens on inside the container in `bridge` mode."
+    ).tag(config=True)
+
+    gpus = Int(0, help="Whole GPUs each notebook gets.").tag(config=True)
+    disk_limit = Float(0.0, help="Disk (MB) each notebook reserves.").tag(config=True)
+
+    @default("cpu_limit")
+    def _default_cpu_limit(self) -> float:
+        return 1.0
+
+    @default("mem_limit")
+    def _default_mem_limit(self) -> int:
+        return 1024 * 1024 * 1024
+
+    @default("ip")
+    def _default_ip(self) -> str:
+        return "0.0.0.0"
+
+    role = Unicode(
+        "*", help="Role a notebook's resources come from (`*` = unreserved resources)."
+    ).tag(config=True)
+
+    constraints = List(
+        List(),
+        help="""Marathon-style placement constraints, e.g.
+        `[["rack", "LIKE", "r[12]"], ["hostname", "UNIQUE"]]`.""",
+    ).tag(config=True)
+
+    volumes = List(
+        Dict(),
+        help="""Host paths to mount: `{host_path, container_path, mode}` where `{username}`,
+        `{uid}`, `{gid}` and `{servername}` are expanded (escaped; the result must stay inside
+        the path's fixed prefix).""",
+    ).tag(config=True)
+
+    uid = Union(
+        [Int(), Callable()],
+        default_value=None,
+        allow_none=True,
+        help="""UID the notebook runs as (int, or callable(spawner) -> int). Default: the uid of
+        the system user `system_user` on the hub host.""",
+    ).tag(config=True)
+
+    gid = Union(
+        [Int(), Callable()],
+        default_value=None,
+        allow_none=True,
+        help="GID the notebook runs as (int or callable). Default: the primary group of `uid`.",
+    ).tag(config=True)
+
+    system_user = Union(
+        [Unicode(), Callable()],
+        default_value=None,
+        allow_none=True,
+        help="""System user name for `command.user` (plain command tasks and the Mesos
+        containerizer); must exist on the agents. Default: the JupyterHub user name.""",
+    ).tag(config=True)
+
+    allow_root = Bool(
+        False, help="Allow notebooks to run as uid 0. Off: such a spawn is refused."
+    ).tag(config=True)
+
+    spark_master = Unicode(
+        None, allow_none=True, help="Spark master URL (e.g. `mesos://zk://.../mesos`)."
+    ).tag(config=True)
+    spark_executor_image = Unicode(
+        None, allow_none=True, help="Docker image of the Spark executors."
+    ).tag(config=True)
+    spark_role = Unicode(None, allow_none=True, help="`spark.mesos.role` for executors.").tag(
+        config=True
+    )
+    spark_conf = Dict(help="Extra `spark.*` settings passed to the notebook's Spark.").tag(
+        config=True
+    )
+
+    force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
+    docker_parameters = Dict(
+        help="Extra `docker run` parameters for the Docker containerizer (key -> value)."
+    ).tag(config=True)
+    kill_grace_seconds = Float(
+        30.0, help="Seconds between SIGTERM and SIGKILL when a notebook is stopped."
+    ).tag(config=True)
+
+    use_agent_hostname = Bool(
+        False,
+        help="""Connect to the notebook by the agent's hostname instead of the offer's
+        `url.address.ip` (agent hostnames need not resolve from the hub).""",
+    ).tag(config=True)
+
+    # ------------------------------------------------------------------ profiles
+
+    profile_list = Union(
+        [List(Dict()), Callable()],
+        default_value=[],
+        help="""Profiles offered at login, KubeSpawner's shape: `{display_name, slug,
+        description, default, mesosspawner_override, profile_options, groups}`.""",
+    ).tag(config=True)
+
+    options_form_template_paths = List(
+        Unicode(), help="Directories searched first for `options_form.html` (admin overrides)."
+    ).tag(config=True)
+
+    @default("options_form")
+    def _default_options_form(self):
+        return MesosSpawner._render_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return lambda formdata: profiles.options_from_form(formdata)
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _apply_profile
+
+    # ------------------------------------------------------------------ state
+
+    task_id = Unicode(None, allow_none=True)
+    agent_id = Unicode(None, allow_none=True)
+    agent_hostname = Unicode(None, allow_none=True)
+    agent_ip = Unicode(None, allow_none=True)
+    host_port = Int(0)
+    profile_slug = Unicode(None, allow_none=True)
+    _feed = Any(None, allow_none=True)
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.task_id = state.get("task_id")
+        self.agent_id = state.get("agent_id")
+        self.agent_hostname = state.get("agent_hostname")
+        self.agent_ip = state.get("agent_ip")
+        self.host_port = int(state.get("host_port") or 0)
+        self.profile_slug = state.get("profile")
+        if self.task_id:
+            self.framework.track(
+                TaskRecord(
+                    self.task_id,
+                    agent_id=self.agent_id,
+                    hostname=self.agent_hostname,
+                    ip=self.agent_ip,
+                    ports=(self.host_port,) if self.host_port else (),
+                    state="TASK_UNKNOWN",
+                )
+            )
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self.task_id:
+            state.update(
+                task_id=self.task_id,
+                agent_id=self.agent_id,
+                agent_hostname=self.agent_hostname,
+                agent_ip=self.agent_ip,
+                host_port=self.host_port,
+                profile=self.profile_slug,
+            )
+        return state
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.task_id = self.agent_id = self.agent_hostname = self.agent_ip = None
+        self.host_port = 0
+
+    # ------------------------------------------------------------------ framework
+
+    @property
+    def framework(self) -> MesosFramework:
+        return MesosFramework.shared(self.framework_config())
+
+    def _roles(self) -> tuple[str, ...]:
+        if self.framework_roles:
+            return tuple(self.framework_roles)
+        roles = ["*"]
+        for role in [self.role, self.spark_role, *self._profile_roles()]:
+            if role and role not in roles:
+                roles.append(role)
+        return tuple(roles)
+
+    def _profile_roles(self) -> list[str]:
+        raw = self.profile_list if isinstance(self.profile_list, list) else []
+        out = []
+        for p in raw:
+            override = p.get("mesosspawner_override") or {}
+            for key in ("role", "spark_role"):
+                if override.get(key):
+                    out.append(override[key])
+        return out
+
+    def framework_config(self) -> FrameworkConfig:
+        return FrameworkConfig(
+            master=self.mesos_master,
+            name=self.framework_name,
+            user=self.framework_user,
+            roles=self._roles(),
+            failover_timeout=self.failover_timeout,
+            principal=self.principal,
+            secret=self.secret,
+            ca_file=self.mesos_ca_file,
+            id_file=self.framework_id_file,
+            hub_id=self.hub_id,
+            strategy=self.placement_strategy,
+            orphan_grace_seconds=self.orphan_grace_seconds or 0.0,
+            orphan_kill=bool(self.orphan_grace_seconds),
+        )
+
+    # ------------------------------------------------------------------ profiles
+
+    async def _profiles(self) -> tuple[profiles.Profile, ...]:
+        raw = self.profile_list
+        if callable(raw):
+            raw = await maybe_future(raw(self))
+        return profiles.load_profile_list(raw or [], allowed_overrides=self._overridable())
+
+    def _overridable(self) -> set[str]:
+        return set(self.trait_names(config=True))
+
+    def _user_groups(self) -> list[str]:
+        try:
+            return [g.name for g in self.user.groups]
+        except AttributeError:
+            return []
+
+    async def _render_options_form(self) -> str:
+        profs = await self._profiles()
+        if not profs:
+            return ""
+        await self.framework.refresh_capacity()
+        capacity = self.profile_capacity(profs)
+        return profiles.render_form(
+            profs,
+            capacity=capacity,
+            user_groups=self._user_groups(),
+            template_paths=self.options_form_template_paths,
+            defaults={
+                "cpu_limit": self.cpu_limit,
+                "mem_limit": self.mem_limit,
+                "gpus": self.gpus,
+                "image": self.image,
+            },
+        )
+
+    def profile_capacity(self, profs) -> dict[str, profiles.ProfileCapacity]:
+        """Live capacity per profile from the framework's view of the cluster."""
+        fw = self.framework
+        agents = fw.capacity()
+        out = {}
+        for p in profs:
+            req = self._request_for(p.override)
+            free_gpus = int(sum(_gpus(a.free) for a in agents)) if agents else None
+            if not agents:
+                out[p.slug] = profiles.ProfileCapacity("wait", "cluster not seen yet", free_gpus)
+                continue
+            why = placement.unmet(req, agents)
+            if why:
+                out[p.slug] = profiles.ProfileCapacity("never", why, free_gpus)
+                continue
+            waiting = placement.shortfall(req, agents)
+            if waiting:
+                out[p.slug] = profiles.ProfileCapacity("wait", f"waiting: {waiting}", free_gpus)
+            else:
+                out[p.slug] = profiles.ProfileCapacity("now", "resources free now", free_gpus)
+        return out
+
+    def apply_profile(self, user_options) -> None:
+        """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""
+        raw = self.profile_list
+        if callable(raw):
+            raise web.HTTPError(500, "callable profile_list must be resolved in pre_spawn_hook")
+        try:
+            profs = profiles.load_profile_list(raw or [], allowed_overrides=self._overridable())
+        except ValueError as e:
+            self.log.error("Invalid profile_list configuration: %s", e)
+            raise web.HTTPError(500, f"profile_list is misconfigured: {e}") from None
+        if not profs:
+            if user_options:
+                raise web.HTTPError(
+                    400, f"This hub has no profiles; unexpected options {sorted(user_options)}"
+                )
+            return
+        try:
+            profile, override = profiles.resolve(profs, user_options, self._user_groups())
+        except profiles.UserOptionsError as e:
+            raise web.HTTPError(400, str(e)) from None
+        self.profile_slug = profile.slug
+        for key, value in override.items():
+            if not self.has_trait(key):
+                raise web.HTTPError(500, f"profile {profile.slug} overrides unknown trait {key}")
+            setattr(self, key, value)
+
+    # ------------------------------------------------------------------ start / poll / stop
+
+    def _resolve_ids(self) -> tuple[str | None, int | None, int | None]:
+        """(system user name, uid, gid) the notebook runs as; refuses root unless allowed."""
+        name = self.system_user(self) if callable(self.system_user) else self.system_user
+        if name is None:
+            name = self.user.name
+        uid = self.uid(self) if callable(self.uid) else self.uid
+        gid = self.gid(self) if callable(self.gid) else self.gid
+        if uid is None or gid is None:
+            try:
+                pw = pwd.getpwnam(name)
+            except KeyError:
+                pw = None
+            if pw is not None:
+                uid = pw.pw_uid if uid is None else uid
+                gid = pw.pw_gid if gid is None else gid
+        if uid == 0 and not self.allow_root:
+            raise LaunchFailed(
+                f"Refusing to run {self.user.name}'s notebook as root (uid 0); "
+                "set c.MesosSpawner.allow_root = True to permit it"
+            )
+        if self.image and uid is None:
+            raise LaunchFailed(
+                f"No uid for user {name!r}: create the system user or set c.MesosSpawner.uid"
+            )
+        return name, uid, gid
+
+    def _request_for(self, override: dict | None = None) -> placement.Request:
+        def get(name):
+            return (override or {}).get(name, getattr(self, name))
+
+        spark = get("spark_master")
+        extra_ports = taskinfo.spark_ports_needed(
+            taskinfo.SparkSettings(spark, None, None, {}) if spark else None
+        )
+        return placement.Request(
+            key=f"{self.user.id if hasattr(self.user, 'id') else self.user.name}/{self.name}",
+            cpus=float(get("cpu_limit") or 1.0),
+            mem=float(get("mem_limit") or 0) / (1024 * 1024),
+            disk=float(get("disk_limit") or 0.0),
+            gpus=int(get("gpus") or 0),
+            ports=1 + extra_ports,
+            role=get("role") or "*",
+            constraints=placement.validate_constraints(get("constraints") or []),
+        )
+
+    def _build_task(self, p: placement.Placement, ids, nonce: str) -> dict:
+        system_user, uid, gid = ids
+        bridge = bool(self.image) and self.network_mode == "bridge"
+        self.host_port = p.ports[0]
+        self.port = self.container_port if bridge else p.ports[0]
+        env = self.get_env()
+        env.update(self.image_env())
+        spark = None
+        if self.spark_master:
+            spark = taskinfo.SparkSettings(
+                master=self.spark_master,
+                executor_image=self.spark_executor_image,
+                role=self.spark_role,
+                conf=dict(self.spark_conf),
+            )
+        volumes = taskinfo.expand_volumes(
+            self.volumes,
+            username=self.user.name,
+            uid=uid,
+            gid=gid,
+            servername=self.name or "",
+        )
+        spec = taskinfo.TaskSpec(
+            task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
+            name=f"jupyter {naming.escape(self.user.name)}"
+            + (f"/{naming.escape(self.name)}" if self.name else ""),
+            argv=tuple(self.cmd + self.get_args()),
+            env=env,
+            image=self.image,
+            containerizer="mesos" if self.gpus else self.containerizer,
+            network_mode=self.network_mode,
+            container_port=self.container_port,
+            user=system_user if (os.getuid() == 0 or self.image) else None,
+            uid=uid,
+            gid=gid,
+            volumes=volumes,
+            labels=taskinfo.labels_for(self.hub_id, self.user.name, self.name or ""),
+            spark=spark,
+            kill_grace_seconds=self.kill_grace_seconds,
+            force_pull_image=self.force_pull_image,
+            docker_parameters=tuple(sorted(self.docker_parameters.items())),
+        )
+        return taskinfo.build_task_info(spec, p)
+
+    def image_env(self) -> dict[str, str]:
+        """Name the environment that produced a result: the image reference (and digest)."""
+        if not self.image:
+            return {}
+        env = {"MESOSSPAWNER_IMAGE": self.image}
+        if "@sha256:" in self.image:
+            env["MESOSSPAWNER_IMAGE_DIGEST"] = self.image.split("@", 1)[1]
+        return env
+
+    async def start(self):
+        self._feed = feed = ProgressFeed()
+        try:
+            ids = self._resolve_ids()
+            request = self._request_for()
+            # Volumes are checked now so a bad template fails before anything reaches Mesos.
+            taskinfo.expand_volumes(
+                self.volumes,
+                username=self.user.name,
+                uid=ids[1],
+                gid=ids[2],
+                servername=self.name or "",
+            )
+        except (ValueError, LaunchFailed) as e:
+            feed.fail(str(e))
+            raise _spawn_error(str(e)) from None
+        fw = self.framework
+        nonce = secrets.token_hex(4)
+        req = LaunchRequest(
+            request=request,
+            build_task=lambda p: self._build_task(p, ids, nonce),
+            on_event=lambda kind, data: feed.on_framework_event(kind, data, fw),
+        )
+        if self.image:
+            self.log.info("Starting %s with image %s", self._log_name, self.image)
+        await fw.ensure_started()
+        never = await self._never_fits(fw, request)
+        if never:
+            feed.fail(never)
+            raise _spawn_error(f"This server can never start on this cluster: {never}")
+        try:
+            record = await fw.launch(req)
+        except LaunchFailed as e:
+            feed.fail(str(e))
+            raise _spawn_error(str(e)) from None
+        except asyncio.CancelledError:
+            feed.fail("spawn cancelled")
+            raise
+        self.task_id = record.task_id
+        self.agent_id = record.agent_id
+        self.agent_hostname = record.hostname
+        self.agent_ip = record.ip
+        feed.running(record)
+        host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
+        return f"http://{host}:{self.host_port}"
+
+    async def _never_fits(self, fw: MesosFramework, request: placement.Request) -> str | None:
+        """A reason no agent could ever hold ``request``, once the cluster has been seen."""
+        try:
+            await asyncio.wait_for(fw.subscribed_once.wait(), 5)
+        except TimeoutError:
+            return None
+        await fw.refresh_capacity(max_age=30.0, timeout=3.0)
+        agents = fw.capacity()
+        return placement.unmet(request, agents) if agents else None
+
+    async def progress(self):
+        feed = self._feed
+        if feed is None:
+            return
+        async for event in feed.events():
+            yield event
+
+    async def poll(self):
+        if not self.task_id:
+            return 0
+        fw = self.framework
+        await fw.ensure_started()
+        record = fw.task(self.task_id)
+        if record is None or record.state == "TASK_UNKNOWN":
+            # After a hub restart: wait for reconciliation before believing anything.
+            try:
+                await asyncio.wait_for(fw.reconciled.wait(), 30)
+            except TimeoutError:
+                return None
+            await fw.wait_change(self.task_id, 5)
+            record = fw.task(self.task_id)
+            if record is None or record.state == "TASK_UNKNOWN":
+                return None
+        if record.state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
+            return None
+        self.log.warning("%s stopped: task %s", self._log_name, record.describe())
+        return 0 if record.state == "TASK_FINISHED" else 1
+
+    async def stop(self, now: bool = False):
+        if not self.task_id:
+            return
+        fw = self.framework
+        record = fw.task(self.task_id)
+        if record is None:
+            fw.track(TaskRecord(self.task_id, agent_id=self.agent_id, state="TASK_RUNNING"))
+        await fw.kill(self.task_id, timeout=self.kill_grace_seconds + 30)
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        if self.spark_master:
+            env.setdefault("SPARK_MASTER", self.spark_master)
+            env.setdefault("MASTER", self.spark_master)
+        return env
+
+
+def _gpus(resources) -> float:
+    return sum(r.scalar or 0 for r in resources if r.name == "gpus")
+
+
+class SpawnError(Exception):
+    """A failed spawn; JupyterHub shows ``jupyterhub_message`` to the person waiting."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def _spawn_error(message: str) -> SpawnError:
+    return SpawnError(message)
+
+
+__all__ = ["MesosSpawner", "SpawnError"]

@@ -1,0 +1,419 @@
+"""Build the v1 ``TaskInfo`` JSON for a notebook from a spec and the placement it won.
+
+Pure. The container rules are Mesos's (DESIGN §4): the Docker containerizer for CPU and Spark
+notebooks, with the user given as the Docker ``user`` parameter (Docker never receives
+``command.user``); the Mesos containerizer with a Docker image for GPU notebooks (the Docker
+containerizer has no GPU support), running as ``command.user``; no image means a plain
+command task (a process on the agent).
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+import shlex
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .mesos.resources import resources_to_json, scalar
+from .naming import escape
+from .placement import Placement
+
+CONTAINERIZERS = ("docker", "mesos")
+NETWORK_MODES = ("host", "bridge")
+SPARK_PORTS = 3  # driver, block manager, libprocess
+VOLUME_FIELDS = ("username", "uid", "gid", "servername")
+_VOLUME_KEYS = ("host_path", "container_path", "mode")
+# Env vars whose values must never show up in labels (labels are visible in /master/state and
+# are what orphan detection reads; a token there would leak to anyone who can read the master).
+_SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|_KEY)$", re.IGNORECASE)
+_SPARK_CONF_KEY = re.compile(r"spark\.[A-Za-z0-9_.\-]+")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How a Spark notebook reaches its cluster."""
+
+    master: str
+    executor_image: str | None = None
+    role: str | None = None
+    conf: Mapping[str, str] = field(default_factory=dict)  # extra spark.* conf
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything about a notebook task that does not depend on the offer."""
+
+    task_id: str
+    name: str
+    argv: tuple[str, ...]  # the notebook command (e.g. jupyterhub-singleuser --port=...)
+    env: Mapping[str, str]
+    image: str | None = None  # None = plain command task (a process on the agent)
+    containerizer: str = "docker"  # "docker" | "mesos"; GPU tasks need "mesos"
+    network_mode: str = "host"  # "host" | "bridge" (bridge: Docker containerizer only)
+    container_port: int = 8888  # bridge mode: the notebook's port inside the container
+    user: str | None = None  # command.user (a name) for the Mesos containerizer / plain command
+    uid: int | None = None  # Docker "user" parameter "uid:gid"
+    gid: int | None = None
+    volumes: tuple[Mapping[str, str], ...] = ()  # from expand_volumes: container/host path, mode
+    labels: Mapping[str, str] = field(default_factory=dict)
+    spark: SparkSettings | None = None
+    kill_grace_seconds: float = 30.0
+    force_pull_image: bool = False
+    docker_parameters: tuple[tuple[str, str], ...] = ()
+
+
+def spark_ports_needed(spark: SparkSettings | None) -> int:
+    """Host ports a Spark notebook needs beyond the notebook's own (driver, block manager,
+    libprocess), or 0 without Spark."""
+    return SPARK_PORTS if spark is not None else 0
+
+
+def labels_for(hub_id: str, username: str, servername: str) -> dict[str, str]:
+    """Labels that let a hub find its own tasks (orphans included). Never carries a token."""
+    return {
+        "jupyterhub.hub": hub_id,
+        "jupyterhub.user": escape(username),
+        "jupyterhub.server": escape(servername),
+        "jupyterhub.managed-by": "mesosspawner",
+    }
+
+
+# ---------------------------------------------------------------------------- volumes
+
+
+def expand_volumes(
+    volumes: Sequence[Mapping[str, str]],
+    *,
+    username: str,
+    uid: int | None,
+    gid: int | None,
+    servername: str,
+) -> tuple[dict, ...]:
+    """Expand ``{username}``, ``{uid}``, ``{gid}``, ``{servername}`` in volume paths, safely.
+
+    Names are substituted escaped (``naming.escape``: only ``[a-z0-9-]``, so never ``/`` or
+    ``..``); no other ``{...}`` is allowed. The result must be absolute and lie strictly below
+    the template's static base directory (the part before the first placeholder), so no user
+    or server name can reach another path. ``ValueError`` names the volume and the problem.
+    """
+    values = {
+        "username": escape(username),
+        "servername": escape(servername),
+        "uid": None if uid is None else str(_int(uid, "uid")),
+        "gid": None if gid is None else str(_int(gid, "gid")),
+    }
+    out = []
+    for i, vol in enumerate(volumes):
+        what = f"volume {i} ({_short(vol)})"
+        if not isinstance(vol, Mapping):
+            raise ValueError(f"{what}: expected a mapping with host_path, container_path, mode")
+        unknown = sorted(str(k) for k in vol if k not in _VOLUME_KEYS)
+        if unknown:
+            raise ValueError(
+                f"{what}: unknown key(s) {', '.join(unknown)} (use {', '.join(_VOLUME_KEYS)})"
+            )
+        for key in ("host_path", "container_path"):
+            if key not in vol:
+                raise ValueError(f"{what}: {key} is missing")
+        mode = vol.get("mode", "RW")
+        if not isinstance(mode, str) or mode.upper() not in ("RW", "RO"):
+            raise ValueError(f"{what}: mode must be RW or RO, not {mode!r}")
+        out.append(
+            {
+                "container_path": _expand_path(vol["container_path"], values, what),
+                "host_path": _expand_path(vol["host_path"], values, what),
+                "mode": mode.upper(),
+            }
+        )
+    return tuple(out)
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _expand_path(template: Any, values: Mapping[str, str | None], what: str) -> str:
+    if not isinstance(template, str) or not template.startswith("/"):
+        raise ValueError(f"{what}: path {template!r} must be an absolute path (start with '/')")
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"{what}: path {template!r} has a stray brace ({e})") from None
+    literal_skeleton = "/".join(p[0] for p in parts)
+    if "\x00" in literal_skeleton or ":" in literal_skeleton:
+        # Docker joins host:container:mode with ':'
+        raise ValueError(f"{what}: path {template!r} must not contain NUL or ':'")
+    if ".." in literal_skeleton.split("/"):
+        raise ValueError(f"{what}: path {template!r} must not contain '..'")
+    pieces: list[str] = []
+    base: str | None = None
+    for literal, name, spec, conversion in parts:
+        pieces.append(literal)
+        if name is None:
+            continue
+        if name not in VOLUME_FIELDS or spec or conversion:
+            allowed = ", ".join("{" + f + "}" for f in VOLUME_FIELDS)
+            shown = "{" + name + ("!" + conversion if conversion else "")
+            shown += (":" + spec if spec else "") + "}"
+            raise ValueError(f"{what}: {shown} is not allowed in {template!r}; use {allowed}")
+        value = values[name]
+        if value is None:
+            raise ValueError(f"{what}: {template!r} uses {{{name}}} but no {name} is set")
+        if base is None:
+            base = posixpath.dirname("".join(pieces)) or "/"
+        pieces.append(value)
+    result = posixpath.normpath("".join(pieces))
+    if result.startswith("//"):  # POSIX normpath keeps a leading '//'
+        result = "/" + result.lstrip("/")
+    if ".." in result.split("/"):
+        raise ValueError(f"{what}: {template!r} expands to {result!r}, which contains '..'")
+    if base is not None:
+        base = posixpath.normpath(base)
+        prefix = base if base.endswith("/") else base + "/"
+        if not result.startswith(prefix) or result == base:
+            raise ValueError(
+                f"{what}: {template!r} expands to {result!r}, which is not below {base!r}"
+                " (an empty server name? put {servername} after a fixed prefix)"
+            )
+    return result
+
+
+# ---------------------------------------------------------------------------- TaskInfo
+
+
+def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = False) -> dict:
+    """The v1 ``TaskInfo`` JSON to LAUNCH ``spec`` with ``placement``'s resources.
+
+    ``refinement``: the framework has RESERVATION_REFINEMENT (resources carry
+    ``reservations`` instead of ``role``). ``ValueError`` for specs Mesos would refuse or
+    that cannot work (GPUs with the Docker containerizer, bridge networking without Docker).
+    """
+    _check_spec(spec, placement)
+    gpus = scalar(placement.resources, "gpus")
+    if gpus and spec.image and spec.containerizer == "docker":
+        raise ValueError(
+            f"task {spec.task_id}: {_num(gpus)} GPU(s) with the Docker containerizer: Mesos's"
+            " Docker containerizer has no GPU support; use containerizer 'mesos' for GPU images"
+        )
+    env = dict(spec.env)
+    if spec.spark is not None:
+        env.update(_spark_env(spec.spark, placement, spec.network_mode))
+    _check_labels(spec.labels, env)
+
+    docker = spec.image is not None and spec.containerizer == "docker"
+    argv = list(spec.argv)
+    command: dict[str, Any] = {
+        "shell": False,
+        "value": argv[0],
+        # Docker appends value and arguments to the image's entrypoint; the command executor
+        # execs value with arguments as the full argv (arguments[0] is the program name).
+        "arguments": argv[1:] if docker else argv,
+        "environment": {
+            "variables": [{"name": k, "value": env[k]} for k in sorted(env)],
+        },
+    }
+    if spec.user and not docker:
+        command["user"] = spec.user
+
+    task: dict[str, Any] = {
+        "name": spec.name,
+        "task_id": {"value": spec.task_id},
+        "agent_id": {"value": placement.agent_id},
+        "resources": resources_to_json(
+            placement.resources, refinement=refinement, allocation_role=placement.allocation_role
+        ),
+        "command": command,
+    }
+    container = _container(spec, placement)
+    if container is not None:
+        task["container"] = container
+    if spec.labels:
+        task["labels"] = {
+            "labels": [{"key": k, "value": spec.labels[k]} for k in sorted(spec.labels)]
+        }
+    task["kill_policy"] = {
+        "grace_period": {"nanoseconds": int(round(spec.kill_grace_seconds * 1e9))}
+    }
+    return task
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _check_spec(spec: TaskSpec, placement: Placement) -> None:
+    where = f"task {spec.task_id!r}"
+    if not spec.task_id or not re.fullmatch(r"[A-Za-z0-9_.\-]+", spec.task_id):
+        raise ValueError(f"{where}: task ids may only contain letters, digits, '_', '.', '-'")
+    if not spec.argv or not all(isinstance(a, str) for a in spec.argv) or not spec.argv[0]:
+        raise ValueError(f"{where}: argv must be a non-empty list of strings, not {spec.argv!r}")
+    if spec.containerizer not in CONTAINERIZERS:
+        raise ValueError(
+            f"{where}: containerizer {spec.containerizer!r}: use one of {', '.join(CONTAINERIZERS)}"
+        )
+    if spec.network_mode not in NETWORK_MODES:
+        raise ValueError(
+            f"{where}: network_mode {spec.network_mode!r}: use one of {', '.join(NETWORK_MODES)}"
+        )
+    if spec.network_mode == "bridge" and (spec.image is None or spec.containerizer != "docker"):
+        raise ValueError(
+            f"{where}: network_mode 'bridge' needs an image and the docker containerizer"
+            " (the Mesos containerizer and plain commands use the host network here)"
+        )
+    if spec.network_mode == "bridge" and not placement.ports:
+        raise ValueError(f"{where}: bridge networking needs a host port in the placement")
+    for k, v in spec.env.items():
+        if not isinstance(k, str) or not k or "=" in k or "\x00" in k:
+            raise ValueError(f"{where}: bad environment variable name {k!r}")
+        if not isinstance(v, str) or "\x00" in v:
+            raise ValueError(f"{where}: environment variable {k} must be a string without NUL")
+    if not math.isfinite(spec.kill_grace_seconds) or spec.kill_grace_seconds < 0:
+        raise ValueError(f"{where}: kill_grace_seconds must be >= 0, not {spec.kill_grace_seconds}")
+    if spec.uid is not None:
+        _int(spec.uid, "uid")
+    if spec.gid is not None:
+        _int(spec.gid, "gid")
+
+
+def _check_labels(labels: Mapping[str, str], env: Mapping[str, str]) -> None:
+    secrets = {k: v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"label {key!r}: keys and values must be strings")
+        for name, secret in secrets.items():
+            if secret in key or secret in value:
+                raise ValueError(
+                    f"label {key!r} would expose the value of {name}; labels are public"
+                )
+
+
+def _container(spec: TaskSpec, placement: Placement) -> dict | None:
+    if spec.image is None:
+        # A plain command task. Host volumes still need a container (type MESOS, no image):
+        # that is how Mesos mounts them for a process.
+        if not spec.volumes:
+            return None
+        return {"type": "MESOS", "volumes": _volumes_json(spec.volumes)}
+    if spec.containerizer == "mesos":
+        container: dict[str, Any] = {
+            "type": "MESOS",
+            "mesos": {
+                "image": {
+                    "type": "DOCKER",
+                    "docker": {"name": spec.image},
+                    "cached": not spec.force_pull_image,
+                }
+            },
+        }
+    else:
+        docker: dict[str, Any] = {
+            "image": spec.image,
+            "network": spec.network_mode.upper(),
+            "force_pull_image": spec.force_pull_image,
+        }
+        if spec.network_mode == "bridge":
+            mappings = [
+                {
+                    "host_port": placement.ports[0],
+                    "container_port": spec.container_port,
+                    "protocol": "tcp",
+                }
+            ]
+            # Spark's driver, block manager and libprocess advertise the host's ports, so they
+            # listen on the same numbers inside the container.
+            mappings += [
+                {"host_port": p, "container_port": p, "protocol": "tcp"}
+                for p in placement.ports[1 : 1 + spark_ports_needed(spec.spark)]
+            ]
+            docker["port_mappings"] = mappings
+        parameters = []
+        if spec.uid is not None:
+            user = str(spec.uid) if spec.gid is None else f"{spec.uid}:{spec.gid}"
+            parameters.append({"key": "user", "value": user})
+        for key, value in spec.docker_parameters:
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                raise ValueError(
+                    f"docker parameter {(key, value)!r}: key and value must be strings"
+                )
+            if key == "user" and spec.uid is not None:
+                raise ValueError(
+                    f"docker parameter user={value!r} conflicts with uid {spec.uid}; set one"
+                )
+            parameters.append({"key": key, "value": value})
+        if parameters:
+            docker["parameters"] = parameters
+        container = {"type": "DOCKER", "docker": docker}
+    if spec.volumes:
+        container["volumes"] = _volumes_json(spec.volumes)
+    return container
+
+
+def _volumes_json(volumes: Sequence[Mapping[str, str]]) -> list[dict]:
+    return [
+        {
+            "container_path": v["container_path"],
+            "host_path": v["host_path"],
+            "mode": v.get("mode", "RW"),
+        }
+        for v in volumes
+    ]
+
+
+def _spark_env(spark: SparkSettings, placement: Placement, network_mode: str) -> dict[str, str]:
+    """SPARK_MASTER/MASTER, libprocess address and the driver's conf, ports from the offer."""
+    if len(placement.ports) < 1 + SPARK_PORTS:
+        raise ValueError(
+            f"a Spark notebook needs {1 + SPARK_PORTS} ports (notebook, driver, block manager,"
+            f" libprocess) but the placement has {len(placement.ports)}: {placement.ports}"
+        )
+    driver, block_manager, libprocess = placement.ports[1 : 1 + SPARK_PORTS]
+    host = placement.ip or placement.hostname
+    computed = {}
+    if spark.executor_image:
+        computed["spark.mesos.executor.docker.image"] = spark.executor_image
+    if spark.role:
+        computed["spark.mesos.role"] = spark.role
+    computed["spark.driver.host"] = host
+    computed["spark.driver.port"] = str(driver)
+    computed["spark.blockManager.port"] = str(block_manager)
+    if network_mode == "bridge":
+        computed["spark.driver.bindAddress"] = "0.0.0.0"
+    conf: dict[str, str] = {}
+    for key, value in spark.conf.items():
+        if not isinstance(key, str) or not _SPARK_CONF_KEY.fullmatch(key):
+            raise ValueError(f"spark conf key {key!r}: must look like spark.some.setting")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"spark conf {key}: value {value!r} must be a string or number")
+        if key not in computed:  # the offer decides host and ports, not configuration
+            conf[key] = str(value)
+    conf.update(computed)
+    args = ["--master", spark.master]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    opts = " ".join(shlex.quote(a) for a in args)
+    env = {
+        "SPARK_MASTER": spark.master,
+        "MASTER": spark.master,  # Spark reads MASTER, not SPARK_MASTER
+        "SPARK_OPTS": opts,
+        "PYSPARK_SUBMIT_ARGS": opts + " pyspark-shell",
+        "LIBPROCESS_PORT": str(libprocess),
+    }
+    if network_mode == "bridge":
+        env["LIBPROCESS_IP"] = "0.0.0.0"
+        if placement.ip:
+            env["LIBPROCESS_ADVERTISE_IP"] = placement.ip
+        env["LIBPROCESS_ADVERTISE_PORT"] = str(libprocess)
+    else:
+        env["LIBPROCESS_IP"] = host
+    return env

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install everything the demo and the tests need. Idempotent and quick on a warm machine: each
+# step checks first and only then installs.
+#   bash scripts/setup.sh            everything (tests included)
+#   bash scripts/setup.sh --no-test  only what the demo needs
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+with_tests=1
+[ "${1:-}" = "--no-test" ] && with_tests=0
+
+log() { printf 'setup: %s\n' "$*"; }
+start=$SECONDS
+
+# --- Debian packages (root only) --------------------------------------------------------------
+debs=(zookeeper docker.io debootstrap docker-registry docker-compose python3-venv chromium)
+[ "$with_tests" = 1 ] || debs=(zookeeper python3-venv)
+command -v npm >/dev/null 2>&1 || debs+=(npm)
+missing=()
+for pkg in "${debs[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        log "apt-get install ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        log "not root: cannot install ${missing[*]}"
+        log "tests needing them will skip (zookeeper: ZooKeeper/failover tests;" \
+            "docker.io, debootstrap, docker-registry, docker-compose: Docker tests;" \
+            "chromium: browser tests)"
+    fi
+fi
+
+# --- configurable-http-proxy (JupyterHub's proxy) ---------------------------------------------
+if ! command -v configurable-http-proxy >/dev/null 2>&1; then
+    if command -v npm >/dev/null 2>&1; then
+        log "npm install -g configurable-http-proxy"
+        npm install -g --silent configurable-http-proxy >/dev/null
+    else
+        log "npm missing: configurable-http-proxy not installed (the demo and hub tests need it)"
+    fi
+fi
+
+# --- Python packages ------------------------------------------------------------------------
+# Reinstall only when setup.cfg/pyproject.toml changed since the last install of this checkout
+# into this interpreter, or when the installed package is another checkout's.
+extras=$([ "$with_tests" = 1 ] && echo "[test]" || echo "")
+stamp=$("$PYTHON" -c 'import sys; print(sys.prefix)')/.mesosspawner-setup-stamp
+want="$PWD$extras $(cat setup.cfg pyproject.toml | cksum)"
+installed=$(cd / && "$PYTHON" -c 'import os, jupyter_server, mesosspawner as m
+print(os.path.dirname(os.path.dirname(m.__file__)))' 2>/dev/null || true)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ "$installed" != "$PWD" ]; then
+    log "pip install -e .$extras jupyter_server"
+    "$PYTHON" -m pip install -q -e ".$extras" jupyter_server
+    printf '%s' "$want" >"$stamp"
+fi
+
+if [ "$with_tests" = 1 ]; then
+    PYTHON=$PYTHON bash scripts/install-pymesos.sh
+fi
+
+log "done in $((SECONDS - start)) s"

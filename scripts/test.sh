@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command (README "Running the tests", and what CI runs): install what the
+# tests need, then run pytest with any arguments passed through.
+#   bash scripts/test.sh                       the whole suite
+#   bash scripts/test.sh tests/localmesos -x   a part of it
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
+
+# -rs lists every skip with its reason in the summary, so a skipped tier is never silent.
+"$PYTHON" -m pytest -rs "$@"
+status=$?
+if [ "$status" = 5 ]; then
+    echo "test: pytest collected no tests; treating that as a failure" >&2
+    exit 1
+fi
+exit "$status"

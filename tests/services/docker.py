@@ -1,0 +1,343 @@
+"""Docker engine, debootstrap base image and a loopback registry for the test suite.
+
+Base images cannot be pulled on this machine, so the suite imports one from a ``debootstrap``
+root filesystem, and pushes to Debian's ``docker-registry`` on 127.0.0.1. The engine uses the
+default socket and data root, so images built in one run are cached for the next; an engine
+that already answers is reused and never stopped by us.
+
+Importable helpers (for scripts) and pytest fixtures (re-exported by ``tests/conftest.py``):
+``docker_engine`` (session: a ``DockerEngine``), ``base_image`` (session: image name),
+``registry`` (session: ``"127.0.0.1:PORT"``) and ``notebook_image`` (session: the base notebook
+image built on ``base_image`` and pushed, ``"127.0.0.1:PORT/mesosspawner/base-notebook:HASH"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
+LOCK_DIR = Path("/tmp/mesosspawner-test-locks")
+BASE_IMAGE_NAME = "mesosspawner-test/bookworm-base:1"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class EngineUnavailable(RuntimeError):
+    """The Docker engine cannot run on this machine (not root, or not installed)."""
+
+
+@dataclass
+class DockerEngine:
+    host: str
+    started_here: bool
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    _users_lock: object | None = field(default=None, repr=False)
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.host, version="auto", timeout=600)
+
+
+@dataclass
+class Registry:
+    address: str
+    proc: subprocess.Popen
+    root: Path
+    log_path: Path
+
+
+@contextlib.contextmanager
+def _flock(name: str, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_DIR / name, "a") as fh:
+        fcntl.flock(fh, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def engine_answers(host: str = DOCKER_HOST, timeout: float = 5.0) -> bool:
+    """True when a Docker engine answers a ping on *host*."""
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=host, version="auto", timeout=timeout)
+    except Exception:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def _why_engine_cannot_run() -> str | None:
+    if os.geteuid() != 0:
+        return "dockerd needs root and no Docker engine answers at " + DOCKER_HOST
+    if shutil.which("dockerd") is None:
+        return "dockerd is not installed (Debian package docker.io) and no engine answers"
+    return None
+
+
+def start_engine(log_dir: Path, timeout: float = 90.0) -> DockerEngine:
+    """Reuse the engine on the default socket, or start ``dockerd --storage-driver=vfs``.
+
+    dockerd runs in its own session (setsid) so a test's signals never reach it. Every user holds
+    a shared lock on ``engine-users`` while it uses the engine, so the starter's teardown can tell
+    whether someone else still needs it.
+    """
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    users = open(LOCK_DIR / "engine-users", "a")  # noqa: SIM115 - held until stop_engine
+    fcntl.flock(users, fcntl.LOCK_SH)
+    with _flock("engine-start"):
+        if engine_answers():
+            return DockerEngine(host=DOCKER_HOST, started_here=False, _users_lock=users)
+        reason = _why_engine_cannot_run()
+        if reason:
+            users.close()
+            raise EngineUnavailable(reason)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "dockerd.log"
+        log = open(log_path, "ab")
+        proc = subprocess.Popen(
+            ["dockerd", "--storage-driver=vfs", f"--host={DOCKER_HOST}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        engine = DockerEngine(DOCKER_HOST, True, proc, log_path, users)
+        deadline = time.monotonic() + timeout
+        while not engine_answers(timeout=2.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _terminate(proc, 20)
+                users.close()
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"dockerd did not become ready (see {log_path}):\n{tail}")
+            time.sleep(0.3)
+        return engine
+
+
+def _terminate(proc: subprocess.Popen, grace: float) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def stop_engine(engine: DockerEngine) -> None:
+    """Stop dockerd if this session started it and no other test session still uses it.
+
+    A reused engine is never stopped; a started one that another session still uses is left
+    running (that session's own set-up did not start it, so nobody stops it: documented cost).
+    """
+    users = engine._users_lock
+    if users is None:
+        return
+    try:
+        if not engine.started_here or engine.proc is None:
+            return
+        fcntl.flock(users, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        with _flock("engine-start"):
+            _terminate(engine.proc, 30)
+    finally:
+        users.close()
+
+
+def image_exists(client, name: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(name)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ensure_base_image(
+    client,
+    name: str = BASE_IMAGE_NAME,
+    suite: str = DEBIAN_SUITE,
+    mirror: str = DEBIAN_MIRROR,
+) -> str:
+    """Import a ``debootstrap --variant=minbase`` root as *name*, unless it already exists.
+
+    The host's CA bundle goes to ``/etc/ssl/host-ca-bundle.crt`` with ``PIP_CERT`` pointing at it:
+    this machine reaches PyPI through a TLS proxy signed by that CA, and Debian's
+    ``ca-certificates`` rewrites the usual path. A test set-up concern, not part of the images.
+    """
+    with _flock("base-image"):
+        if image_exists(client, name):
+            return name
+        if shutil.which("debootstrap") is None:
+            raise RuntimeError("debootstrap is not installed: apt-get install debootstrap")
+        with tempfile.TemporaryDirectory(prefix="debootstrap-") as tmp:
+            root = Path(tmp) / "root"
+            subprocess.run(
+                ["debootstrap", "--variant=minbase", suite, str(root), mirror],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            (root / "etc/ssl").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/host-ca-bundle.crt")
+            tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+            subprocess.run(
+                [
+                    "docker",
+                    "--host",
+                    DOCKER_HOST,
+                    "import",
+                    "-c",
+                    "ENV PIP_CERT=/etc/ssl/host-ca-bundle.crt",
+                    "-",
+                    name,
+                ],
+                stdin=tar.stdout,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            tar.stdout.close()
+            if tar.wait() != 0:
+                raise RuntimeError(f"tar of the debootstrap root {root} failed")
+    return name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:
+    """Run Debian's ``docker-registry`` on 127.0.0.1:free port with storage under *workdir*."""
+    if shutil.which("docker-registry") is None:
+        raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = workdir / "storage"
+    root.mkdir(exist_ok=True)
+    port = free_port()
+    config = workdir / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {root}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log_path = workdir / "registry.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    registry = Registry(f"127.0.0.1:{port}", proc, root, log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=2) as resp:
+                if resp.status == 200:
+                    return registry
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _terminate(proc, 5)
+            raise RuntimeError(
+                f"docker-registry did not answer on {registry.address}: "
+                + log_path.read_text(errors="replace")[-2000:]
+            )
+        time.sleep(0.2)
+
+
+def stop_registry(registry: Registry) -> None:
+    _terminate(registry.proc, 10)
+
+
+def build_notebook_image(client, base_image: str, registry: str) -> str:
+    """Build (or reuse by content hash) and push base-notebook; return its registry reference."""
+    from mesosspawner import images
+
+    results = images.build_and_push(
+        client,
+        docker_dir=REPO_ROOT / "docker",
+        registry=registry,
+        only=["base-notebook"],
+        build_args={"BASE_IMAGE": base_image},
+        push=True,
+    )
+    return results["base-notebook"].ref
+
+
+# ---------------------------------------------------------------- pytest fixtures
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory) -> Iterator[DockerEngine]:
+    try:
+        engine = start_engine(tmp_path_factory.mktemp("dockerd"))
+    except EngineUnavailable as exc:
+        pytest.skip(f"Docker engine cannot run here: {exc}")
+    try:
+        yield engine
+    finally:
+        stop_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_engine):
+    client = docker_engine.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client) -> str:
+    return ensure_base_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[str]:
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield reg.address
+    finally:
+        stop_registry(reg)
+
+
+@pytest.fixture(scope="session")
+def notebook_image(docker_client, base_image, registry) -> str:
+    return build_notebook_image(docker_client, base_image, registry)

@@ -1,0 +1,370 @@
+"""taskinfo: containers per DESIGN §4, safe volume expansion, Spark wiring, labels."""
+
+import shlex
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mesosspawner.mesos.resources import (
+    parse_resources,
+    ranges_of,
+    resources_from_json,
+    scalar,
+)
+from mesosspawner.placement import Placement
+from mesosspawner.taskinfo import (
+    SparkSettings,
+    TaskSpec,
+    build_task_info,
+    expand_volumes,
+    labels_for,
+    spark_ports_needed,
+)
+
+TOKEN = "s3cr3t-t0ken-value-1234567890"
+ENV = {"JUPYTERHUB_API_TOKEN": TOKEN, "JUPYTERHUB_USER": "alice", "PATH": "/usr/bin"}
+
+
+def placement(resources="cpus:1;mem:1024;ports:[31000-31000]", ports=(31000,), role="*"):
+    return Placement(
+        request_key="k",
+        offer_id="o1",
+        agent_id="agent-1",
+        hostname="plain-1",
+        ip="10.0.0.7",
+        allocation_role=role,
+        resources=tuple(parse_resources(resources)),
+        ports=ports,
+    )
+
+
+def spec(**kw):
+    base = dict(
+        task_id="jupyter.hub.alice..n1",
+        name="jupyter-alice",
+        argv=("jupyterhub-singleuser", "--port=31000"),
+        env=ENV,
+        labels=labels_for("hub", "alice", ""),
+    )
+    base.update(kw)
+    return TaskSpec(**base)
+
+
+def env_of(task):
+    return {v["name"]: v["value"] for v in task["command"]["environment"]["variables"]}
+
+
+# ---------------------------------------------------------------------------- containers
+
+
+def test_cpu_notebook_uses_docker_with_uid_gid_user_parameter():
+    t = build_task_info(spec(image="lab/notebook:1", uid=1001, gid=100), placement())
+    assert t["container"]["type"] == "DOCKER"
+    docker = t["container"]["docker"]
+    assert docker["image"] == "lab/notebook:1"
+    assert docker["network"] == "HOST"
+    assert {"key": "user", "value": "1001:100"} in docker["parameters"]
+    assert "user" not in t["command"]  # the Docker containerizer never gets command.user
+    # Docker appends value + arguments to the entrypoint: no repeated program name.
+    assert t["command"]["value"] == "jupyterhub-singleuser"
+    assert t["command"]["arguments"] == ["--port=31000"]
+    assert t["command"]["shell"] is False
+
+
+def test_gpu_notebook_uses_the_mesos_containerizer_with_a_docker_image():
+    p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
+    t = build_task_info(spec(image="lab/gpu:1", containerizer="mesos", user="alice"), p)
+    assert t["container"]["type"] == "MESOS"
+    assert t["container"]["mesos"]["image"]["type"] == "DOCKER"
+    assert t["container"]["mesos"]["image"]["docker"]["name"] == "lab/gpu:1"
+    assert t["command"]["user"] == "alice"
+    assert t["command"]["arguments"] == ["jupyterhub-singleuser", "--port=31000"]
+    assert scalar(resources_from_json(t["resources"]), "gpus") == 1
+
+
+def test_gpus_with_docker_containerizer_are_refused():
+    p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
+    with pytest.raises(ValueError, match="no GPU support"):
+        build_task_info(spec(image="lab/gpu:1"), p)
+
+
+def test_no_image_is_a_plain_command_task():
+    t = build_task_info(spec(user="alice"), placement())
+    assert "container" not in t
+    assert t["command"]["user"] == "alice"
+    assert t["command"]["value"] == "jupyterhub-singleuser"
+    assert t["command"]["arguments"][0] == "jupyterhub-singleuser"
+
+
+def test_task_info_core_fields():
+    t = build_task_info(spec(kill_grace_seconds=2.5), placement())
+    assert t["task_id"] == {"value": "jupyter.hub.alice..n1"}
+    assert t["agent_id"] == {"value": "agent-1"}
+    assert t["name"] == "jupyter-alice"
+    assert t["kill_policy"] == {"grace_period": {"nanoseconds": 2_500_000_000}}
+    assert env_of(t)["JUPYTERHUB_USER"] == "alice"
+    res = t["resources"]
+    assert all(r["allocation_info"] == {"role": "*"} for r in res)
+    assert all(r["role"] == "*" for r in res)
+    refined = build_task_info(
+        spec(),
+        placement("cpus(spark):1;mem:1024;ports:[31000-31000]", role="spark"),
+        refinement=True,
+    )
+    cpus = next(r for r in refined["resources"] if r["name"] == "cpus")
+    assert cpus["reservations"] == [{"type": "STATIC", "role": "spark"}]
+    assert "role" not in cpus
+
+
+def test_bridge_network_maps_the_allocated_host_port():
+    t = build_task_info(spec(image="nb", network_mode="bridge", container_port=8888), placement())
+    docker = t["container"]["docker"]
+    assert docker["network"] == "BRIDGE"
+    assert docker["port_mappings"] == [
+        {"host_port": 31000, "container_port": 8888, "protocol": "tcp"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(network_mode="bridge"), "bridge"),
+        (dict(image="x", containerizer="mesos", network_mode="bridge"), "bridge"),
+        (dict(containerizer="rkt", image="x"), "containerizer"),
+        (dict(network_mode="overlay"), "network_mode"),
+        (dict(argv=()), "argv"),
+        (dict(task_id="has space"), "task ids"),
+        (dict(env={"A": 1}), "string"),
+        (dict(image="x", uid=1, docker_parameters=(("user", "0:0"),)), "conflicts"),
+    ],
+)
+def test_specs_mesos_would_refuse_are_rejected(kw, words):
+    with pytest.raises(ValueError, match=words):
+        build_task_info(spec(**kw), placement())
+
+
+def test_force_pull_and_docker_parameters():
+    t = build_task_info(
+        spec(image="nb", force_pull_image=True, docker_parameters=(("shm-size", "1g"),)),
+        placement(),
+    )
+    assert t["container"]["docker"]["force_pull_image"] is True
+    assert t["container"]["docker"]["parameters"] == [{"key": "shm-size", "value": "1g"}]
+    t = build_task_info(spec(image="nb", containerizer="mesos", force_pull_image=True), placement())
+    assert t["container"]["mesos"]["image"]["cached"] is False
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def test_labels_name_hub_user_server_and_never_a_token():
+    t = build_task_info(spec(image="nb"), placement())
+    labels = {lab["key"]: lab["value"] for lab in t["labels"]["labels"]}
+    assert labels == {
+        "jupyterhub.hub": "hub",
+        "jupyterhub.user": "alice",
+        "jupyterhub.server": "",
+        "jupyterhub.managed-by": "mesosspawner",
+    }
+    assert TOKEN not in repr(t["labels"])
+
+
+def test_a_label_carrying_a_token_is_refused():
+    with pytest.raises(ValueError, match="JUPYTERHUB_API_TOKEN"):
+        build_task_info(spec(labels={"oops": TOKEN}), placement())
+
+
+def test_labels_escape_user_and_server():
+    labels = labels_for("hub", "Eve/../root", "my server")
+    assert labels["jupyterhub.user"] == "-45ve-2f-2e-2e-2froot"
+    assert labels["jupyterhub.server"] == "my-20server"
+
+
+# ---------------------------------------------------------------------------- volumes
+
+
+def expand(host_path, username="alice", servername="", container_path="/home/jovyan/work", **kw):
+    vols = [{"host_path": host_path, "container_path": container_path, **kw}]
+    return expand_volumes(vols, username=username, uid=1001, gid=100, servername=servername)
+
+
+def test_volume_expansion():
+    [v] = expand("/data/homes/{username}/{uid}-{gid}", mode="ro")
+    assert v == {
+        "host_path": "/data/homes/alice/1001-100",
+        "container_path": "/home/jovyan/work",
+        "mode": "RO",
+    }
+    [v] = expand("/data/{username}/{servername}", servername="gpu")
+    assert v["host_path"] == "/data/alice/gpu"
+    [v] = expand("/data/{username}/{servername}")  # default server: trailing slash normalised
+    assert v["host_path"] == "/data/alice"
+    [v] = expand("/scratch/static")
+    assert v["host_path"] == "/scratch/static" and v["mode"] == "RW"
+
+
+@pytest.mark.parametrize(
+    "username, expected",
+    [
+        ("../../etc", "/data/-2e-2e-2f-2e-2e-2fetc"),
+        ("a/b", "/data/a-2fb"),
+        ("{foo}", "/data/-7bfoo-7d"),
+        ("..", "/data/-2e-2e"),
+        ("/root", "/data/-2froot"),
+        ("a b;rm -rf", "/data/a-20b-3brm-20-2drf"),
+    ],
+)
+def test_hostile_usernames_are_escaped_into_one_component(username, expected):
+    [v] = expand("/data/{username}", username=username)
+    assert v["host_path"] == expected
+
+
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        ("/data/{foo}", r"\{foo\} is not allowed"),
+        ("/data/{username.__class__}", "not allowed"),
+        ("/data/{uid:>10}", "not allowed"),
+        ("/data/{username!r}", "not allowed"),
+        ("/data/{}", "not allowed"),
+        ("/data/{username", "brace"),
+        ("data/{username}", "absolute"),
+        ("/data/../etc/{username}", r"'\.\.'"),
+        ("/srv/{servername}", "not below"),  # default server would mount all of /srv
+        ("/data/{username}:/etc", "':'"),
+        (42, "absolute"),
+    ],
+)
+def test_bad_volume_templates_are_rejected_naming_the_volume(template, words):
+    with pytest.raises(ValueError, match=words) as e:
+        expand(template)
+    assert "volume 0" in str(e.value)
+
+
+def test_bad_volume_entries():
+    with pytest.raises(ValueError, match="mode"):
+        expand("/data/{username}", mode="rwx")
+    with pytest.raises(ValueError, match="unknown key"):
+        expand("/data/{username}", options="x")
+    with pytest.raises(ValueError, match="container_path"):
+        expand_volumes([{"host_path": "/x"}], username="a", uid=1, gid=1, servername="")
+    with pytest.raises(ValueError, match="no uid"):
+        expand_volumes(
+            [{"host_path": "/x/{uid}", "container_path": "/y"}],
+            username="a",
+            uid=None,
+            gid=None,
+            servername="",
+        )
+
+
+@given(st.text(min_size=1), st.text())
+def test_expanded_paths_stay_below_their_base(username, servername):
+    vols = [
+        {"host_path": "/data/users/{username}", "container_path": "/home/{username}"},
+        {"host_path": "/data/srv/{username}/{servername}", "container_path": "/work"},
+    ]
+    out = expand_volumes(vols, username=username, uid=1, gid=2, servername=servername)
+    assert out[0]["host_path"].startswith("/data/users/")
+    assert out[0]["host_path"].count("/") == 3
+    assert out[1]["host_path"].startswith("/data/srv/")
+    assert ".." not in out[1]["host_path"].split("/")
+
+
+def test_volumes_in_the_task():
+    vols = expand("/data/{username}")
+    t = build_task_info(spec(image="nb", volumes=vols), placement())
+    assert t["container"]["volumes"] == [
+        {"container_path": "/home/jovyan/work", "host_path": "/data/alice", "mode": "RW"}
+    ]
+    plain = build_task_info(spec(volumes=vols), placement())
+    assert plain["container"] == {"type": "MESOS", "volumes": t["container"]["volumes"]}
+
+
+# ---------------------------------------------------------------------------- Spark
+
+
+SPARK = SparkSettings(
+    master="mesos://zk://127.0.0.1:2181/mesos",
+    executor_image="lab/spark-executor:3.5.1",
+    role="spark",
+    conf={"spark.executor.memory": "2g", "spark.driver.port": "1"},
+)
+
+
+def spark_placement():
+    return placement(
+        "cpus(spark):1;mem(spark):1024;ports(spark):[33000-33003]",
+        ports=(33000, 33001, 33002, 33003),
+        role="spark",
+    )
+
+
+def test_spark_ports_needed():
+    assert spark_ports_needed(SPARK) == 3
+    assert spark_ports_needed(None) == 0
+
+
+def test_spark_environment():
+    p = spark_placement()
+    t = build_task_info(spec(image="lab/spark-nb", spark=SPARK), p)
+    env = env_of(t)
+    assert env["SPARK_MASTER"] == env["MASTER"] == SPARK.master
+    assert env["LIBPROCESS_IP"] == "10.0.0.7"
+    args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
+    assert args[-1] == "pyspark-shell"
+    assert shlex.split(env["SPARK_OPTS"]) == args[:-1]
+    conf = dict(a.split("=", 1) for a in args[1::2] if "=" in a)
+    assert args[:2] == ["--master", SPARK.master]
+    assert conf["spark.mesos.executor.docker.image"] == "lab/spark-executor:3.5.1"
+    assert conf["spark.mesos.role"] == "spark"
+    assert conf["spark.driver.host"] == "10.0.0.7"
+    assert conf["spark.executor.memory"] == "2g"
+    ports = [
+        int(conf["spark.driver.port"]),  # the offer wins over configuration
+        int(conf["spark.blockManager.port"]),
+        int(env["LIBPROCESS_PORT"]),
+    ]
+    assert len(set(ports + [p.ports[0]])) == 4
+    held = ranges_of(resources_from_json(t["resources"]), "ports")
+    assert all(any(b <= x <= e for b, e in held) for x in ports)
+    assert env["JUPYTERHUB_USER"] == "alice"  # JupyterHub's env is kept
+
+
+def test_spark_values_are_shell_quoted():
+    s = SparkSettings(
+        master="mesos://m:5050",
+        executor_image=None,
+        role=None,
+        conf={"spark.app.name": "it's $(rm -rf /)"},
+    )
+    env = env_of(build_task_info(spec(spark=s), spark_placement()))
+    args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
+    assert "spark.app.name=it's $(rm -rf /)" in args
+
+
+def test_spark_needs_its_ports():
+    with pytest.raises(ValueError, match="needs 4 ports"):
+        build_task_info(spec(spark=SPARK), placement())
+
+
+def test_spark_conf_keys_are_checked():
+    bad = SparkSettings(master="m", executor_image=None, role=None, conf={"--jars x": "y"})
+    with pytest.raises(ValueError, match="spark conf key"):
+        build_task_info(spec(spark=bad), spark_placement())
+
+
+@given(st.text(alphabet="/.{}abcusernameidgv:!", max_size=40), st.text(max_size=20))
+def test_any_template_either_fails_clearly_or_gives_a_clean_absolute_path(template, username):
+    vols = [{"host_path": template, "container_path": "/work"}]
+    try:
+        [v] = expand_volumes(vols, username=username or "u", uid=5, gid=6, servername="")
+    except ValueError as e:
+        assert "volume 0" in str(e)
+        return
+    path = v["host_path"]
+    assert path.startswith("/") and not path.startswith("//")
+    assert ".." not in path.split("/")
+    if "{{" not in template and "}}" not in template:
+        assert "{" not in path and "}" not in path  # every placeholder was expanded or refused
