@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -274,7 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench_spawn.py needs root: notebooks run as the benchmark's system users")
         return 2
-    return asyncio.run(main_async(args))
+    return asyncio.run(_cancel_on_sigterm(main_async(args)))
+
+
+async def _cancel_on_sigterm(coro) -> int:
+    """Turn SIGTERM into cancellation so every hub and localmesos is cleaned up."""
+    task = asyncio.ensure_future(coro)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("cancelled by SIGTERM", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

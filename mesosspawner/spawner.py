@@ -480,6 +480,8 @@ class MesosSpawner(Spawner):
         self.port = self.container_port if bridge else p.ports[0]
         env = self.get_env()
         env.update(self.image_env())
+        if not self.image and system_user:
+            env.update(_login_env(system_user))
         spark = None
         if self.spark_master:
             spark = taskinfo.SparkSettings(
@@ -625,6 +627,16 @@ class MesosSpawner(Spawner):
             env.setdefault("SPARK_MASTER", self.spark_master)
             env.setdefault("MASTER", self.spark_master)
         return env
+
+
+def _login_env(name: str) -> dict[str, str]:
+    """HOME/USER/SHELL of a system user, as a login would set them (the agent's own HOME would
+    otherwise leak into a task that runs as someone else)."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        return {"USER": name}
+    return {"HOME": pw.pw_dir, "USER": name, "SHELL": pw.pw_shell or "/bin/sh"}
 
 
 def _gpus(resources) -> float:

@@ -6,13 +6,18 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+# The interpreter itself, not a pyenv shim (each shim call costs a fraction of a second).
+PYTHON=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 with_tests=1
 [ "${1:-}" = "--no-test" ] && with_tests=0
 
 log() { printf 'setup: %s\n' "$*"; }
 start=$SECONDS
+
+# Two set-ups at once (parallel test sessions) would race inside apt and pip.
+exec 9>"${TMPDIR:-/tmp}/mesosspawner-setup.lock"
+command -v flock >/dev/null 2>&1 && flock 9
 
 # --- Debian packages (root only) --------------------------------------------------------------
 debs=(zookeeper docker.io debootstrap docker-registry docker-compose python3-venv chromium)
@@ -51,10 +56,13 @@ fi
 # into this interpreter, or when the installed package is another checkout's.
 extras=$([ "$with_tests" = 1 ] && echo "[test]" || echo "")
 stamp=$("$PYTHON" -c 'import sys; print(sys.prefix)')/.mesosspawner-setup-stamp
-want="$PWD$extras $(cat setup.cfg pyproject.toml | cksum)"
+hash=$(cat setup.cfg pyproject.toml | cksum)
+want="$PWD$extras $hash"
+have=$(cat "$stamp" 2>/dev/null || true)
 installed=$(cd / && "$PYTHON" -c 'import os, jupyter_server, mesosspawner as m
 print(os.path.dirname(os.path.dirname(m.__file__)))' 2>/dev/null || true)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ "$installed" != "$PWD" ]; then
+# An install with the test extras also serves the demo.
+if { [ "$have" != "$want" ] && [ "$have" != "$PWD[test] $hash" ]; } || [ "$installed" != "$PWD" ]; then
     log "pip install -e .$extras jupyter_server"
     "$PYTHON" -m pip install -q -e ".$extras" jupyter_server
     printf '%s' "$want" >"$stamp"

@@ -239,7 +239,7 @@ class LocalAgent:
     # --------------------------------------------------------------- running a task
 
     def _environment(self, spec: TaskSpec, command: dict) -> dict[str, str]:
-        env = dict(os.environ)
+        env: dict[str, str] = {}
         env.update(
             {
                 "MESOS_SANDBOX": spec.sandbox,

@@ -132,7 +132,8 @@ def check_agents(agents: list[AgentConfig], source: str) -> None:
             if overlap:
                 raise ClusterConfigError(
                     f"{source}: agents {a.hostname!r} and {b.hostname!r} both claim ports "
-                    f"{format_ranges(overlap)}; agents share this machine, give them disjoint ranges"
+                    f"{format_ranges(overlap)}; agents share this machine: give them disjoint "
+                    "port ranges"
                 )
 
 

@@ -18,7 +18,7 @@ from tornado.iostream import StreamClosedError
 
 from mesosspawner.mesos.recordio import encode
 
-from .master import VERSION, CallError, Master
+from .master import VERSION, CallError, Master, validate_call
 
 log = logging.getLogger("mesosspawner.localmesos.http")
 
@@ -59,14 +59,23 @@ class HttpStream:
             self.done.set_result(None)
 
     async def _heartbeats(self, interval: float) -> None:
+        # Like Mesos's Heartbeater: one right after SUBSCRIBED, then every interval.
+        await asyncio.sleep(0)
         while True:
-            await asyncio.sleep(interval)
             self.send({"type": "HEARTBEAT"})
+            await asyncio.sleep(interval)
 
 
 def _ignore_stream_closed(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def _accepts_json(accept: str | None) -> bool:
+    if accept is None:
+        return True
+    types = [_media_type(part) for part in accept.split(",")]
+    return any(t in ("application/json", "application/*", "*/*") for t in types)
 
 
 def _media_type(value: str | None) -> str | None:
@@ -116,6 +125,9 @@ class SchedulerHandler(BaseHandler):
         self.framework_id: str | None = None
 
     async def _not_post(self) -> None:
+        # Mesos redirects (or answers 503) before it looks at the method.
+        if self.leading_master() is None:
+            return
         self.set_header("Allow", "POST")
         self.error_text(405, f"Expecting 'POST', received '{self.request.method}'")
 
@@ -134,21 +146,24 @@ class SchedulerHandler(BaseHandler):
                 f"Expecting 'Content-Type' of application/json, received '{ctype}' "
                 "(localmesos speaks JSON only)",
             )
-        accept = _media_type(self.request.headers.get("Accept"))
-        if accept not in (None, "application/json", "*/*", "application/*"):
-            return self.error_text(406, "Expecting 'Accept' to allow application/json")
         try:
             call = json.loads(self.request.body or b"")
         except ValueError as e:
             return self.error_text(400, f"Failed to parse body into JSON: {e}")
         if not isinstance(call, dict):
             return self.error_text(400, "Failed to convert JSON into Call protobuf: not an object")
-        kind = call.get("type")
-        if not isinstance(kind, str):
-            return self.error_text(
-                400, "Failed to validate scheduler::Call: Expecting 'type' to be present"
-            )
-        if kind == "SUBSCRIBE":
+        error = validate_call(call)
+        if error is not None:
+            return self.error_text(400, error)
+        if call["type"] == "SUBSCRIBE":
+            if not _accepts_json(self.request.headers.get("Accept")):
+                return self.error_text(
+                    406, "Expecting 'Accept' to allow 'application/json' (localmesos speaks JSON)"
+                )
+            if "Mesos-Stream-Id" in self.request.headers:
+                return self.error_text(
+                    400, "Subscribe calls should not include the 'Mesos-Stream-Id' header"
+                )
             return await self._subscribe(master, call)
         try:
             fw = master.framework_for_call(call, self.request.headers.get("Mesos-Stream-Id"))
@@ -156,35 +171,12 @@ class SchedulerHandler(BaseHandler):
         except CallError as e:
             return self.error_text(e.status, e.message)
         except Exception as e:  # noqa: BLE001 - a malformed body must not break the master
-            log.exception("call %s failed", kind)
+            log.exception("call %s failed", call.get("type"))
             return self.error_text(400, f"Failed to validate scheduler::Call: {e}")
         self.set_status(202)
         self.finish()
 
     async def _subscribe(self, master: Master, call: dict) -> None:
-        sub = call.get("subscribe")
-        info = sub.get("framework_info") if isinstance(sub, dict) else None
-        if not isinstance(info, dict):
-            return self.error_text(
-                400, "Failed to validate scheduler::Call: Expecting 'subscribe' to be present"
-            )
-        missing = [k for k in ("user", "name") if not isinstance(info.get(k), str)]
-        if missing:
-            return self.error_text(
-                400,
-                "Failed to convert JSON into Call protobuf: Missing required fields: "
-                + ", ".join(f"subscribe.framework_info.{k}" for k in missing),
-            )
-        call_fid = (
-            (call.get("framework_id") or {}).get("value") if call.get("framework_id") else None
-        )
-        info_fid = (info.get("id") or {}).get("value") if isinstance(info.get("id"), dict) else None
-        if call_fid is not None and call_fid != info_fid:
-            return self.error_text(
-                400,
-                "Failed to validate scheduler::Call: 'framework_id' differs from "
-                "'subscribe.framework_info.id'",
-            )
         stream_id = str(uuidlib.uuid4())
         self.set_status(200)
         self.set_header("Content-Type", "application/json")

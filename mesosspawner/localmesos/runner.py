@@ -35,7 +35,10 @@ class TaskSpec:
         dict  # TaskInfo.command JSON: value, shell (default true), arguments, user, environment
     )
     container: dict | None  # TaskInfo.container JSON (type DOCKER / MESOS, docker / mesos.image)
-    env: dict[str, str]  # the full environment: Mesos vars + command.environment + GPU vars
+    # The task's own environment: MESOS_* vars + command.environment + GPU vars. Not the agent's
+    # environment: LocalProcessRunner adds that underneath (as the Mesos containerizer does for
+    # command tasks); a container gets only these.
+    env: dict[str, str]
     ports: list[int] = field(default_factory=list)  # host ports the task was given
     gpus: list[int] = field(default_factory=list)  # whole GPU device indices the task was given
     kill_grace: float = 3.0  # kill_policy.grace_period, seconds (Mesos default 3 s)
@@ -96,13 +99,15 @@ class LocalProcessRunner:
 
     async def start(self, spec: TaskSpec, report: ReportFn) -> None:
         kwargs: dict = {}
-        env = dict(spec.env)
+        env = {**os.environ, **spec.env}
         user = spec.user
         if user:
             try:
                 pw = pwd.getpwnam(user)
             except KeyError:
-                raise RunnerError(f"Failed to switch to user {user!r}: no such user on this agent")
+                raise RunnerError(
+                    f"Failed to switch to user {user!r}: no such user on this agent"
+                ) from None
             if os.geteuid() == 0:
                 groups = os.getgrouplist(user, pw.pw_gid)
                 kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=groups)

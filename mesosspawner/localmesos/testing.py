@@ -180,20 +180,23 @@ def framework_info(**kw) -> dict:
     return info
 
 
-def command_task(offer: dict, task_id: str, command: str, **res) -> dict:
-    """A TaskInfo using ``res`` (e.g. cpus=0.1, mem=32) from ``offer``'s role."""
-    role = offer["allocation_info"]["role"]
+def command_task(offer: dict, task_id: str, command: str, **res: float) -> dict:
+    """A shell command TaskInfo using ``res`` (e.g. cpus=0.1, mem=32) from ``offer``.
+
+    Resources carry the offer's role and, for MULTI_ROLE offers, its allocation_info.
+    """
+    alloc = offer.get("allocation_info")
     resources = []
     for name, value in res.items():
-        resources.append(
-            {
-                "name": name,
-                "type": "SCALAR",
-                "scalar": {"value": value},
-                "role": _role_of(offer, name),
-                "allocation_info": {"role": role},
-            }
-        )
+        r = {"name": name, "type": "SCALAR", "scalar": {"value": value}}
+        reservations = _reservations_of(offer, name)
+        if reservations is not None:
+            r["reservations"] = reservations
+        else:
+            r["role"] = _role_of(offer, name)
+        if alloc:
+            r["allocation_info"] = alloc
+        resources.append(r)
     return {
         "name": task_id,
         "task_id": {"value": task_id},
@@ -201,6 +204,13 @@ def command_task(offer: dict, task_id: str, command: str, **res) -> dict:
         "resources": resources,
         "command": {"value": command, "shell": True},
     }
+
+
+def _reservations_of(offer: dict, name: str) -> list | None:
+    for r in offer["resources"]:
+        if r["name"] == name and "role" not in r:
+            return r.get("reservations") or None
+    return None
 
 
 def _role_of(offer: dict, name: str) -> str:

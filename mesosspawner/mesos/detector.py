@@ -26,7 +26,7 @@ class DetectorError(ValueError):
 
 def normalize_url(address: str, scheme: str = "http") -> str:
     """``host:5050`` -> ``http://host:5050``; keep an explicit scheme and path prefix."""
-    address = address.strip()
+    address = original = address.strip()
     if not address:
         raise DetectorError("empty master address; expected e.g. http://host:5050 or host:5050")
     if address.startswith("//"):
@@ -36,14 +36,14 @@ def normalize_url(address: str, scheme: str = "http") -> str:
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https"):
         raise DetectorError(
-            f"master address {address!r} has scheme {parts.scheme!r}; expected http, https or zk"
+            f"master address {original!r} has scheme {parts.scheme!r}; expected http, https or zk"
         )
     if not parts.hostname:
-        raise DetectorError(f"master address {address!r} has no host; expected host:port")
+        raise DetectorError(f"master address {original!r} has no host; expected host:port")
     try:
         parts.port  # noqa: B018 - validates the port
     except ValueError as e:
-        raise DetectorError(f"master address {address!r} has an invalid port: {e}") from None
+        raise DetectorError(f"master address {original!r} has an invalid port: {e}") from None
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from tests.client.conftest import Recorder
 from tests.client.fake_master import burst_master_process, stats
@@ -10,6 +11,7 @@ from tests.client.fake_master import burst_master_process, stats
 OFFERS = 1_000
 UPDATES = 10_000
 MAX_STALL = 0.100
+TICK = 0.001
 
 
 class Counter(Recorder):
@@ -25,17 +27,44 @@ class Counter(Recorder):
         self.updates_seen += 1
 
 
+class RunQueueClock:
+    """Seconds this thread spent runnable but waiting for a CPU (Linux schedstat).
+
+    Other jobs on a busy 2-core machine can keep the process off the CPU for a while; that is not
+    the client blocking the loop, so it is subtracted from each gap. Blocking calls still count:
+    a thread asleep in a syscall is not on the run queue.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def __call__(self) -> float:
+        if self._fd is None:
+            return 0.0
+        return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
 async def test_a_burst_of_offers_and_updates_never_stalls_the_loop(make_client):
     loop = asyncio.get_running_loop()
-    longest = 0.0
+    waiting = RunQueueClock()
+    longest = longest_wall = 0.0
     done = False
 
     async def ticker() -> None:
-        nonlocal longest
+        nonlocal longest, longest_wall
         while not done:
-            before = loop.time()
-            await asyncio.sleep(0.001)
-            longest = max(longest, loop.time() - before - 0.001)
+            before, waited = loop.time(), waiting()
+            await asyncio.sleep(TICK)
+            gap = loop.time() - before - TICK
+            longest_wall = max(longest_wall, gap)
+            longest = max(longest, gap - (waiting() - waited))
 
     with burst_master_process(OFFERS, UPDATES) as url:
         handler = Counter()
@@ -54,9 +83,16 @@ async def test_a_burst_of_offers_and_updates_never_stalls_the_loop(make_client):
         finally:
             done = True
             await tick
+            waiting.close()
         await client.stop()
 
     assert handler.offers_seen == OFFERS
     assert acks == {"ACKNOWLEDGE": UPDATES}  # every update carried a uuid; nothing else sent
-    print(f"longest event-loop stall: {longest * 1000:.1f} ms")
-    assert longest < MAX_STALL, f"the event loop stalled for {longest * 1000:.0f} ms"
+    print(
+        f"longest event-loop stall: {longest * 1000:.1f} ms "
+        f"({longest_wall * 1000:.1f} ms wall clock, including waits for a CPU)"
+    )
+    assert longest < MAX_STALL, (
+        f"the event loop stalled for {longest * 1000:.0f} ms "
+        f"({longest_wall * 1000:.0f} ms wall clock)"
+    )

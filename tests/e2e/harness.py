@@ -481,10 +481,37 @@ class Hub:
         timeout: float = 30,
     ) -> tuple[int, Any]:
         """GET a path of the user's server through the proxy with a token the user owns."""
+        return await self.request_through_proxy(
+            user, name, "GET", path, token=token, timeout=timeout
+        )
+
+    async def request_through_proxy(
+        self,
+        user: str,
+        name: str = "",
+        method: str = "GET",
+        path: str = "api/status",
+        json: Any = None,
+        token: str | None = None,
+        timeout: float = 30,
+    ) -> tuple[int, Any]:
+        """Any request to the user's server through the proxy, e.g. PUT api/contents/f.txt.
+
+        Token-authenticated, so jupyter_server needs no XSRF cookie for writes.
+        """
+        import json as jsonlib
+
         token = token or await self.user_token(user)
+        headers = {"Authorization": f"token {token}"}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            headers["Content-Type"] = "application/json"
         code, raw, _ = await self._http.fetch(
             self.server_url(user, name) + path,
-            headers={"Authorization": f"token {token}"},
+            method=method,
+            body=body,
+            headers=headers,
             timeout=timeout,
         )
         return code, _decode(raw)

@@ -5,6 +5,9 @@ Uses JupyterHub's LocalProcessSpawner, so it checks the harness independently of
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.harness import master_state, pids_with_env
@@ -27,10 +30,24 @@ async def test_local_process_notebook_answers_through_proxy(hub_factory, test_us
     events = await hub.progress(user.name)
     assert events[-1]["ready"] is True
 
-    # LocalProcessSpawner switched to the system user of the same name.
+    # LocalProcessSpawner switched to the system user of the same name: the notebook runs as
+    # that uid and files it writes (into its home, the notebook dir) belong to it.
     notebook_pids = pids_with_env("JUPYTERHUB_USER", user.name)
     owners = {_uid_of(pid) for pid in notebook_pids}
     assert owners == {user.uid}
+    name = f"harness-{os.getpid()}.txt"
+    code, model = await hub.request_through_proxy(
+        user.name,
+        method="PUT",
+        path=f"api/contents/{name}",
+        json={"type": "file", "format": "text", "content": "hello"},
+    )
+    assert code == 201, model
+    written = Path(user.home) / name
+    try:
+        assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+    finally:
+        written.unlink(missing_ok=True)
 
     await hub.stop_server(user.name)
     code, _ = await hub.get_through_proxy(user.name, path="api/status")

@@ -96,13 +96,43 @@ async def test_wrong_stream_id_is_400(connect):
     assert "not-the-stream" in text
 
 
-async def test_unknown_framework_is_403(cluster):
+async def test_unknown_framework_is_400(cluster):
+    # src/master/http.cpp: BadRequest("Framework cannot be found").
     body = {"type": "REVIVE", "framework_id": {"value": "nobody"}}
     code, text = await post(
         cluster.url, json.dumps(body), {"Content-Type": "application/json", "Mesos-Stream-Id": "x"}
     )
-    assert code == 403
-    assert "Framework" in text
+    assert code == 400
+    assert "Framework cannot be found" in text
+
+
+async def test_call_without_framework_id_is_400(cluster):
+    code, text = await post(cluster.url, '{"type": "REVIVE"}', {"Content-Type": "application/json"})
+    assert code == 400
+    assert "framework_id" in text
+
+
+async def test_subscribe_with_stream_id_header_is_400(cluster):
+    body = json.dumps({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}})
+    headers = {"Content-Type": "application/json", "Mesos-Stream-Id": "abc"}
+    code, _ = await post(cluster.url, body, headers)
+    assert code == 400
+
+
+async def test_subscribe_not_accepting_json_is_406(cluster):
+    body = json.dumps({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info()}})
+    code, _ = await post(
+        cluster.url, body, {"Content-Type": "application/json", "Accept": "text/html"}
+    )
+    assert code == 406
+
+
+async def test_acknowledge_with_bad_uuid_is_400(connect):
+    s = connect()
+    await s.subscribe(framework_info())
+    ack = {"agent_id": {"value": "a"}, "task_id": {"value": "t"}, "uuid": "bm90LTE2LWJ5dGVz"}
+    code, _ = await s.call({"type": "ACKNOWLEDGE", "acknowledge": ack})
+    assert code == 400
 
 
 async def test_disconnected_framework_is_403(connect, cluster):

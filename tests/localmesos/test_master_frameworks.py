@@ -102,7 +102,9 @@ async def test_update_framework_changes_roles(connect):
     await s.subscribe(info)
     await s.offers()
     info = dict(info, roles=["spark"], id={"value": s.framework_id})
-    code, text = await s.call({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}})
+    code, text = await s.call(
+        {"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}
+    )
     assert code == 202, text
     while True:
         offers = await s.offers()

@@ -35,8 +35,9 @@ async def test_plain_framework_gets_no_gpu_agent_and_no_spark_reservation(connec
     assert hosts == {"agent-1", "spark-1"}
     spark = next(o for o in offers if o["hostname"] == "spark-1")
     assert set(_res(spark)) == {("cpus", "*"), ("mem", "*"), ("ports", "*")}
-    assert spark["allocation_info"] == {"role": "*"}
-    assert all(r["allocation_info"] == {"role": "*"} for r in spark["resources"])
+    # Mesos clears allocation_info for frameworks that are not MULTI_ROLE capable.
+    assert "allocation_info" not in spark
+    assert all("allocation_info" not in r for r in spark["resources"])
     agent1 = next(o for o in offers if o["hostname"] == "agent-1")
     assert agent1["url"]["address"]["ip"] == "127.0.0.1"
     assert {"name": "rack", "type": "TEXT", "text": {"value": "r1"}} in agent1["attributes"]
@@ -61,7 +62,6 @@ async def test_spark_role_gets_reserved_resources_legacy_format(connect):
     res = _res(spark)
     assert res[("cpus", "spark")]["scalar"]["value"] == 4
     assert res[("cpus", "*")]["scalar"]["value"] == 1
-    assert spark["allocation_info"] == {"role": "spark"}
 
 
 async def test_multi_role_refinement_format(connect):
@@ -73,6 +73,7 @@ async def test_multi_role_refinement_format(connect):
     assert len(spark) == 1 and spark[0]["allocation_info"] == {"role": "spark"}
     for r in spark[0]["resources"]:
         assert "role" not in r
+        assert r["allocation_info"] == {"role": "spark"}
         if r["name"] in ("cpus", "mem") and r["scalar"]["value"] >= 512 * 8:
             assert r["reservations"] == [{"type": "STATIC", "role": "spark"}]
     cpus = [r for r in spark[0]["resources"] if r["name"] == "cpus"]
@@ -99,7 +100,9 @@ async def test_revive_clears_filters(connect):
     await s.subscribe(framework_info())
     offers = await _collect(s, 0.6)
     ids = [{"value": o["id"]["value"]} for o in offers]
-    await s.call({"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 60}}})
+    await s.call(
+        {"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 60}}}
+    )
     assert await _collect(s, 0.5) == []
     await s.call({"type": "REVIVE"})
     assert {o["hostname"] for o in await _collect(s, 1.0)} == {"agent-1", "spark-1"}
@@ -111,7 +114,9 @@ async def test_suppress_stops_offers_until_revive(connect):
     await s.call({"type": "SUPPRESS", "suppress": {}})
     offers = await _collect(s, 0.6)
     ids = [{"value": o["id"]["value"]} for o in offers]
-    await s.call({"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 0}}})
+    await s.call(
+        {"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 0}}}
+    )
     assert await _collect(s, 1.0) == []
     await s.call({"type": "REVIVE", "revive": {}})
     assert await _collect(s, 1.0) != []
@@ -126,7 +131,9 @@ async def test_suppress_per_role(connect):
     offers = await _collect(s, 1.0)
     assert {o["allocation_info"]["role"] for o in offers} == {"spark"}
     ids = [{"value": o["id"]["value"]} for o in offers]
-    await s.call({"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 60}}})
+    await s.call(
+        {"type": "DECLINE", "decline": {"offer_ids": ids, "filters": {"refuse_seconds": 60}}}
+    )
     await s.call({"type": "REVIVE", "revive": {"roles": ["web"]}})
     offers = await _collect(s, 1.0)
     assert {o["allocation_info"]["role"] for o in offers} == {"web"}
@@ -147,8 +154,12 @@ async def test_unused_resources_of_accept_come_back(connect):
 
 async def test_offer_timeout_rescinds(cluster_config, tmp_path):
     c = LocalCluster(
-        cluster_config, port=0, heartbeat_interval=5, offer_timeout=0.5,
-        work_dir=str(tmp_path), allocation_interval=0.2,
+        cluster_config,
+        port=0,
+        heartbeat_interval=5,
+        offer_timeout=0.5,
+        work_dir=str(tmp_path),
+        allocation_interval=0.2,
     )
     await c.start()
     s = RawScheduler(c.url)

@@ -69,9 +69,21 @@ def test_malformed_cluster_file_is_one_line_exit_2(tmp_path, content, expected):
 
 def test_agent_with_bad_resources_is_one_line_exit_2():
     proc = subprocess.run(
-        [sys.executable, "-m", "mesosspawner.localmesos", "agent", "--master",
-         "http://127.0.0.1:9", "--hostname", "x", "--resources", "cpus:1;mem"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "mesosspawner.localmesos",
+            "agent",
+            "--master",
+            "http://127.0.0.1:9",
+            "--hostname",
+            "x",
+            "--resources",
+            "cpus:1;mem",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -81,10 +93,24 @@ def test_agent_with_bad_resources_is_one_line_exit_2():
 def _agent_proc(master: str, hostname: str, resources: str, log_path) -> subprocess.Popen:
     log = open(log_path, "w")  # noqa: SIM115 - the child's stderr
     return subprocess.Popen(
-        [sys.executable, "-m", "mesosspawner.localmesos", "agent", "--master", master,
-         "--hostname", hostname, "--resources", resources, "--attributes", "rack:r9",
-         "--status-retry-interval", "0.5"],
-        stdout=log, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "mesosspawner.localmesos",
+            "agent",
+            "--master",
+            master,
+            "--hostname",
+            hostname,
+            "--resources",
+            resources,
+            "--attributes",
+            "rack:r9",
+            "--status-retry-interval",
+            "0.5",
+        ],
+        stdout=log,
+        stderr=log,
     )
 
 
@@ -108,8 +134,9 @@ async def _offer_from(s: RawScheduler, hostname: str, timeout: float = 20) -> di
 
 
 async def test_separate_agent_process_runs_tasks(tmp_path):
-    master, url = start_cli(["--port", "0", "--no-agents", "--heartbeat-interval", "1"],
-                            tmp_path / "m.log")
+    master, url = start_cli(
+        ["--port", "0", "--no-agents", "--heartbeat-interval", "1"], tmp_path / "m.log"
+    )
     agent = _agent_proc(url, "remote-1", "cpus:2;mem:1024;ports:[34000-34009]", tmp_path / "a.log")
     s = RawScheduler(url)
     try:
@@ -131,8 +158,17 @@ async def test_separate_agent_process_runs_tasks(tmp_path):
 
 async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_path, tmp_path):
     zk = f"zk://{zookeeper.hosts}{unique_zk_path}"
-    common = ["--port", "0", "--no-agents", "--zk", zk, "--heartbeat-interval", "1",
-              "--agent-unreachable-timeout", "30"]
+    common = [
+        "--port",
+        "0",
+        "--no-agents",
+        "--zk",
+        zk,
+        "--heartbeat-interval",
+        "1",
+        "--agent-unreachable-timeout",
+        "30",
+    ]
     first, url1 = start_cli(common, tmp_path / "m1.log")
     procs = [first]
     s = s2 = None
@@ -226,3 +262,31 @@ async def _head(url: str) -> dict:
         headers[k.strip().lower()] = v.strip()
     writer.close()
     return headers
+
+
+async def test_in_process_agents_follow_the_zookeeper_leader(
+    zookeeper, unique_zk_path, cluster_config, tmp_path
+):
+    from mesosspawner.localmesos.cluster import LocalCluster
+
+    c = LocalCluster(
+        cluster_config,
+        port=0,
+        zk=f"zk://{zookeeper.hosts}{unique_zk_path}",
+        heartbeat_interval=1,
+        work_dir=str(tmp_path),
+    )
+    await c.start()
+    s = RawScheduler(c.url)
+    try:
+        deadline = time.monotonic() + 20
+        while c.master is None:
+            assert time.monotonic() < deadline, "never elected"
+            await asyncio.sleep(0.1)
+        await s.subscribe(framework_info(capabilities=[{"type": "GPU_RESOURCES"}]))
+        hosts: set[str] = set()
+        while hosts != {"agent-1", "gpu-1", "spark-1"}:
+            hosts |= {o["hostname"] for o in await s.offers(timeout=20)}
+    finally:
+        await s.close()
+        await c.stop()

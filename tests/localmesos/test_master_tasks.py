@@ -58,8 +58,15 @@ async def test_task_environment_and_sandbox_files(connect, cluster):
         await s.ack(status)
     agent = cluster.agents["agent-1"]
     sandbox = os.path.join(
-        cluster.work_dir, "slaves", agent.agent_id, "frameworks", s.framework_id,
-        "executors", "t-env", "runs", "latest",
+        cluster.work_dir,
+        "slaves",
+        agent.agent_id,
+        "frameworks",
+        s.framework_id,
+        "executors",
+        "t-env",
+        "runs",
+        "latest",
     )
     assert open(os.path.join(sandbox, "out")).read() == "t-env hi\n"
     assert open(os.path.join(sandbox, "stdout")).read().strip() == sandbox
@@ -76,8 +83,16 @@ async def test_shell_false_execs_value_with_arguments(connect, cluster):
         await s.ack(status)
     agent = cluster.agents["agent-1"]
     stdout = os.path.join(
-        cluster.work_dir, "slaves", agent.agent_id, "frameworks", s.framework_id,
-        "executors", "t-exec", "runs", "latest", "stdout",
+        cluster.work_dir,
+        "slaves",
+        agent.agent_id,
+        "frameworks",
+        s.framework_id,
+        "executors",
+        "t-exec",
+        "runs",
+        "latest",
+        "stdout",
     )
     assert open(stdout).read() == "a b $X\n"
 
@@ -218,15 +233,24 @@ async def test_gpu_task_sees_whole_devices(connect, cluster):
     s = connect()
     await s.subscribe(framework_info(capabilities=[{"type": "GPU_RESOURCES"}]))
     offer = await _offer_from(s, "gpu-1")
-    task = command_task(offer, "t-gpu", 'echo "$CUDA_VISIBLE_DEVICES/$NVIDIA_VISIBLE_DEVICES"',
-                        cpus=0.1, gpus=2)
+    task = command_task(
+        offer, "t-gpu", 'echo "$CUDA_VISIBLE_DEVICES/$NVIDIA_VISIBLE_DEVICES"', cpus=0.1, gpus=2
+    )
     await s.accept([offer["id"]["value"]], [task])
     while (status := await s.update("t-gpu"))["state"] != "TASK_FINISHED":
         await s.ack(status)
     agent = cluster.agents["gpu-1"]
     stdout = os.path.join(
-        cluster.work_dir, "slaves", agent.agent_id, "frameworks", s.framework_id,
-        "executors", "t-gpu", "runs", "latest", "stdout",
+        cluster.work_dir,
+        "slaves",
+        agent.agent_id,
+        "frameworks",
+        s.framework_id,
+        "executors",
+        "t-gpu",
+        "runs",
+        "latest",
+        "stdout",
     )
     assert open(stdout).read() == "0,1/0,1\n"
 
@@ -301,3 +325,16 @@ async def test_state_json_lists_tasks_with_statuses(connect, cluster):
     assert t["labels"] == [{"key": "user", "value": "alice"}]
     agent = next(a for a in state["slaves"] if a["hostname"] == "agent-1")
     assert agent["used_resources"]["cpus"] == 0.5
+
+
+async def test_multi_role_task_without_allocation_info_is_task_error(connect):
+    s = connect()
+    await s.subscribe(framework_info(roles=["web"], capabilities=[{"type": "MULTI_ROLE"}]))
+    offer = await _offer_from(s, "agent-1")
+    task = command_task(offer, "t-noalloc", "true", cpus=0.1)
+    for r in task["resources"]:
+        del r["allocation_info"]
+    await s.accept([offer["id"]["value"]], [task])
+    status = await s.update("t-noalloc")
+    assert status["state"] == "TASK_ERROR"
+    assert "allocat" in status["message"]

@@ -291,14 +291,15 @@ def build_notebook_image(client, base_image: str, registry: str) -> str:
     """Build (or reuse by content hash) and push base-notebook; return its registry reference."""
     from mesosspawner import images
 
-    results = images.build_and_push(
-        client,
-        docker_dir=REPO_ROOT / "docker",
-        registry=registry,
-        only=["base-notebook"],
-        build_args={"BASE_IMAGE": base_image},
-        push=True,
-    )
+    with _flock("notebook-image"):  # parallel sessions build it once; the next finds it cached
+        results = images.build_and_push(
+            client,
+            docker_dir=REPO_ROOT / "docker",
+            registry=registry,
+            only=["base-notebook"],
+            build_args={"BASE_IMAGE": base_image},
+            push=True,
+        )
     return results["base-notebook"].ref
 
 
