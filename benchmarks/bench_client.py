@@ -53,24 +53,24 @@ def run_ours(url: str, offers: int, updates: int, decline: bool) -> dict:
     class Handler(EventHandler):
         def __init__(self) -> None:
             self.start: tuple[float, float] | None = None
-            self.offers = self.updates = 0
+            self.n_offers = self.n_updates = 0
             self.done = asyncio.Event()
 
         async def subscribed(self, event):
             self.start = (time.perf_counter(), _cpu())
 
         async def offers(self, offers):
-            self.offers += 1
+            self.n_offers += 1
             if decline:
                 await client.decline([o["id"]["value"] for o in offers])
             self._check()
 
         async def update(self, status):
-            self.updates += 1
+            self.n_updates += 1
             self._check()
 
         def _check(self) -> None:
-            if self.offers == offers and self.updates == updates:
+            if self.n_offers == offers and self.n_updates == updates:
                 self.done.set()
 
     async def main() -> dict:
@@ -78,7 +78,7 @@ def run_ours(url: str, offers: int, updates: int, decline: bool) -> dict:
         handler = Handler()
         client = SchedulerClient(url, FRAMEWORK, handler, request_timeout=60)
         await client.start()
-        await asyncio.wait_for(handler.done.wait(), 600)
+        await asyncio.wait_for(handler.done.wait(), 300)
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, _acks, url) < updates:
             await asyncio.sleep(0.02)
@@ -96,24 +96,24 @@ def run_pymesos(url: str, offers: int, updates: int, decline: bool) -> dict:
     class Handler(Scheduler):
         def __init__(self) -> None:
             self.start: tuple[float, float] | None = None
-            self.offers = self.updates = 0
+            self.n_offers = self.n_updates = 0
             self.done = threading.Event()
 
         def registered(self, driver, framework_id, master_info):
             self.start = (time.perf_counter(), _cpu())
 
         def resourceOffers(self, driver, offers_):  # noqa: N802 - pymesos's name
-            self.offers += 1
+            self.n_offers += 1
             if decline:
                 driver.declineOffer([o["id"] for o in offers_])
             self._check()
 
         def statusUpdate(self, driver, status):  # noqa: N802
-            self.updates += 1
+            self.n_updates += 1
             self._check()
 
         def _check(self) -> None:
-            if self.offers == offers and self.updates == updates:
+            if self.n_offers == offers and self.n_updates == updates:
                 self.done.set()
 
     handler = Handler()
@@ -123,8 +123,9 @@ def run_pymesos(url: str, offers: int, updates: int, decline: bool) -> dict:
     )
     driver.start()
     try:
-        if not handler.done.wait(600):
-            raise RuntimeError(f"pymesos saw {handler.offers} offers, {handler.updates} updates")
+        if not handler.done.wait(300):
+            seen = f"{handler.n_offers} offers, {handler.n_updates} updates"
+            raise RuntimeError(f"pymesos saw only {seen}")
         while _acks(url) < updates:
             time.sleep(0.02)
         end = (time.perf_counter(), _cpu())
@@ -194,10 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'client':<28}{'events/s':>12}{'CPU s / 10k events':>22}{'wall s':>10}")
     names = {"ours": "mesosspawner.mesos.client", "pymesos": "pymesos 0.3.15"}
     for client, name in names.items():
-        print(
-            f"{name:<28}{median(client, 'events_per_second'):>12.0f}"
-            f"{median(client, 'cpu_per_10k'):>22.3f}{events / median(client, 'events_per_second'):>10.2f}"
-        )
+        rate = median(client, "events_per_second")
+        cpu = median(client, "cpu_per_10k")
+        print(f"{name:<28}{rate:>12.0f}{cpu:>22.3f}{events / rate:>10.2f}")
     ratio = median("ours", "events_per_second") / median("pymesos", "events_per_second")
     cpu_ratio = median("pymesos", "cpu_per_10k") / median("ours", "cpu_per_10k")
     print(f"throughput ratio (ours / pymesos): {ratio:.2f}x; CPU per event ratio: {cpu_ratio:.2f}x")

@@ -20,6 +20,7 @@ from typing import Any
 from . import placement as plc
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.resources import Resource, merge, subtract
+from .naming import task_id_prefix
 
 ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
 TERMINAL_STATES = frozenset(
@@ -124,9 +125,14 @@ class AgentView:
 class MesosFramework(EventHandler):
     _instances: dict[tuple[str, str], MesosFramework] = {}
 
-    def __init__(self, config: FrameworkConfig, client_factory=SchedulerClient) -> None:
+    def __init__(
+        self,
+        config: FrameworkConfig,
+        client_factory=SchedulerClient,
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.config = config
-        self.log = log
+        self.log = logger or log
         self.pending: dict[str, LaunchRequest] = {}
         self.launching: dict[str, LaunchRequest] = {}  # task id -> request, until RUNNING
         self.tasks: dict[str, TaskRecord] = {}
@@ -162,19 +168,21 @@ class MesosFramework(EventHandler):
             principal=config.principal,
             secret=config.secret,
             ca_file=config.ca_file,
-            log=logging.getLogger("mesosspawner.client"),
+            log=self.log,
         )
         self.client.framework_id = self._load_framework_id()
 
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def shared(cls, config: FrameworkConfig) -> MesosFramework:
+    def shared(
+        cls, config: FrameworkConfig, logger: logging.Logger | None = None
+    ) -> MesosFramework:
         """The framework for this master and name in this process (created on first use)."""
         key = (config.master, config.name)
         fw = cls._instances.get(key)
         if fw is None:
-            fw = cls._instances[key] = cls(config)
+            fw = cls._instances[key] = cls(config, logger=logger)
         return fw
 
     async def ensure_started(self, timeout: float | None = None) -> None:
@@ -587,9 +595,7 @@ class MesosFramework(EventHandler):
         for record in list(self.tasks.values()):
             if record.claimed or not record.active:
                 continue
-            if not record.task_id.startswith(
-                f"{self.config.hub_id}-"
-            ) and not record.task_id.startswith("jupyter-"):
+            if not record.task_id.startswith(task_id_prefix(self.config.hub_id)):
                 continue
             self.log.warning(
                 "Killing orphan task %s on agent %s: no spawner of this hub claims it",

@@ -74,3 +74,8 @@ def task_id(hub_id: str, username: str, servername: str, nonce: str) -> str:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:32]
     return full[: MAX_TASK_ID - len(digest) - 1] + _FIELD_SEP + digest
+
+
+def task_id_prefix(hub_id: str) -> str:
+    """The prefix every task id of this hub starts with (finds a crashed hub's orphans)."""
+    return _FIELD_SEP.join(["jupyter", escape(hub_id), ""])

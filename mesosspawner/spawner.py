@@ -14,6 +14,11 @@ import pwd
 import secrets
 
 from jupyterhub.spawner import Spawner
+
+try:
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub < 6
+    SpawnException = None
 from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import (
@@ -108,7 +113,7 @@ class MesosSpawner(Spawner):
 
     @default("hub_id")
     def _default_hub_id(self) -> str:
-        return naming.escape(self.framework_name)
+        return self.framework_name
 
     placement_strategy = Unicode(
         "spread", help="`spread` notebooks over agents, or `binpack` them onto few agents."
@@ -304,7 +309,7 @@ class MesosSpawner(Spawner):
 
     @property
     def framework(self) -> MesosFramework:
-        return MesosFramework.shared(self.framework_config())
+        return MesosFramework.shared(self.framework_config(), logger=self.log)
 
     def _roles(self) -> tuple[str, ...]:
         if self.framework_roles:
@@ -543,7 +548,7 @@ class MesosSpawner(Spawner):
             )
         except (ValueError, LaunchFailed) as e:
             feed.fail(str(e))
-            raise _spawn_error(str(e)) from None
+            raise _spawn_error(str(e), reason="config") from None
         fw = self.framework
         nonce = secrets.token_hex(4)
         req = LaunchRequest(
@@ -557,12 +562,22 @@ class MesosSpawner(Spawner):
         never = await self._never_fits(fw, request)
         if never:
             feed.fail(never)
-            raise _spawn_error(f"This server can never start on this cluster: {never}")
+            raise _spawn_error(
+                f"This server can never start on this cluster: {never}", reason="capacity"
+            )
+        # Give up just before JupyterHub's own timeout, so the person learns *why*.
+        patience = max(1.0, self.start_timeout - 2.0)
         try:
-            record = await fw.launch(req)
+            record = await asyncio.wait_for(fw.launch(req), patience)
+        except TimeoutError:
+            why = self._waiting_reason(fw, req)
+            feed.fail(why)
+            raise _spawn_error(
+                f"Gave up after {patience:g} seconds: {why}", reason="timeout"
+            ) from None
         except LaunchFailed as e:
             feed.fail(str(e))
-            raise _spawn_error(str(e)) from None
+            raise _spawn_error(str(e), reason="launch") from None
         except asyncio.CancelledError:
             feed.fail("spawn cancelled")
             raise
@@ -573,6 +588,14 @@ class MesosSpawner(Spawner):
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
         return f"http://{host}:{self.host_port}"
+
+    def _waiting_reason(self, fw: MesosFramework, req: LaunchRequest) -> str:
+        record = fw.task(req.task_id) if req.task_id else None
+        if record is not None:
+            return f"task {record.task_id} is still {record.describe()}"
+        short = placement.shortfall(req.request, fw.capacity())
+        what = fw.describe_request(req.request)
+        return f"no offer could hold {what}" + (f" ({short})" if short else "")
 
     async def _never_fits(self, fw: MesosFramework, request: placement.Request) -> str | None:
         """A reason no agent could ever hold ``request``, once the cluster has been seen."""
@@ -592,10 +615,12 @@ class MesosSpawner(Spawner):
             yield event
 
     async def poll(self):
+        fw = self.framework
+        # Started even without a task: a restarted hub's first polls bring up the framework,
+        # whose reconciliation finds tasks a crashed hub left behind.
+        await fw.ensure_started()
         if not self.task_id:
             return 0
-        fw = self.framework
-        await fw.ensure_started()
         record = fw.task(self.task_id)
         if record is None or record.state == "TASK_UNKNOWN":
             # After a hub restart: wait for reconciliation before believing anything.
@@ -644,14 +669,17 @@ def _gpus(resources) -> float:
 
 
 class SpawnError(Exception):
-    """A failed spawn; JupyterHub shows ``jupyterhub_message`` to the person waiting."""
+    """A failed spawn (JupyterHub < 6); the hub shows ``jupyterhub_message`` to the person."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.jupyterhub_message = message
 
 
-def _spawn_error(message: str) -> SpawnError:
+def _spawn_error(message: str, reason: str = "mesos", status: int = 500) -> Exception:
+    """JupyterHub 6's SpawnException (no traceback logged, message shown) where available."""
+    if SpawnException is not None:
+        return SpawnException(message, reason=reason, status_code=status)
     return SpawnError(message)
 
 

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -40,6 +41,12 @@ def master_parser() -> argparse.ArgumentParser:
         type=float,
         default=75.0,
         help="seconds before a disconnected agent's tasks are LOST/UNREACHABLE (default 75)",
+    )
+    p.add_argument(
+        "--agent-reregister-timeout",
+        type=float,
+        default=600.0,
+        help="after a failover, seconds known agents have to re-register (default 600)",
     )
     p.add_argument(
         "--status-retry-interval",
@@ -113,6 +120,7 @@ async def _master_main(args: argparse.Namespace, config) -> int:
         heartbeat_interval=args.heartbeat_interval,
         offer_timeout=args.offer_timeout,
         agent_unreachable_timeout=args.agent_unreachable_timeout,
+        agent_reregister_timeout=args.agent_reregister_timeout,
         status_retry_interval=args.status_retry_interval,
         work_dir=args.work_dir,
         with_agents=not args.no_agents,
@@ -139,7 +147,10 @@ async def _agent_main(args: argparse.Namespace, cfg) -> int:
     from .agent import LocalAgent
     from .remote_agent import AgentSession
 
-    work_dir = args.work_dir or tempfile.mkdtemp(prefix=f"localmesos-agent-{cfg.hostname}-")
+    work_dir = args.work_dir
+    if work_dir is None:
+        work_dir = tempfile.mkdtemp(prefix=f"localmesos-agent-{cfg.hostname}-")
+        os.chmod(work_dir, 0o755)  # tasks running as other users must reach their sandboxes
     agent = LocalAgent(
         cfg.hostname,
         cfg.resources,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -39,6 +40,7 @@ class LocalCluster:
         agent_unreachable_timeout: float = 75.0,
         status_retry_interval: float = 10.0,
         allocation_interval: float = 1.0,
+        agent_reregister_timeout: float = 600.0,
         work_dir: str | None = None,
         with_agents: bool = True,
     ) -> None:
@@ -51,8 +53,12 @@ class LocalCluster:
         self.agent_unreachable_timeout = agent_unreachable_timeout
         self.status_retry_interval = status_retry_interval
         self.allocation_interval = allocation_interval
+        self.agent_reregister_timeout = agent_reregister_timeout
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="localmesos-")
+        if self._own_work_dir:
+            # Tasks may run as other users (command.user): they must reach their sandboxes.
+            os.chmod(self.work_dir, 0o755)
         self.with_agents = with_agents
         self.master: Master | None = None
         self.agents: dict[str, LocalAgent] = {}
@@ -60,6 +66,9 @@ class LocalCluster:
         self._server: httpserver.HTTPServer | None = None
         self._contender = None
         self._leader: tuple[str, int] | None = None
+        self.recovering = False  # elected, reading the registry: answer 503 meanwhile
+        self._registry = None
+        self._recovery: asyncio.Task | None = None
         self._agent_port = 5051
 
     # ---------------------------------------------------------------- Leadership protocol
@@ -105,20 +114,39 @@ class LocalCluster:
                 offer_timeout=self.offer_timeout,
                 agent_unreachable_timeout=self.agent_unreachable_timeout,
                 allocation_interval=self.allocation_interval,
+                agent_reregister_timeout=self.agent_reregister_timeout,
             )
         return self._candidate
 
-    def _become_leader(self) -> None:
+    def _become_leader(self, registry_state: dict[str, str] | None = None) -> None:
         if self.master is not None:
             return
-        self.master = self._new_master()
-        self.master.start()
-        self._leader = (self.master.hostname, self.master.port)
-        log.info("localmesos master %s leads at %s", self.master.id, self.url)
+        master = self._new_master()
+        master.registry = self._registry
+        master.start(registry_state)
+        self.master = master
+        self.recovering = False
+        self._leader = (master.hostname, master.port)
+        log.info("localmesos master %s leads at %s", master.id, self.url)
+
+    async def _recover_and_lead(self) -> None:
+        """Elected: read the registry (agents the previous leader admitted), then serve."""
+        from .zk import ZkRegistry
+
+        assert self._contender is not None
+        self._registry = ZkRegistry(self._contender.client, self._contender.path)
+        try:
+            state = await asyncio.to_thread(self._registry.load)
+        except Exception:  # noqa: BLE001 - lead without history rather than never
+            log.warning("could not read the agent registry", exc_info=True)
+            state = {}
+        self._become_leader(state)
 
     def _leadership_changed(self, leader: dict | None, am_leader: bool) -> None:
         if am_leader:
-            self._become_leader()
+            if self.master is None and not self.recovering:
+                self.recovering = True
+                self._recovery = asyncio.get_running_loop().create_task(self._recover_and_lead())
             return
         if leader is None:
             self._leader = None
@@ -129,6 +157,10 @@ class LocalCluster:
     async def stop(self) -> None:
         for hostname in list(self.agents):
             await self.stop_agent(hostname)
+        if self._recovery is not None:
+            self._recovery.cancel()
+        if self._registry is not None:
+            await asyncio.to_thread(self._registry.close)
         if self._contender is not None:
             await self._contender.stop()
         if self.master is not None:

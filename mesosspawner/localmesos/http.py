@@ -101,6 +101,9 @@ class BaseHandler(web.RequestHandler):
         master = self.leadership.master
         if master is not None:
             return master
+        if getattr(self.leadership, "recovering", False):
+            self.error_text(503, "Master has not finished recovery")
+            return None
         address = self.leadership.leader_address()
         if address is None:
             self.error_text(503, "No leader elected")

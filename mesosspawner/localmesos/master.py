@@ -83,6 +83,14 @@ class AgentLink(Protocol):
     def shutdown_framework(self, framework_id: str) -> None: ...
 
 
+class Registry(Protocol):
+    """Where the master records admitted agents so that the next leader knows them (Mesos's
+    replicated registry; ZooKeeper in localmesos). Calls must not block."""
+
+    def admit(self, agent_id: str) -> None: ...
+    def mark_unreachable(self, agent_id: str) -> None: ...
+
+
 def is_terminal(state: str) -> bool:
     return state in TERMINAL
 
@@ -119,6 +127,9 @@ class Task:
     resources_released: bool = False
     latest_status: dict | None = None
     _static_json: dict | None = None
+    # state.json of a task changes only with its state or statuses: cache it for 10,000 tasks.
+    _json: dict | None = None
+    _json_key: tuple | None = None
 
     def state_json(self) -> dict:
         if self._static_json is None:
@@ -140,10 +151,15 @@ class Task:
             if "discovery" in info:
                 static["discovery"] = info["discovery"]
             self._static_json = static
-        out = dict(self._static_json)
-        out["state"] = self.state
-        out["statuses"] = [{k: v for k, v in s.items() if k in _STATUS_KEYS} for s in self.statuses]
-        return out
+        key = (self.state, len(self.statuses))
+        if self._json_key != key or self._json is None:
+            out = dict(self._static_json)
+            out["state"] = self.state
+            out["statuses"] = [
+                {k: v for k, v in s.items() if k in _STATUS_KEYS} for s in self.statuses
+            ]
+            self._json, self._json_key = out, key
+        return self._json
 
 
 _STATUS_KEYS = ("state", "timestamp", "container_status", "healthy")
@@ -237,6 +253,7 @@ class Agent:
         self.registered_time = time.time()
         self.unreachable_timer: asyncio.TimerHandle | None = None
         self.has_gpus = scalar(self.total, "gpus") > 0
+        self.static_state: dict | None = None  # the state.json fields that never change
         self._available: list[Resource] | None = None
 
     def available(self) -> list[Resource]:
@@ -312,6 +329,7 @@ class Master:
         offer_timeout: float | None = None,
         agent_unreachable_timeout: float = 75.0,
         allocation_interval: float = 1.0,
+        agent_reregister_timeout: float = 600.0,
         master_id: str | None = None,
     ) -> None:
         self.id = master_id or str(uuidlib.uuid4())
@@ -329,6 +347,10 @@ class Master:
         self.removed_framework_ids: set[str] = set()
         self.agents: dict[str, Agent] = {}
         self.unreachable_agents: dict[str, float] = {}
+        # Agents the registry knew at election that have not re-registered yet.
+        self.recovered_agents: dict[str, asyncio.TimerHandle | None] = {}
+        self.registry: Registry | None = None
+        self.agent_reregister_timeout = agent_reregister_timeout
         self.offers: dict[str, Offer] = {}
         self._fw_seq = itertools.count()
         self._agent_seq = itertools.count(0)
@@ -339,9 +361,27 @@ class Master:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, registry_state: dict[str, str] | None = None) -> None:
+        """Begin leading; ``registry_state`` maps agent ids to "admitted" / "unreachable"."""
         self.elected_time = time.time()
+        for agent_id, state in (registry_state or {}).items():
+            if state == "unreachable":
+                self.unreachable_agents[agent_id] = time.time()
+            else:
+                self.recovered_agents[agent_id] = self._later(
+                    self.agent_reregister_timeout, self._recovered_agent_expired, agent_id
+                )
         self._schedule_tick()
+
+    def _recovered_agent_expired(self, agent_id: str) -> None:
+        """A recovered agent did not re-register in time: unreachable, as Mesos marks it."""
+        if self.recovered_agents.pop(agent_id, None) is None:
+            return
+        self.unreachable_agents[agent_id] = time.time()
+        if self.registry is not None:
+            self.registry.mark_unreachable(agent_id)
+        for fw in self.frameworks.values():
+            fw.send({"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}})
 
     def stop(self) -> None:
         if self._tick:
@@ -356,6 +396,9 @@ class Master:
         for agent in self.agents.values():
             if agent.unreachable_timer:
                 agent.unreachable_timer.cancel()
+        for timer in self.recovered_agents.values():
+            if timer is not None:
+                timer.cancel()
         for offer in self.offers.values():
             if offer.timer:
                 offer.timer.cancel()
@@ -421,7 +464,6 @@ class Master:
             fw = Framework(fid, info)
             self.frameworks[fid] = fw
         else:
-            old_roles = set(fw.roles)
             fw.set_info(info)
             fw.reregistered_time = time.time()
             if fw.stream is not None:
@@ -429,9 +471,9 @@ class Master:
                 fw.stream = None
                 old.send({"type": "ERROR", "error": {"message": "Framework failed over"}})
                 old.close()
+            # Mesos discards a failing-over framework's offers; allocation offers them anew.
             for offer in list(fw.offers.values()):
-                if offer.role not in fw.roles or offer.role not in old_roles:
-                    self._remove_offer(offer, rescind=False)
+                self._remove_offer(offer, rescind=False)
         fw.recovered = False
         if fw.failover_timer:
             fw.failover_timer.cancel()
@@ -450,14 +492,6 @@ class Master:
                 },
             }
         )
-        # Offers outstanding from before a failover are re-sent so the new stream knows them.
-        if fw.offers:
-            fw.send(
-                {
-                    "type": "OFFERS",
-                    "offers": {"offers": [self._offer_json(fw, o) for o in fw.offers.values()]},
-                }
-            )
         self.schedule_allocation()
         return fw
 
@@ -901,6 +935,8 @@ class Master:
                 updates.append(self._reconcile_status(task))
                 continue
             pa = fw.partition_aware
+            if (aid and aid in self.recovered_agents) or (not aid and self.recovered_agents):
+                continue  # Mesos stays silent until the agent re-registers (or times out)
             if aid and aid in self.agents:
                 state, msg = (
                     ("TASK_GONE" if pa else "TASK_LOST"),
@@ -1017,6 +1053,11 @@ class Master:
         if not agent_id:
             agent_id = f"{self.id}-S{next(self._agent_seq)}"
         was_unreachable = self.unreachable_agents.pop(agent_id, None) is not None
+        timer = self.recovered_agents.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        if self.registry is not None:
+            self.registry.admit(agent_id)
         agent = Agent(agent_id, hostname, port, resources, attributes, link)
         self.agents[agent_id] = agent
         infos = {_value(f.get("id")): f for f in frameworks if isinstance(f, dict)}
@@ -1075,6 +1116,8 @@ class Master:
             return
         agent.unreachable_timer = None
         self.unreachable_agents[agent_id] = time.time()
+        if self.registry is not None:
+            self.registry.mark_unreachable(agent_id)
         for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
             self._remove_offer(offer, rescind=True)
         for task in list(agent.tasks.values()):
@@ -1139,31 +1182,32 @@ class Master:
         }
 
     def _agent_state(self, a: Agent) -> dict:
-        reserved: dict[str, list[Resource]] = {}
-        for r in a.total:
-            if r.role != UNRESERVED:
-                reserved.setdefault(r.role, []).append(r)
-        return {
-            "id": a.id,
-            "pid": f"slave(1)@127.0.0.1:{a.port}",
-            "hostname": a.hostname,
-            "port": a.port,
-            "registered_time": a.registered_time,
-            "resources": resources_state_json(a.total),
-            "used_resources": resources_state_json(a.used),
-            "offered_resources": resources_state_json(a.offered),
-            "reserved_resources": {k: resources_state_json(v) for k, v in reserved.items()},
-            "unreserved_resources": resources_state_json(
-                [r for r in a.total if r.role == UNRESERVED]
-            ),
-            "reserved_resources_full": {
-                k: [resource_to_json(r) for r in v] for k, v in reserved.items()
-            },
-            "attributes": attributes_state_json(a.attributes),
-            "active": a.connected,
-            "version": VERSION,
-            "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
-        }
+        if a.static_state is None:
+            reserved: dict[str, list[Resource]] = {}
+            for r in a.total:
+                if r.role != UNRESERVED:
+                    reserved.setdefault(r.role, []).append(r)
+            a.static_state = {
+                "id": a.id,
+                "pid": f"slave(1)@127.0.0.1:{a.port}",
+                "hostname": a.hostname,
+                "port": a.port,
+                "registered_time": a.registered_time,
+                "resources": _state_sum(a.total),
+                "reserved_resources": {k: _state_sum(v) for k, v in reserved.items()},
+                "unreserved_resources": _state_sum([r for r in a.total if r.role == UNRESERVED]),
+                "reserved_resources_full": {
+                    k: [resource_to_json(r) for r in v] for k, v in reserved.items()
+                },
+                "attributes": attributes_state_json(a.attributes),
+                "version": VERSION,
+                "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
+            }
+        out = dict(a.static_state)
+        out["used_resources"] = _state_sum(a.used)
+        out["offered_resources"] = _state_sum(a.offered)
+        out["active"] = a.connected
+        return out
 
     def _framework_state(self, fw: Framework) -> dict:
         used = [r for t in fw.tasks.values() if not t.resources_released for r in t.resources]

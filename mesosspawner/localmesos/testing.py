@@ -24,6 +24,7 @@ class RawScheduler:
         self.host, port = url.split("//")[1].split(":")
         self.port = int(port)
         self.events: asyncio.Queue[dict] = asyncio.Queue()
+        self.backlog: list[dict] = []
         self.stream_id: str | None = None
         self.framework_id: str | None = None
         self.status: int | None = None
@@ -85,17 +86,31 @@ class RawScheduler:
             self.closed.set()
 
     async def next_event(self, *types: str, timeout: float = 10) -> dict:
-        """The next event of one of ``types`` (any type when none), skipping HEARTBEATs."""
+        """The next event of one of ``types`` (any type but HEARTBEAT when none).
+
+        Events of other types are kept, in order, for later calls (never dropped).
+        """
+
+        def wanted(event: dict) -> bool:
+            return event["type"] in types if types else event["type"] != "HEARTBEAT"
+
+        for i, event in enumerate(self.backlog):
+            if wanted(event):
+                del self.backlog[i]
+                return event
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no {types or 'event'} within {timeout}s")
-            event = await asyncio.wait_for(self.events.get(), remaining)
-            if types and event["type"] in types:
+            try:
+                event = await asyncio.wait_for(self.events.get(), remaining)
+            except TimeoutError:
+                raise TimeoutError(f"no {types or 'event'} within {timeout}s") from None
+            if wanted(event):
                 return event
-            if not types and event["type"] != "HEARTBEAT":
-                return event
+            if event["type"] != "HEARTBEAT":
+                self.backlog.append(event)
 
     async def update(self, task_id: str | None = None, timeout: float = 10) -> dict:
         while True:

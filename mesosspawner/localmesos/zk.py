@@ -128,3 +128,49 @@ class MasterContender(LeaderWatch):
         self._changed.set()
         if self.on_change is not None:
             self.on_change(info, znode is not None and znode == self.znode)
+
+
+class ZkRegistry:
+    """The agents a master admitted, kept in ZooKeeper so the next leader knows them.
+
+    Mesos keeps this in its replicated registry: after a failover the new leader waits for known
+    agents to re-register (and answers no reconciliation for their tasks meanwhile). Nodes:
+    ``<path>/localmesos.registry/<agent_id>`` holding ``admitted`` or ``unreachable``. Writes run
+    on one worker thread, in order, off the event loop.
+    """
+
+    def __init__(self, client, path: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client = client
+        self.root = f"{path}/localmesos.registry"
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zk-registry")
+
+    def load(self) -> dict[str, str]:
+        """Blocking: every recorded agent and its state (call it in a thread)."""
+        self.client.ensure_path(self.root)
+        out = {}
+        for child in self.client.get_children(self.root):
+            with contextlib.suppress(Exception):
+                data, _ = self.client.get(f"{self.root}/{child}")
+                out[child] = data.decode() or "admitted"
+        return out
+
+    def _set(self, agent_id: str, state: str) -> None:
+        node = f"{self.root}/{agent_id}"
+        try:
+            if self.client.exists(node):
+                self.client.set(node, state.encode())
+            else:
+                self.client.create(node, state.encode(), makepath=True)
+        except Exception:  # noqa: BLE001 - the registry is advisory; a lost write only means
+            log.warning("could not record agent %s as %s", agent_id, state, exc_info=True)
+
+    def admit(self, agent_id: str) -> None:
+        self._writer.submit(self._set, agent_id, "admitted")
+
+    def mark_unreachable(self, agent_id: str) -> None:
+        self._writer.submit(self._set, agent_id, "unreachable")
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)

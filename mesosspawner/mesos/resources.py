@@ -324,7 +324,9 @@ def resource_from_json(data: dict) -> Resource:
             ranges = normalize_ranges((int(r["begin"]), int(r["end"])) for r in rs)
             return Resource(name, role, ranges=ranges)
         if kind == "SET" or (kind is None and "set" in data):
-            return Resource(name, role, items=frozenset(str(i) for i in data["set"].get("item", [])))
+            return Resource(
+                name, role, items=frozenset(str(i) for i in data["set"].get("item", []))
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ResourceError(f"resource {name}: malformed {kind or 'value'} ({e})") from None
     raise ResourceError(f"resource {name}: unknown type {kind!r}")
@@ -467,7 +469,9 @@ def scalar(resources: Iterable[Resource], name: str, role: str | None = None) ->
     return _unfixed(total)
 
 
-def ranges_of(resources: Iterable[Resource], name: str, role: str | None = None) -> tuple[Range, ...]:
+def ranges_of(
+    resources: Iterable[Resource], name: str, role: str | None = None
+) -> tuple[Range, ...]:
     out: list[Range] = []
     for r in resources:
         if r.name == name and r.ranges is not None and (role is None or r.role == role):

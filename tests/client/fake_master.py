@@ -327,20 +327,115 @@ def stats(url: str) -> dict:
         return json.load(response)
 
 
+class _BurstProtocol(asyncio.Protocol):
+    """One connection to the burst master: a bare HTTP/1.1 server, so that the master is never
+    what limits a client's measured throughput (tornado's server tops out near the clients)."""
+
+    def __init__(self, server: BurstServer) -> None:
+        self.server = server
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.streaming = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.server.streams.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while not self.streaming:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).decode("latin1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self.buf) < end + 4 + length:
+                return
+            body = bytes(self.buf[end + 4 : end + 4 + length])
+            del self.buf[: end + 4 + length]
+            self.request(head[0].split(" ")[:2], body)
+
+    def respond(self, code: str, body: bytes = b"", content_type: str = "application/json"):
+        self.transport.write(
+            f"HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    def request(self, start: list[str], body: bytes) -> None:
+        method, path = start
+        if method == "GET" and path == "/version":
+            self.respond("200 OK", json.dumps({"version": "1.11.0"}).encode())
+        elif method == "GET" and path == "/stats":
+            stats = {"subscribes": self.server.subscribes, "calls": dict(self.server.calls)}
+            self.respond("200 OK", json.dumps(stats).encode())
+        elif method == "POST" and path.endswith("/api/v1/scheduler"):
+            call = json.loads(body)
+            if call["type"] != "SUBSCRIBE":
+                self.server.calls[call["type"]] += 1
+                self.respond("202 Accepted")
+                return
+            self.server.subscribes += 1
+            self.streaming = True
+            self.server.streams.add(self)
+            subscribed = {
+                "type": "SUBSCRIBED",
+                "subscribed": {
+                    "framework_id": {"value": f"fw-burst-{self.server.subscribes}"},
+                    "heartbeat_interval_seconds": 15.0,
+                    "master_info": {"id": "burst", "address": {"ip": "127.0.0.1", "port": 0}},
+                },
+            }
+            self.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\nMesos-Stream-Id: "
+                + uuid.uuid4().hex.encode()
+                + b"\r\n\r\n"
+                + event_chunk(subscribed)
+                + self.server.burst
+            )
+        else:
+            self.respond("404 Not Found", b"no such endpoint", "text/plain")
+
+
+class BurstServer:
+    """Streams the same pre-encoded burst to every subscriber and answers every call 202."""
+
+    def __init__(self, offers: int, updates: int) -> None:
+        self.burst = b"".join(burst_chunks(offers, updates))
+        self.subscribes = 0
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.streams: set[_BurstProtocol] = set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _BurstProtocol(self), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        print(f"fake master listening on http://127.0.0.1:{port}", flush=True)
+        heartbeat = event_chunk({"type": "HEARTBEAT"})
+        stdin_closed = loop.run_in_executor(None, sys.stdin.read)
+        while not stdin_closed.done():
+            await asyncio.wait([stdin_closed], timeout=5.0)
+            for stream in list(self.streams):
+                stream.transport.write(heartbeat)
+        server.close()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve a burst to every subscriber from its own process; prints ``listening on URL``."""
+    """Serve a burst to every subscriber from its own process, until stdin closes."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--offers", type=int, default=1000)
     parser.add_argument("--updates", type=int, default=10000)
     args = parser.parse_args(argv)
-    master = FakeMaster()
-    master.default = Action(after=burst_chunks(args.offers, args.updates))
-    master.start()
-    print(f"fake master listening on {master.url}", flush=True)
-    sys.stdin.read()  # until the parent closes our stdin (or dies)
-    master.stop()
+    asyncio.run(BurstServer(args.offers, args.updates).serve())
 
 
 def _call_key(call: dict) -> str:

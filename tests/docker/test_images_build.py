@@ -125,3 +125,25 @@ def test_cli_prints_pinned_references(notebook_image, registry, base_image, caps
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"base-notebook {notebook_image}@{lines[0].split('@', 1)[1]}"]
     assert lines[0].split("@", 1)[1].startswith("sha256:")
+
+
+def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
+    notebook_image, registry, base_image, docker_client
+):
+    results = images.build_and_push(
+        docker_client,
+        DOCKER_DIR,
+        registry,
+        only=["spark-notebook"],
+        build_args={"BASE_IMAGE": base_image},
+        push=True,
+    )
+    spark = results["spark-notebook"]
+    assert results["base-notebook"].ref == notebook_image and spark.digest
+    code, out = run_notebook(
+        docker_client,
+        spark.ref,
+        ["sh", "-c", "python -c 'import pyspark; print(pyspark.__version__)'; java -version"],
+    )
+    assert code == 0, out
+    assert "\n3.5." in f"\n{out}" and 'version "17' in out

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -188,7 +191,10 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
         kz = KazooClient(hosts=zookeeper.hosts)
         await asyncio.to_thread(kz.start)
         children = sorted(await asyncio.to_thread(kz.get_children, unique_zk_path))
-        assert len(children) == 2 and all(c.startswith("json.info_") for c in children)
+        # Like Mesos's log_replicas, the agent registry lives beside the json.info_ nodes.
+        children = [c for c in children if c != "localmesos.registry"]
+        assert len(children) == 2
+        assert all(re.fullmatch(r"json\.info_\d{10}", c) for c in children)
         data, _ = await asyncio.to_thread(kz.get, f"{unique_zk_path}/{children[0]}")
         info = json.loads(data)
         assert info["address"] == {"hostname": "127.0.0.1", "ip": "127.0.0.1", "port": int(port1)}
@@ -206,7 +212,10 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
             await s.ack(st)
         await s.ack(st)
 
-        _stop(first)  # the leader dies; the standby takes over, the agent re-registers
+        # The leader dies while the agent is frozen: the standby takes over knowing the agent
+        # from the registry, and must not call its task lost before it re-registers.
+        agent.send_signal(signal.SIGSTOP)
+        _stop(first)
         await s.close()
         s2 = RawScheduler(url2)
         deadline = time.monotonic() + 30
@@ -218,6 +227,11 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
             await asyncio.sleep(0.2)
         await s2.subscribe(framework_info(failover_timeout=600, id={"value": fid}))
         assert s2.framework_id == fid
+        explicit = {"tasks": [{"task_id": {"value": "t-ha"}, "agent_id": offer["agent_id"]}]}
+        assert (await s2.call({"type": "RECONCILE", "reconcile": explicit}))[0] == 202
+        with pytest.raises(TimeoutError):
+            await s2.update("t-ha", timeout=1.5)
+        agent.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + 30
         while True:
             await s2.call({"type": "RECONCILE", "reconcile": {"tasks": []}})
@@ -235,6 +249,8 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
             if conn is not None:
                 await conn.close()
         for p in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGCONT)
             _stop(p)
 
 

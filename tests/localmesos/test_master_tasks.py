@@ -6,6 +6,8 @@ import asyncio
 import base64
 import os
 
+import pytest
+
 from mesosspawner.localmesos.testing import command_task, framework_info
 
 
@@ -338,3 +340,42 @@ async def test_multi_role_task_without_allocation_info_is_task_error(connect):
     status = await s.update("t-noalloc")
     assert status["state"] == "TASK_ERROR"
     assert "allocat" in status["message"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_command_user_runs_as_that_user_when_root(cluster_config):
+    import pwd
+
+    from mesosspawner.localmesos.cluster import LocalCluster
+    from mesosspawner.localmesos.testing import RawScheduler
+
+    c = LocalCluster(cluster_config, port=0, heartbeat_interval=5)  # its own world-readable dir
+    await c.start()
+    s = RawScheduler(c.url)
+    try:
+        await s.subscribe(framework_info())
+        offer = await _offer_from(s, "agent-1")
+        task = command_task(offer, "t-nobody", 'id -u; echo "$USER"', cpus=0.1)
+        task["command"]["user"] = "nobody"
+        await s.accept([offer["id"]["value"]], [task])
+        while (status := await s.update("t-nobody"))["state"] in ("TASK_STARTING", "TASK_RUNNING"):
+            await s.ack(status)
+        assert status["state"] == "TASK_FINISHED", status
+        agent = c.agents["agent-1"]
+        sandbox = os.path.join(
+            c.work_dir,
+            "slaves",
+            agent.agent_id,
+            "frameworks",
+            s.framework_id,
+            "executors",
+            "t-nobody",
+            "runs",
+            "latest",
+        )
+        nobody = pwd.getpwnam("nobody")
+        assert open(os.path.join(sandbox, "stdout")).read() == f"{nobody.pw_uid}\nnobody\n"
+        assert os.stat(sandbox).st_uid == nobody.pw_uid
+    finally:
+        await s.close()
+        await c.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesosspawner.mesos.recordio import Decoder, RecordIOError, encode
@@ -14,6 +14,7 @@ def test_encode_is_decimal_length_newline_bytes():
     assert encode(b"") == b"0\n"
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(
     st.lists(st.binary(max_size=300), max_size=20),
     st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=50),
@@ -33,6 +34,7 @@ def test_any_chunking_yields_the_same_records(records, cuts):
     assert decoder.pending == 0
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(st.lists(st.binary(max_size=50), min_size=1, max_size=10))
 def test_byte_at_a_time(records):
     decoder = Decoder()

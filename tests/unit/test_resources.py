@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesosspawner.mesos.resources import (
@@ -57,17 +57,20 @@ def resource_lists(draw) -> list[Resource]:
     return out
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(resource_lists())
 def test_text_round_trip(resources):
     assert parse_resources(format_resources(resources)) == merge(resources)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(resource_lists(), st.booleans())
 def test_json_round_trip(resources, refinement):
     back = merge(resource_from_json(resource_to_json(r, refinement=refinement)) for r in resources)
     assert back == merge(resources)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(resource_lists(), resource_lists())
 def test_subtract_what_was_merged_in(have, extra):
     total = merge(have + extra)
@@ -81,11 +84,13 @@ def _same(a: list[Resource], b: list[Resource]) -> bool:
     return contains(a, b) and contains(b, a)
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(resource_lists())
 def test_subtract_self_is_empty(resources):
     assert subtract(resources, resources) == []
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(range_lists(), range_lists())
 def test_range_subtraction_disjoint_from_taken(have, take):
     rest = subtract_ranges(have, take)
@@ -142,6 +147,7 @@ def test_scalar_precision_is_fixed_point():
     assert scalar(res, "cpus") == 0.7
 
 
+@settings(deadline=None)  # a loaded CI machine must not fail a property
 @given(
     st.lists(
         st.tuples(

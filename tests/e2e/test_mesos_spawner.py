@@ -1,0 +1,278 @@
+"""MesosSpawner end to end: real JupyterHub + proxy, localmesos, real jupyterhub-singleuser.
+
+The cluster has a plain agent, a GPU agent and an agent whose cpus/mem are reserved for role
+`spark`; the hub runs as root and notebooks run as the test users' own uid/gid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import master_state, pids_with_env
+
+CLUSTER = """
+[[agent]]
+hostname = "cpu-1"
+resources = "cpus:4;mem:8192;disk:10000;ports:[31000-31999]"
+attributes = "rack:r1"
+[[agent]]
+hostname = "gpu-1"
+resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[32000-32999]"
+attributes = "rack:r2;gpu_model:a100"
+[[agent]]
+hostname = "spark-1"
+resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[33000-33999]"
+attributes = "rack:r3;spark_cluster:prod"
+"""
+
+
+def mesos_config(master: str, homes: Path, extra: str = "") -> str:
+    return f"""
+c.JupyterHub.spawner_class = "mesos"
+c.MesosSpawner.mesos_master = {master!r}
+c.MesosSpawner.ip = "127.0.0.1"
+c.MesosSpawner.cpu_limit = 0.25
+c.MesosSpawner.mem_limit = "256M"
+c.MesosSpawner.kill_grace_seconds = 3
+c.MesosSpawner.notebook_dir = {str(homes)!r} + "/{{username}}"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
+]
+c.MesosSpawner.profile_list = [
+    {{"display_name": "CPU", "slug": "cpu", "default": True}},
+    {{"display_name": "GPU", "slug": "gpu", "mesosspawner_override": {{"gpus": 1}}}},
+    {{"display_name": "Spark", "slug": "spark", "mesosspawner_override": {{
+        "role": "spark", "cpu_limit": 2, "mem_limit": "1G",
+        "spark_master": "mesos://zk://127.0.0.1:2181/mesos",
+        "spark_executor_image": "registry.example/spark-executor:3.5.3",
+        "spark_role": "spark"}}}},
+]
+{extra}
+"""
+
+
+@pytest.fixture
+def homes(test_users) -> Iterator[Path]:
+    """Per-user home directories on 'shared storage', owned by each user (as a lab's are).
+
+    Outside pytest's tmp_path, whose parents are private to root: the users must reach them.
+    """
+    base = Path(tempfile.mkdtemp(prefix="mesosspawner-homes-"))
+    os.chmod(base, 0o755)
+    for user in test_users:
+        d = base / user.name
+        d.mkdir()
+        os.chown(d, user.uid, user.gid)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+async def cluster(localmesos_proc):
+    return await localmesos_proc(CLUSTER)
+
+
+@pytest.fixture
+async def hub(hub_factory, cluster, homes, test_users):
+    hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
+    for user in test_users:
+        await hub.create_user(user.name)
+    return hub
+
+
+def tasks_by_id(state: dict) -> dict[str, dict]:
+    """Every task of every framework, running or completed (state.json splits them)."""
+    out = {}
+    for fw in state["frameworks"] + state.get("completed_frameworks", []):
+        for task in fw.get("completed_tasks", []) + fw["tasks"]:
+            out[task["id"]] = dict(task, framework=fw)
+    return out
+
+
+def agent_of(state: dict, task: dict) -> dict:
+    return next(a for a in state["slaves"] if a["id"] == task["slave_id"])
+
+
+async def spawner_state(hub, user: str, name: str = "") -> dict:
+    code, model = await hub.api("GET", f"/users/{user}?include_stopped_servers")
+    assert code == 200, model
+    server = model["servers"][name]
+    return server.get("state") or {}
+
+
+def task_env(task_id: str) -> dict[str, str]:
+    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    assert pids, f"no process of task {task_id}"
+    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    return dict(v.decode().split("=", 1) for v in raw if b"=" in v)
+
+
+def proc_ids(task_id: str) -> tuple[int, int]:
+    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    status = Path(f"/proc/{pids[0]}/status").read_text()
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    gid = int(next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1])
+    return uid, gid
+
+
+async def start_ready(hub, user: str, name: str = "", options: dict | None = None) -> dict:
+    code = await hub.start_server(user, name, options)
+    assert code in (201, 202), code
+    await hub.wait_server_ready(user, name)
+    return await spawner_state(hub, user, name)
+
+
+@pytest.mark.e2e
+async def test_default_profile_runs_on_plain_agent_as_the_user(hub, cluster, test_users, homes):
+    user = test_users[0]
+    state = await start_ready(hub, user.name)
+    code, status = await hub.get_through_proxy(user.name, path="api/status")
+    assert code == 200, status
+
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    assert task["state"] == "TASK_RUNNING"
+    assert agent_of(master, task)["hostname"] == "cpu-1"
+    labels = {lab["key"]: lab["value"] for lab in task.get("labels", [])}
+    assert labels.get("jupyterhub.user") and labels.get("jupyterhub.hub")
+    assert hub.admin_token not in json.dumps(task)
+
+    # The notebook process runs as the user's uid/gid, and what it writes into its
+    # {username} directory belongs to the user on the host.
+    assert proc_ids(state["task_id"]) == (user.uid, user.gid)
+    code, model = await hub.request_through_proxy(
+        user.name,
+        method="PUT",
+        path="api/contents/result.txt",
+        json={"type": "file", "format": "text", "content": "42"},
+    )
+    assert code == 201, model
+    written = homes / user.name / "result.txt"
+    assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+
+    # No token in task names or labels, nor in the hub log.
+    env = task_env(state["task_id"])
+    token = env["JUPYTERHUB_API_TOKEN"]
+    assert token not in json.dumps(master)
+    assert token not in hub.log_text()
+
+
+@pytest.mark.e2e
+async def test_gpu_profile_gets_one_gpu_on_the_gpu_agent(hub, cluster, test_users):
+    user = test_users[1]
+    state = await start_ready(hub, user.name, options={"profile": "gpu"})
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    assert task["resources"]["gpus"] == 1
+    assert agent_of(master, task)["hostname"] == "gpu-1"
+    env = task_env(state["task_id"])
+    assert env["CUDA_VISIBLE_DEVICES"] in ("0", "1")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"]
+
+
+@pytest.mark.e2e
+async def test_spark_profile_uses_spark_role_and_its_own_ports(hub, cluster, test_users):
+    user = test_users[2]
+    state = await start_ready(hub, user.name, options={"profile": "spark"})
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    # 2 cpus / 1 GB only exist in role spark on spark-1 (its unreserved part is 0.5 cpus).
+    assert task["role"] == "spark"
+    assert agent_of(master, task)["hostname"] == "spark-1"
+    assert task["resources"]["cpus"] == 2
+
+    env = task_env(state["task_id"])
+    assert env["SPARK_MASTER"] == env["MASTER"] == "mesos://zk://127.0.0.1:2181/mesos"
+    opts = env["PYSPARK_SUBMIT_ARGS"]
+    assert "spark.mesos.executor.docker.image=registry.example/spark-executor:3.5.3" in opts
+    assert "spark.mesos.role=spark" in opts
+
+    def conf(key: str) -> str:
+        return opts.split(f"{key}=", 1)[1].split()[0].strip("'\"")
+
+    held = task["resources"]["ports"].strip("[]").split(",")
+    ports_held = set()
+    for part in held:
+        lo, hi = (int(x) for x in part.strip().split("-"))
+        ports_held.update(range(lo, hi + 1))
+    used = [
+        int(conf("spark.driver.port")),
+        int(conf("spark.blockManager.port")),
+        int(env["LIBPROCESS_PORT"]),
+        state["host_port"],
+    ]
+    assert len(set(used)) == 4
+    assert set(used) <= ports_held
+    assert conf("spark.driver.host") == env["LIBPROCESS_IP"]
+
+
+@pytest.mark.e2e
+async def test_named_servers_side_by_side_and_stop_kills_task(hub, cluster, test_users):
+    user = test_users[0]
+    first = await start_ready(hub, user.name, "one")
+    second = await start_ready(hub, user.name, "two")
+    assert first["task_id"] != second["task_id"]
+    for name in ("one", "two"):
+        code, _ = await hub.get_through_proxy(user.name, name, path="api/status")
+        assert code == 200
+
+    await hub.stop_server(user.name, "one")
+    tasks = tasks_by_id(await master_state(cluster.url))
+    assert tasks[first["task_id"]]["state"] == "TASK_KILLED"
+    assert tasks[second["task_id"]]["state"] == "TASK_RUNNING"
+    await hub.stop_server(user.name, "two")
+    tasks = tasks_by_id(await master_state(cluster.url))
+    assert all(t["state"] != "TASK_RUNNING" for t in tasks.values())
+
+
+@pytest.mark.e2e
+async def test_hub_restart_keeps_notebooks_running(hub, cluster, test_users):
+    states = {}
+    for user in test_users:
+        states[user.name] = await start_ready(hub, user.name)
+    before = await master_state(cluster.url)
+    framework_id = before["frameworks"][0]["id"]
+    assert len(tasks_by_id(before)) == 3
+
+    hub.kill()  # SIGKILL: no chance to clean up
+    await hub.restart()
+
+    for user in test_users:
+        server = await hub.wait_server_ready(user.name, timeout=30)
+        assert server["ready"]
+        code, _ = await hub.get_through_proxy(user.name, path="api/status")
+        assert code == 200
+    after = await master_state(cluster.url)
+    assert [f["id"] for f in after["frameworks"]] == [framework_id]
+    assert after["frameworks"][0]["active"] is True
+    tasks = tasks_by_id(after)
+    assert set(tasks) == {s["task_id"] for s in states.values()}  # nothing relaunched
+    assert all(t["state"] == "TASK_RUNNING" for t in tasks.values())
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"profile": "nope"}, "nope"),
+        ({"profile": 3}, "profile"),
+        ({"profile": "cpu", "gpus": 8}, "gpus"),
+        ({"image": "evil"}, "image"),
+    ],
+)
+async def test_bad_options_rejected_with_400_and_nothing_launched(
+    hub, cluster, test_users, options, fragment
+):
+    user = test_users[0]
+    code, body = await hub.start_server_response(user.name, options=options)
+    assert code == 400, body
+    assert fragment in json.dumps(body)
+    master = await master_state(cluster.url)
+    assert tasks_by_id(master) == {}

@@ -1,0 +1,200 @@
+"""MesosSpawner on bad days, each against a real hub and localmesos: capacity errors, waiting,
+lost agents, master failover, and orphans left by a hub that died mid-spawn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from tests.e2e.harness import master_state
+from tests.e2e.test_mesos_spawner import homes, mesos_config, tasks_by_id  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+NO_GPU_CLUSTER = """
+[[agent]]
+hostname = "cpu-1"
+resources = "cpus:4;mem:8192;ports:[31000-31999]"
+"""
+
+SMALL_CLUSTER = """
+[[agent]]
+hostname = "cpu-1"
+resources = "cpus:1;mem:2048;ports:[31000-31999]"
+"""
+
+AGENT_RESOURCES = "cpus:2;mem:4096;ports:[34000-34099]"
+
+
+async def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def task_states(state: dict) -> dict[str, str]:
+    return {tid: t["state"] for tid, t in tasks_by_id(state).items()}
+
+
+async def test_gpu_request_on_cluster_without_gpus_fails_fast_naming_gpus(
+    hub_factory, localmesos_proc, homes, test_users  # noqa: F811
+):
+    cluster = await localmesos_proc(NO_GPU_CLUSTER)
+    hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
+    user = test_users[0].name
+    await hub.create_user(user)
+
+    started = time.monotonic()
+    code, body = await hub.start_server_response(user, options={"profile": "gpu"})
+    if code in (201, 202):  # the failure may land just after the POST returned
+        await wait_for(
+            lambda: _server_gone(hub, user), 10, "the failed server to disappear"
+        )
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, f"capacity failure took {elapsed:.1f}s"
+    message = body.get("message", "") if isinstance(body, dict) else str(body)
+    log = hub.log_text()
+    assert "GPU" in message or "no agent has 1 GPU" in log
+    assert "never start on this cluster" in (message + log)
+    assert task_states(await master_state(cluster.url)) == {}
+
+
+async def _server_gone(hub, user: str) -> bool:
+    servers = (await hub.user_model(user)).get("servers") or {}
+    return "" not in servers
+
+
+async def test_busy_cluster_shows_waiting_progress_then_starts(
+    hub_factory, localmesos_proc, homes, test_users  # noqa: F811
+):
+    cluster = await localmesos_proc(SMALL_CLUSTER)
+    hub = await hub_factory(
+        mesos_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
+    ).launch()
+    first, second = test_users[0].name, test_users[1].name
+    for user in (first, second):
+        await hub.create_user(user)
+    assert await hub.start_server(first) in (201, 202)
+    await hub.wait_server_ready(first)
+
+    assert await hub.start_server(second) == 202
+    progress = asyncio.ensure_future(hub.progress(second))
+    await asyncio.sleep(3)
+    assert not progress.done()
+    await hub.stop_server(first)
+    events = await asyncio.wait_for(progress, 60)
+    messages = [e.get("message", "") for e in events]
+    assert any(m.startswith("Request queued") for m in messages), messages
+    assert any("Waiting for 0.75 cpus" in m for m in messages), messages
+    assert any("Offer accepted on agent cpu-1" in m for m in messages), messages
+    assert events[-1].get("ready") is True
+
+
+async def test_agent_killed_poll_reports_stopped_with_reason(
+    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users  # noqa: F811
+):
+    cluster = await localmesos_proc(
+        None, extra_args=["--no-agents", "--agent-unreachable-timeout", "2"]
+    )
+    agent = await localmesos_agent_proc(cluster.url, "lonely-1", AGENT_RESOURCES)
+    hub = await hub_factory(
+        mesos_config(cluster.url, homes, "c.MesosSpawner.poll_interval = 1")
+    ).launch()
+    user = test_users[0].name
+    await hub.create_user(user)
+    assert await hub.start_server(user) in (201, 202)
+    await hub.wait_server_ready(user)
+
+    agent.kill()
+    await wait_for(lambda: _server_gone(hub, user), 45, "the hub to notice the lost agent")
+    log = hub.log_text()
+    assert "unreachable" in log.lower() or "lost" in log.lower()
+    states = task_states(await master_state(cluster.url))
+    assert set(states.values()) <= {"TASK_UNREACHABLE", "TASK_LOST"}
+
+
+async def test_master_failover_with_notebooks_running_loses_nothing(
+    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users, zookeeper,  # noqa: F811
+    unique_zk_path,
+):
+    zk = zookeeper.url(unique_zk_path)
+    common = ["--no-agents", "--zk", zk, "--heartbeat-interval", "1"]
+    leader = await localmesos_proc(None, extra_args=common)
+    standby = await localmesos_proc(None, extra_args=common)
+    await localmesos_agent_proc(zk, "ha-1", AGENT_RESOURCES)
+    hub = await hub_factory(mesos_config(zk, homes, "c.MesosSpawner.poll_interval = 1")).launch()
+    users = [u.name for u in test_users[:2]]
+    for user in users:
+        await hub.create_user(user)
+        assert await hub.start_server(user) in (201, 202)
+        await hub.wait_server_ready(user)
+    before = await master_state(leader.url)
+    framework_id = before["frameworks"][0]["id"]
+    task_ids = set(tasks_by_id(before))
+    assert len(task_ids) == 2
+
+    leader.kill()
+
+    async def recovered():
+        try:
+            state = await master_state(standby.url)
+        except (AssertionError, OSError):
+            return None
+        fws = [f for f in state.get("frameworks", []) if f["id"] == framework_id]
+        if fws and fws[0].get("active") and set(tasks_by_id(state)) == task_ids:
+            return state
+        return None
+
+    state = await wait_for(recovered, 40, "the framework to re-subscribe to the new leader")
+    assert all(t["state"] == "TASK_RUNNING" for t in tasks_by_id(state).values())
+    await asyncio.sleep(3)  # several poll intervals: nothing may be declared stopped
+    for user in users:
+        model = await hub.user_model(user)
+        assert model["servers"][""]["ready"], model
+        code, _ = await hub.get_through_proxy(user, path="api/status")
+        assert code == 200
+
+
+async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
+    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users  # noqa: F811
+):
+    cluster = await localmesos_proc(None, extra_args=["--no-agents"])
+    agent = await localmesos_agent_proc(cluster.url, "slow-1", AGENT_RESOURCES)
+    hub = await hub_factory(
+        mesos_config(cluster.url, homes, "c.MesosSpawner.orphan_grace_seconds = 2")
+    ).launch()
+    user = test_users[0].name
+    await hub.create_user(user)
+
+    # A stalled agent keeps the task in STAGING: the hub is still inside start() when it dies.
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        assert await hub.start_server(user) == 202
+
+        async def staged():
+            states = task_states(await master_state(cluster.url))
+            return states if any(s == "TASK_STAGING" for s in states.values()) else None
+
+        staged_states = await wait_for(staged, 30, "the task to be launched")
+        hub.kill()
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    (orphan,) = staged_states
+
+    await hub.restart()
+
+    async def killed():
+        states = task_states(await master_state(cluster.url))
+        return states.get(orphan) == "TASK_KILLED"
+
+    await wait_for(killed, 45, f"orphan {orphan} to be killed")
+    log = hub.log_text()
+    assert f"Killing orphan task {orphan}" in log
