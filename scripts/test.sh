@@ -10,8 +10,8 @@ PYTHON=${PYTHON:-python3}
 
 bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
 
-# -rs lists every skip with its reason in the summary, so a skipped tier is never silent.
-"$PYTHON" -m pytest -rs "$@"
+# -rfEs: the summary lists failures, errors and every skip with its reason (no silent tier).
+"$PYTHON" -m pytest -rfEs "$@"
 status=$?
 if [ "$status" = 5 ]; then
     echo "test: pytest collected no tests; treating that as a failure" >&2

@@ -29,6 +29,7 @@ from mesosspawner.mesos.resources import (
     scalar,
 )
 
+from .health import HealthPolicy, HealthState, probe
 from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
 
 log = logging.getLogger("mesosspawner.localmesos.agent")
@@ -67,7 +68,11 @@ class AgentTask:
     retry_handle: asyncio.TimerHandle | None = None
     retry_delay: float = 10.0
     kill_requested: bool = False
+    killed_by_health_check: bool = False
     job: asyncio.Task | None = None
+    health_job: asyncio.Task | None = None
+    container_status: dict | None = None
+    started: float = 0.0
     gpus: list[int] = field(default_factory=list)
 
 
@@ -175,6 +180,7 @@ class LocalAgent:
         )
         spec.env = self._environment(spec, command)
         at = AgentTask(fid, task, role, spec, gpus=gpus, retry_delay=self.status_retry_interval)
+        at.started = asyncio.get_running_loop().time()
         self.tasks[(fid, tid)] = at
         at.job = asyncio.get_running_loop().create_task(self._run(at))
 
@@ -315,30 +321,56 @@ class LocalAgent:
             return
         if at.kill_requested:
             asyncio.get_running_loop().create_task(runner.kill(spec.kill_grace))
-        self._update(
-            at,
-            "TASK_RUNNING",
-            "SOURCE_EXECUTOR",
-            container_status={
-                "container_id": {"value": spec.task_id},
-                "network_infos": [{"ip_addresses": [{"ip_address": "127.0.0.1"}]}],
-            },
-        )
-        code, message = await runner.wait()
+        at.container_status = {
+            "container_id": {"value": spec.task_id},
+            "network_infos": [{"ip_addresses": [{"ip_address": "127.0.0.1"}]}],
+        }
+        self._update(at, "TASK_RUNNING", "SOURCE_EXECUTOR", container_status=at.container_status)
+        check = at.info.get("health_check")
+        if isinstance(check, dict) and check.get("type") in ("HTTP", "TCP", "COMMAND"):
+            at.health_job = asyncio.get_running_loop().create_task(self._health(at, check))
+        try:
+            code, message = await runner.wait()
+        finally:
+            if at.health_job is not None:
+                at.health_job.cancel()
         if self.stopped:
             return
+        # As Mesos's command executor: no reason on these; healthy=false after a health kill.
+        healthy = False if at.killed_by_health_check else None
         if at.kill_requested:
-            self._update(at, "TASK_KILLED", "SOURCE_EXECUTOR", message=message)
+            self._update(at, "TASK_KILLED", "SOURCE_EXECUTOR", message=message, healthy=healthy)
         elif code == 0:
             self._update(at, "TASK_FINISHED", "SOURCE_EXECUTOR", message=message)
         else:
-            self._update(
-                at,
-                "TASK_FAILED",
-                "SOURCE_EXECUTOR",
-                reason="REASON_COMMAND_EXECUTOR_FAILED",
-                message=message,
-            )
+            self._update(at, "TASK_FAILED", "SOURCE_EXECUTOR", message=message)
+
+    async def _health(self, at: AgentTask, check: dict) -> None:
+        """Run the task's health check; report changes; kill after consecutive failures."""
+        policy = HealthPolicy.from_check(check)
+        state = HealthState(policy)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(policy.delay)
+        while at.state == "TASK_RUNNING" and not at.kill_requested:
+            ok = await probe(check, at.spec.env, at.spec.sandbox, policy.timeout)
+            healthy, kill = state.result(ok, loop.time() - at.started)
+            if at.state != "TASK_RUNNING" or at.kill_requested:
+                return
+            if healthy is not None:
+                self._update(
+                    at,
+                    "TASK_RUNNING",
+                    "SOURCE_EXECUTOR",
+                    reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
+                    container_status=at.container_status,
+                    healthy=healthy,
+                )
+            if kill:
+                at.killed_by_health_check = True
+                at.kill_requested = True
+                loop.create_task(at.runner.kill(at.spec.kill_grace))
+                return
+            await asyncio.sleep(policy.interval)
 
     # --------------------------------------------------------------- status updates
 
@@ -351,6 +383,7 @@ class LocalAgent:
         reason: str | None = None,
         message: str | None = None,
         container_status: dict | None = None,
+        healthy: bool | None = None,
     ) -> None:
         if at.state in TERMINAL:
             return
@@ -369,6 +402,8 @@ class LocalAgent:
             status["message"] = message
         if container_status:
             status["container_status"] = container_status
+        if healthy is not None:
+            status["healthy"] = healthy
         at.state = state
         at.statuses.append(
             {k: status[k] for k in ("state", "timestamp")}

@@ -151,7 +151,7 @@ class Task:
             if "discovery" in info:
                 static["discovery"] = info["discovery"]
             self._static_json = static
-        key = (self.state, len(self.statuses))
+        key = (self.state, len(self.statuses), id(self.statuses[-1]) if self.statuses else 0)
         if self._json_key != key or self._json is None:
             out = dict(self._static_json)
             out["state"] = self.state
@@ -300,7 +300,8 @@ class Agent:
     def release_offered(self, res: Iterable[Resource]) -> None:
         res = list(res)
         try:
-            self.offered = subtract(self.offered, res)
+            # Usually the agent had exactly one offer out: skip the subtraction.
+            self.offered = [] if res == self.offered else subtract(self.offered, res)
             self._give(res)
         except ResourceError:
             self.offered = []
@@ -1018,7 +1019,9 @@ class Master:
         task.status_update_state = status.get("state")
         task.status_update_uuid = status.get("uuid")
         task.latest_status = status
-        if not task.statuses or task.statuses[-1].get("state") != status.get("state"):
+        if task.statuses and task.statuses[-1].get("state") == status.get("state"):
+            task.statuses[-1] = status  # a retry or a health change of the same state
+        else:
             task.statuses.append(status)
         if is_terminal(task.state) and not task.resources_released:
             agent.release_used(task.resources)
@@ -1321,11 +1324,53 @@ def validate_call(call: dict) -> str | None:
             )
         if len(raw) != 16:
             return prefix + f"Invalid UUID: {len(raw)} bytes instead of 16"
+    missing = _missing_required(kind, call)
+    if missing:
+        return "Failed to convert JSON into Call protobuf: Missing required fields: " + ", ".join(
+            missing
+        )
     if kind == "UPDATE_FRAMEWORK":
         info = call["update_framework"].get("framework_info") or {}
         if _value(info.get("id")) != _value(call.get("framework_id")):
             return prefix + "'framework_id' differs from 'update_framework.framework_info.id'"
     return None
+
+
+def _missing_required(kind: str, call: dict) -> list[str]:
+    """Proto ``required`` fields the JSON lacks (Mesos rejects the whole call with 400)."""
+    missing: list[str] = []
+    if kind == "ACCEPT":
+        body = call["accept"]
+        for i, oid in enumerate(body.get("offer_ids") or []):
+            if not _value(oid):
+                missing.append(f"accept.offer_ids[{i}].value")
+        for i, op in enumerate(body.get("operations") or []):
+            if not isinstance(op, dict):
+                missing.append(f"accept.operations[{i}]")
+                continue
+            tasks = (op.get("launch") or {}).get("task_infos") or []
+            for j, t in enumerate(tasks if isinstance(tasks, list) else []):
+                where = f"accept.operations[{i}].launch.task_infos[{j}]"
+                if not isinstance(t, dict):
+                    missing.append(where)
+                    continue
+                if not isinstance(t.get("name"), str):
+                    missing.append(f"{where}.name")
+                for key in ("task_id", "agent_id"):
+                    if not _value(t.get(key)):
+                        missing.append(f"{where}.{key}")
+                for k, r in enumerate(t.get("resources") or []):
+                    if not isinstance(r, dict) or "name" not in r or "type" not in r:
+                        missing.append(f"{where}.resources[{k}].name/type")
+    elif kind == "DECLINE":
+        for i, oid in enumerate(call["decline"].get("offer_ids") or []):
+            if not _value(oid):
+                missing.append(f"decline.offer_ids[{i}].value")
+    elif kind == "RECONCILE":
+        for i, t in enumerate(call["reconcile"].get("tasks") or []):
+            if not isinstance(t, dict) or not _value(t.get("task_id")):
+                missing.append(f"reconcile.tasks[{i}].task_id")
+    return missing
 
 
 def validate_framework_info(info: dict) -> str | None:

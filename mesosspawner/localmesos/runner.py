@@ -147,10 +147,8 @@ class LocalProcessRunner:
         assert self._proc is not None
         code = await self._proc.wait()
         if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = str(-code)
+            # Mesos's WSTRINGIFY: "Command terminated with signal Terminated".
+            name = signal.strsignal(-code) or f"signal {-code}"
             return None, f"Command terminated with signal {name}"
         return code, f"Command exited with status {code}"
 

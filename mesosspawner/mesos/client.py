@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 import random
@@ -37,8 +38,7 @@ _IGNORED_EVENTS = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_
 _READ_SIZE = 64 * 1024
 _MAX_ERROR_BODY = 64 * 1024
 _QUEUE_SIZE = 2048  # events buffered between the reader and the handler
-_MAX_ACKS_IN_FLIGHT = 16
-_MAX_CALL_CONNECTIONS = 8
+_MAX_BACKLOG = 512  # unanswered calls before acknowledgements hold the consumer back
 _MAX_REDIRECTS = 3
 _YIELD_EVERY = 0.005  # seconds of work before yielding to the loop
 _BACKOFF_MIN = 0.1
@@ -195,6 +195,12 @@ class _ChunkedDecoder:
             del buf[:pos]
         return bytes(out)
 
+    def rest(self) -> bytes:
+        """Bytes after the last chunk (the next message on a kept-alive connection)."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
 
 class _BadResponse(ValueError):
     """The master's answer is not HTTP/1.x."""
@@ -273,63 +279,270 @@ class _StreamBroken(Exception):
     """The stream carried something that is not a well-formed Mesos event."""
 
 
-class _CallPool:
-    """Keep-alive connections to one master for calls (tornado's client opens one per request)."""
+class _ResponseParser:
+    """Incremental parser of a sequence of HTTP/1.1 responses on one connection (pure)."""
+
+    __slots__ = ("_buf", "_head", "_chunks", "_remaining", "_body")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._head: tuple[int, str, dict[str, str]] | None = None
+        self._chunks: _ChunkedDecoder | None = None
+        self._remaining: int | None = None  # body bytes left; None with no chunks: until close
+        self._body = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, str, bytes]]:
+        """Complete responses as (code, reason, body), bodies truncated to _MAX_ERROR_BODY."""
+        buf = self._buf
+        buf += data
+        out: list[tuple[int, str, bytes]] = []
+        while True:
+            if self._head is None:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > 65536:
+                        raise _BadResponse("HTTP response head larger than 64 KiB")
+                    break
+                code, reason, headers = self._head = parse_head(bytes(buf[: end + 4]))
+                del buf[: end + 4]
+                if 100 <= code < 200:  # interim response: the real one follows
+                    self._head = None
+                    continue
+                if code in (204, 304):
+                    self._remaining = 0
+                elif "chunked" in headers.get("transfer-encoding", "").lower():
+                    self._chunks = _ChunkedDecoder()
+                else:
+                    length = headers.get("content-length")
+                    if length is not None and not length.isdigit():
+                        raise _BadResponse(f"invalid Content-Length {length[:40]!r}")
+                    self._remaining = int(length) if length is not None else None
+            if self._chunks is not None:
+                self._keep(self._chunks.feed(bytes(buf)))
+                buf.clear()
+                if not self._chunks.done:
+                    break
+                buf += self._chunks.rest()
+                self._chunks = None
+            elif self._remaining is None:
+                self._keep(bytes(buf))  # the body ends when the connection does: see close()
+                buf.clear()
+                break
+            else:
+                take = min(self._remaining, len(buf))
+                self._keep(bytes(buf[:take]))
+                del buf[:take]
+                self._remaining -= take
+                if self._remaining:
+                    break
+            code, reason, _headers = self._head
+            out.append((code, reason, bytes(self._body)))
+            self._head, self._remaining = None, None
+            self._body.clear()
+        return out
+
+    def close(self) -> tuple[int, str, bytes] | None:
+        """At the end of the connection: a response whose body ran until the close, if any."""
+        if self._head is not None and self._chunks is None and self._remaining is None:
+            code, reason, _headers = self._head
+            self._head = None
+            return code, reason, bytes(self._body)
+        return None
+
+    def _keep(self, data: bytes) -> None:
+        room = _MAX_ERROR_BODY - len(self._body)
+        if room > 0:
+            self._body += data[:room]
+
+
+class _CallPipe:
+    """Calls to one master over one keep-alive connection, HTTP/1.1-pipelined.
+
+    Requests queued in the same loop iteration leave in one write, and responses are matched
+    to them in order (the master answers pipelined requests in order, as libprocess does). So an
+    acknowledgement costs no task, no connection and no round trip of its own, and calls reach
+    the master in the order they were made.
+    """
 
     def __init__(self, target: _Target, ssl_context: ssl.SSLContext | None, timeout: float):
         self.target = target
         self._ssl = ssl_context
         self._timeout = timeout
-        self._idle: list[IOStream] = []
-        self._slots = asyncio.Semaphore(_MAX_CALL_CONNECTIONS)
-        self._closed = False
+        self._loop = asyncio.get_running_loop()
         self._head = (
             f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
             "Content-Type: application/json\r\nAccept: application/json\r\n"
         ).encode()
+        self._stream: IOStream | None = None
+        self._connecting: asyncio.Task | None = None
+        self._outbox: list[tuple[bytes, asyncio.Future]] = []
+        self._in_flight: collections.deque[asyncio.Future] = collections.deque()
+        self._flush_pending = False
+        self._progress = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._room: list[asyncio.Future] = []
+        self._closed = False
 
-    async def post(self, extra_headers: bytes, body: bytes) -> tuple[int, str, bytes]:
+    def submit(self, extra_headers: bytes, body: bytes) -> asyncio.Future:
+        """Queue a POST; the future resolves to (code, reason, body) or fails with MesosError."""
+        future = self._loop.create_future()
+        if self._closed:
+            future.set_exception(MesosError(f"the connection to {self.target.url} is closed"))
+            return future
         request = self._head + extra_headers + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        async with self._slots:
-            for attempt in (1, 2):
-                reused = bool(self._idle)
-                stream = self._idle.pop() if reused else None
-                answered = False
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        if stream is None:
-                            stream = await _connect(self.target, self._ssl, self._timeout)
-                        await stream.write(request)
-                        code, reason, headers = await _read_head(stream)
-                        answered = True
-                        data, reusable = await _read_body(stream, headers, _MAX_ERROR_BODY)
-                except TimeoutError:
-                    if stream is not None:
-                        stream.close()
-                    raise
-                except (StreamClosedError, OSError) as e:
-                    if stream is not None:
-                        stream.close()
-                    # An idle connection the master closed: the request never reached it.
-                    if reused and not answered and attempt == 1:
-                        continue
-                    raise e
-                except BaseException:
-                    if stream is not None:
-                        stream.close()
-                    raise
-                if reusable and not self._closed:
-                    self._idle.append(stream)
-                else:
-                    stream.close()
-                return code, reason, data
-        raise AssertionError("unreachable")
+        self._outbox.append((request, future))
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    @property
+    def backlog(self) -> int:
+        return len(self._outbox) + len(self._in_flight)
+
+    async def room(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` calls are queued or unanswered (backpressure)."""
+        while self.backlog >= limit and not self._closed:
+            waiter = self._loop.create_future()
+            self._room.append(waiter)
+            await waiter
 
     def close(self) -> None:
         self._closed = True
-        for stream in self._idle:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        self._fail_all(MesosError(f"the connection to {self.target.url} was closed"))
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if not self._outbox or self._closed:
+            return
+        stream = self._stream
+        if stream is None or stream.closed():
+            self._stream = None
+            if self._connecting is None:
+                self._connecting = self._loop.create_task(self._connect())
+            return
+        batch, self._outbox = self._outbox, []
+        if not self._in_flight:
+            self._progress = self._loop.time()
+        self._in_flight.extend(future for _request, future in batch)
+        stream.write(b"".join(request for request, _future in batch)).add_done_callback(_observe)
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._check_timeout)
+
+    async def _connect(self) -> None:
+        try:
+            stream = await asyncio.wait_for(
+                _connect(self.target, self._ssl, self._timeout), self._timeout
+            )
+        except (OSError, ssl.SSLError, TimeoutError) as e:
+            self._connecting = None
+            cause = "timed out" if isinstance(e, TimeoutError) else _cause(e)
+            error = MesosError(f"cannot connect to {self.target.url}: {cause}")
+            outbox, self._outbox = self._outbox, []
+            for _request, future in outbox:
+                if not future.done():
+                    future.set_exception(error)
+            self._wake_room()
+            return
+        self._connecting = None
+        if self._closed:
             stream.close()
-        self._idle.clear()
+            return
+        self._stream = stream
+        self._loop.create_task(self._read(stream))
+        self._flush()
+
+    async def _read(self, stream: IOStream) -> None:
+        parser = _ResponseParser()
+        in_flight = self._in_flight
+        error: MesosError
+        try:
+            while True:
+                data = await stream.read_bytes(65536, partial=True)
+                for response in parser.feed(data):
+                    if not in_flight:
+                        raise _BadResponse("an HTTP response nobody asked for")
+                    future = in_flight.popleft()
+                    if not future.done():
+                        future.set_result(response)
+                self._progress = self._loop.time()
+                if self._room:
+                    self._wake_room()
+        except StreamClosedError as e:
+            last = parser.close()
+            if last is not None and in_flight:
+                future = in_flight.popleft()
+                if not future.done():
+                    future.set_result(last)
+            reason = _cause(e.real_error) if e.real_error else "the master closed it"
+            error = MesosError(f"connection to {self.target.url} lost: {reason}")
+        except _BadResponse as e:
+            error = MesosError(f"bad HTTP response from {self.target.url}: {e}")
+        except recordio.RecordIOError as e:
+            error = MesosError(f"bad HTTP response from {self.target.url}: {e}")
+        stream.close()
+        if self._stream is stream:
+            self._stream = None
+        self._fail_in_flight(error)
+        if self._outbox and not self._closed and not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        if not self._in_flight or self._closed:
+            return
+        waited = self._loop.time() - self._progress
+        if waited >= self._timeout:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+            self._fail_in_flight(
+                MesosError(f"no answer from {self.target.url} within {self._timeout:g} s"),
+                timeout=True,
+            )
+        else:
+            self._timer = self._loop.call_later(self._timeout - waited, self._check_timeout)
+
+    def _fail_in_flight(self, error: MesosError, timeout: bool = False) -> None:
+        while self._in_flight:
+            future = self._in_flight.popleft()
+            if not future.done():
+                future.set_exception(_copy_error(error, timeout))
+        self._wake_room()
+
+    def _fail_all(self, error: MesosError) -> None:
+        outbox, self._outbox = self._outbox, []
+        for _request, future in outbox:
+            if not future.done():
+                future.set_exception(_copy_error(error))
+        self._fail_in_flight(error)
+
+    def _wake_room(self) -> None:
+        waiters, self._room = self._room, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class _CallTimeout(MesosError, TimeoutError):
+    """No answer within request_timeout (also a TimeoutError, for callers that catch that)."""
+
+
+def _copy_error(error: MesosError, timeout: bool = False) -> MesosError:
+    # One exception object per future: a shared one would collect every awaiter's traceback.
+    return (_CallTimeout if timeout else MesosError)(str(error))
+
+
+def _observe(future: asyncio.Future) -> None:
+    # Write errors surface through the reader as a closed stream; just mark them retrieved.
+    if not future.cancelled():
+        future.exception()
 
 
 _tcp_client: TCPClient | None = None
@@ -367,7 +580,8 @@ class _Session:
         self.blocked = False  # the reader waits for the handler: silence is ours, not the master's
         self.abort_reason: str | None = None
         self.subscribed_at = 0.0
-        self.pool: _CallPool | None = None
+        self.calls: _CallPipe | None = None
+        self.call_headers = b""
 
     def abort(self, reason: str) -> None:
         if self.abort_reason is None:
@@ -417,8 +631,7 @@ class SchedulerClient:
         self._queue: asyncio.Queue | None = None
         self._run_task: asyncio.Task | None = None
         self._consumer_task: asyncio.Task | None = None
-        self._ack_tasks: set[asyncio.Task] = set()
-        self._ack_slots: asyncio.Semaphore | None = None
+        self._acks: set[asyncio.Future] = set()
         self._subscribed_event: asyncio.Event | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = False
@@ -440,7 +653,6 @@ class SchedulerClient:
             return
         self._stopping = False
         self._queue = asyncio.Queue(_QUEUE_SIZE)
-        self._ack_slots = asyncio.Semaphore(_MAX_ACKS_IN_FLIGHT)
         self._subscribed_event = asyncio.Event()
         self._wakeup = asyncio.Event()
         if self._detector is None:
@@ -468,11 +680,9 @@ class SchedulerClient:
         if consumer is not None and consumer is not current:
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
-        if self._ack_tasks:
+        if self._acks:
             # Acknowledgements still need the stream; give them a moment to finish.
-            await asyncio.wait(set(self._ack_tasks), timeout=min(2.0, self.request_timeout))
-            for task in self._ack_tasks:
-                task.cancel()
+            await asyncio.wait(set(self._acks), timeout=min(2.0, self.request_timeout))
         session = self._session
         if session is not None:
             session.abort("client stopped")
@@ -566,8 +776,18 @@ class SchedulerClient:
         await self._call("MESSAGE", "message", body)
 
     async def _call(self, call_type: str, key: str | None, body: dict | None) -> None:
+        future, target = self._submit(call_type, key, body)
+        try:
+            code, reason, data = await future
+        except MesosError as e:
+            raise type(e)(f"{call_type}: {e}") from None
+        _check_answer(call_type, target, code, reason, data)
+
+    def _submit(
+        self, call_type: str, key: str | None, body: dict | None
+    ) -> tuple[asyncio.Future, _Target]:
         session = self._session
-        if session is None or not session.subscribed or session.pool is None:
+        if session is None or not session.subscribed or session.calls is None:
             raise NotSubscribed(
                 f"{call_type}: not subscribed to a Mesos master ({self._detector_text()}); "
                 "wait_subscribed() first"
@@ -575,29 +795,8 @@ class SchedulerClient:
         call: dict = {"type": call_type, "framework_id": {"value": self.framework_id}}
         if key is not None:
             call[key] = body
-        headers = f"Mesos-Stream-Id: {session.stream_id}\r\n".encode() + self._auth_header
-        target = session.target
-        try:
-            code, reason, data = await session.pool.post(headers, json.dumps(call).encode())
-        except TimeoutError:
-            raise MesosError(
-                f"{call_type} to the Mesos master at {target.url}: no answer within "
-                f"{self.request_timeout:g} s"
-            ) from None
-        except (OSError, ssl.SSLError) as e:
-            raise MesosError(
-                f"{call_type} to the Mesos master at {target.url} failed: {_cause(e)}"
-            ) from e
-        if 200 <= code < 300:
-            return
-        text = _short(data)
-        message = f"{call_type} rejected by the Mesos master at {target.url}: {code} {reason}"
-        if text:
-            message += f": {text}"
-        if code == 307:
-            message += " (it is no longer the leader; the client will follow)"
-        kind = NotSubscribed if code == 403 and "subscribed" in text.lower() else MesosError
-        raise kind(message, code, text)
+        headers = session.call_headers
+        return session.calls.submit(headers, json.dumps(call).encode()), session.target
 
     # ------------------------------------------------------------ subscription loop
 
@@ -742,8 +941,8 @@ class SchedulerClient:
         finally:
             watchdog.cancel()
             stream.close()
-            if session.pool is not None:
-                session.pool.close()
+            if session.calls is not None:
+                session.calls.close()
             if self._session is session:
                 self._session = None
             if session.subscribed:
@@ -906,9 +1105,12 @@ class SchedulerClient:
         self.master_info = sub.get("master_info")
         self.heartbeat_interval = interval
         session.allowance = self.heartbeat_misses * interval
-        if session.pool is not None:
-            session.pool.close()
-        session.pool = _CallPool(session.target, self._ssl_context, self.request_timeout)
+        if session.calls is not None:
+            session.calls.close()
+        session.calls = _CallPipe(session.target, self._ssl_context, self.request_timeout)
+        session.call_headers = (
+            f"Mesos-Stream-Id: {session.stream_id}\r\n".encode() + self._auth_header
+        )
         session.subscribed = True
         session.subscribed_at = asyncio.get_running_loop().time()
         self.log.info(
@@ -965,7 +1167,8 @@ class SchedulerClient:
         )
 
     async def _acknowledge_later(self, status: dict) -> None:
-        """Acknowledge in the background so the next event need not wait for the round trip."""
+        """Acknowledge without waiting for the answer, so the next event need not wait for it;
+        only a long backlog of unanswered calls holds the consumer back."""
         try:
             agent_id = status["agent_id"]["value"]
             task_id = status["task_id"]["value"]
@@ -973,24 +1176,41 @@ class SchedulerClient:
         except (KeyError, TypeError):
             self._problem(f"cannot acknowledge a status without agent_id/task_id: {status!r:.200}")
             return
-        slots = self._ack_slots
-        assert slots is not None
-        await slots.acquire()
-        task = asyncio.create_task(self._acknowledge(agent_id, task_id, uuid))
-        self._ack_tasks.add(task)
-        task.add_done_callback(self._ack_done)
-
-    def _ack_done(self, task: asyncio.Task) -> None:
-        self._ack_tasks.discard(task)
-        if self._ack_slots is not None:
-            self._ack_slots.release()
-
-    async def _acknowledge(self, agent_id: str, task_id: str, uuid: str) -> None:
+        session = self._session
+        if session is not None and session.calls is not None:
+            await session.calls.room(_MAX_BACKLOG)
+        body = {"agent_id": {"value": agent_id}, "task_id": {"value": task_id}, "uuid": uuid}
         try:
-            await self.acknowledge(agent_id, task_id, uuid)
-        except MesosError as e:
+            future, target = self._submit("ACKNOWLEDGE", "acknowledge", body)
+        except NotSubscribed as e:
             # The agent resends unacknowledged updates, so a lost acknowledgement is harmless.
             self._problem(f"acknowledging status updates failed: {e}")
+            return
+        self._acks.add(future)
+        future.add_done_callback(lambda f: self._acknowledged(f, target))
+
+    def _acknowledged(self, future: asyncio.Future, target: _Target) -> None:
+        self._acks.discard(future)
+        try:
+            _check_answer("ACKNOWLEDGE", target, *future.result())
+        except asyncio.CancelledError:
+            pass
+        except MesosError as e:
+            self._problem(f"acknowledging status updates failed: {e}")
+
+
+def _check_answer(call_type: str, target: _Target, code: int, reason: str, data: bytes) -> None:
+    """Raise MesosError unless the master accepted the call (2xx)."""
+    if 200 <= code < 300:
+        return
+    text = _short(data)
+    message = f"{call_type} rejected by the Mesos master at {target.url}: {code} {reason}"
+    if text:
+        message += f": {text}"
+    if code == 307:
+        message += " (it is no longer the leader; the client will follow)"
+    kind = NotSubscribed if code == 403 and "subscribed" in text.lower() else MesosError
+    raise kind(message, code, text)
 
 
 def _value_of(id_: object) -> str | None:

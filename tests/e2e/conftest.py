@@ -84,14 +84,20 @@ def localmesos_agent_proc(tmp_path: Path) -> Iterator[Callable[..., Awaitable[Lo
     started: list[LocalMesosAgent] = []
 
     async def start(
-        master: str, hostname: str, resources: str, attributes: str = "", **kwargs
+        master: str,
+        hostname: str,
+        resources: str,
+        attributes: str = "",
+        state_url: str | None = None,
+        **kwargs,
     ) -> LocalMesosAgent:
+        """``state_url``: the master to ask for registration when ``master`` is a zk:// URL."""
         agent = LocalMesosAgent(
             tmp_path / f"agent{len(started)}", master, hostname, resources, attributes, **kwargs
         )
         started.append(agent)
         agent.start()
-        await agent.wait_registered()
+        await agent.wait_registered(state_url)
         return agent
 
     yield start

@@ -129,7 +129,7 @@ async def test_master_failover_with_notebooks_running_loses_nothing(
     common = ["--no-agents", "--zk", zk, "--heartbeat-interval", "1"]
     leader = await localmesos_proc(None, extra_args=common)
     standby = await localmesos_proc(None, extra_args=common)
-    await localmesos_agent_proc(zk, "ha-1", AGENT_RESOURCES)
+    await localmesos_agent_proc(zk, "ha-1", AGENT_RESOURCES, state_url=leader.url)
     hub = await hub_factory(mesos_config(zk, homes, "c.MesosSpawner.poll_interval = 1")).launch()
     users = [u.name for u in test_users[:2]]
     for user in users:

@@ -186,3 +186,20 @@ async def test_version_state_health(cluster):
     assert spark["reserved_resources"]["spark"]["cpus"] == 4
     assert spark["unreserved_resources"]["cpus"] == 1
     assert {"id", "hostname", "port", "used_resources", "offered_resources", "active"} <= set(gpu)
+
+
+async def test_accept_with_task_missing_required_fields_is_400(connect):
+    s = connect()
+    await s.subscribe(framework_info())
+    offers = await s.offers()
+    task = {"name": "x", "agent_id": offers[0]["agent_id"], "command": {"value": "true"}}
+    accept = {
+        "offer_ids": [offers[0]["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+    }
+    code, text = await s.call({"type": "ACCEPT", "accept": accept})
+    assert code == 400
+    assert "task_id" in text
+    # The offer is untouched: the call never reached the master's accept logic.
+    code, _ = await s.call({"type": "DECLINE", "decline": {"offer_ids": [offers[0]["id"]]}})
+    assert code == 202

@@ -153,7 +153,7 @@ async def test_kill_escalates_to_sigkill_after_grace(connect):
     assert (await s.call({"type": "KILL", "kill": kill}))[0] == 202
     status = await s.update("t-stubborn", timeout=10)
     assert status["state"] == "TASK_KILLED"
-    assert "KILL" in status["message"]
+    assert status["message"] == "Command terminated with signal Killed"
 
 
 async def test_unacknowledged_update_is_resent_with_same_uuid(connect):
