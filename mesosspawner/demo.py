@@ -41,11 +41,12 @@ def ensure_notebook_env() -> Path:
     exe = DEMO_ENV / "bin" / "jupyterhub-singleuser"
     want = version("jupyterhub")
     marker = DEMO_ENV / ".jupyterhub-version"
-    if exe.exists() and marker.exists() and marker.read_text().strip() == want:
+    lab = DEMO_ENV / "bin" / "jupyter-lab"
+    if exe.exists() and lab.exists() and marker.exists() and marker.read_text().strip() == want:
         return exe
     base = shutil.which("python3", path="/usr/bin") or "/usr/bin/python3"
     _run([base, "-m", "venv", "--clear", str(DEMO_ENV)])
-    _run([str(DEMO_ENV / "bin" / "pip"), "install", "-q", f"jupyterhub=={want}", "jupyter_server"])
+    _run([str(DEMO_ENV / "bin" / "pip"), "install", "-q", f"jupyterhub=={want}", "jupyterlab"])
     marker.write_text(want)
     _run(["chmod", "-R", "a+rX", str(DEMO_ENV.parent)])
     return exe

@@ -461,7 +461,10 @@ class MesosSpawner(Spawner):
 
     def _request_for(self, override: dict | None = None) -> placement.Request:
         def get(name):
-            return (override or {}).get(name, getattr(self, name))
+            if override and name in override:
+                # Through the trait, as setattr would: "1G" -> bytes, lists checked, ...
+                return self.traits()[name].validate(self, override[name])
+            return getattr(self, name)
 
         spark = get("spark_master")
         extra_ports = taskinfo.spark_ports_needed(

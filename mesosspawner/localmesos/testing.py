@@ -198,8 +198,10 @@ def framework_info(**kw) -> dict:
 def command_task(offer: dict, task_id: str, command: str, **res: float) -> dict:
     """A shell command TaskInfo using ``res`` (e.g. cpus=0.1, mem=32) from ``offer``.
 
-    Resources carry the offer's role and, for MULTI_ROLE offers, its allocation_info.
+    Resources carry the offer's role and, for MULTI_ROLE offers, its allocation_info. Without
+    ``res`` the task takes cpus=0.1, mem=32 (Mesos refuses a task with no resources).
     """
+    res = res or {"cpus": 0.1, "mem": 32}
     alloc = offer.get("allocation_info")
     resources = []
     for name, value in res.items():

@@ -66,6 +66,7 @@ class LeaderWatch:
 
     def _children_changed(self, children: list[str]) -> None:
         znode = leader_of(children)
+        log.debug("children of %s: %s (leader %s)", self.path, children, znode)
         info = None
         if znode is not None:
             try:

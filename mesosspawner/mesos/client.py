@@ -635,6 +635,7 @@ class SchedulerClient:
         self._subscribed_event: asyncio.Event | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = False
+        self._tearing_down = False
         self._problems_seen: set[str] = set()
         self._last_session_lasted = 0.0
         self._handler_errors_seen: set[tuple] = set()
@@ -696,9 +697,17 @@ class SchedulerClient:
 
     async def teardown(self) -> None:
         """TEARDOWN: the master kills every task of the framework and forgets it."""
-        await self._call("TEARDOWN", None, None)
+        # The master ends the stream at once: that is neither a disconnection nor a reason to
+        # re-subscribe under an id that no longer exists.
+        self._tearing_down = True
+        try:
+            await self._call("TEARDOWN", None, None)
+        except BaseException:
+            self._tearing_down = False
+            raise
         self.framework_id = None
         await self.stop()
+        self._tearing_down = False
 
     # ------------------------------------------------------------ calls
 
@@ -808,7 +817,7 @@ class SchedulerClient:
         return self._detector.describe() if self._detector else self.master
 
     def _problem(self, cause: str) -> None:
-        """Log each distinct failure once (until the next successful subscription)."""
+        """Log each distinct failure once (until a stream has stayed up for a while)."""
         if cause in self._problems_seen:
             self.log.debug("Mesos: %s (again)", cause)
         else:
@@ -819,6 +828,9 @@ class SchedulerClient:
         backoff = _BACKOFF_MIN
         preferred: _Target | None = None
         while not self._stopping:
+            if self._tearing_down:
+                await self._sleep(_BACKOFF_MIN, self._detector)
+                continue
             detector = self._detector
             try:
                 await detector.start()
@@ -947,7 +959,7 @@ class SchedulerClient:
                 self._session = None
             if session.subscribed:
                 self._last_session_lasted = loop.time() - session.subscribed_at
-        if session.subscribed and not self._stopping:
+        if session.subscribed and not self._stopping and not self._tearing_down:
             self._problem(f"lost the stream from {target.url}: {reason}")
             await self._enqueue(("disconnected", reason))
         return session.subscribed

@@ -100,6 +100,7 @@ async def test_resubscribes_with_the_new_leader_within_5_s(
     started = []
     try:
         args = ["--no-agents", "--zk", zk_url, "--port", "0", "--heartbeat-interval", "1"]
+        args += ["--log-level", "INFO"]
         first = await blocking(start_localmesos, args, tmp_path / "master-1.log")
         started.append(first)
         await eventually(
@@ -109,7 +110,7 @@ async def test_resubscribes_with_the_new_leader_within_5_s(
         started.append(second)
         agent_args = ["agent", "--master", zk_url, "--hostname", AGENT]
         agent_args += ["--resources", "cpus:2;mem:1024;ports:[41400-41499]"]
-        agent_args += ["--work-dir", str(tmp_path / "agent")]
+        agent_args += ["--work-dir", str(tmp_path / "agent"), "--log-level", "INFO"]
         started.append(await blocking(start_localmesos, agent_args, tmp_path / "agent.log"))
 
         handler = Scheduler()
@@ -121,7 +122,9 @@ async def test_resubscribes_with_the_new_leader_within_5_s(
         assert client.master_info["port"] == first.port
         offer = handler.offered[-1]
         task_id = f"failover-{uuid.uuid4().hex[:8]}"
-        await client.launch([offer["id"]["value"]], [command_task(offer, task_id, "sleep 120")])
+        await client.launch(
+            [offer["id"]["value"]], [command_task(offer, task_id, "sleep 120", cpus=0.1, mem=32)]
+        )
         await handler.wait_for(lambda: "TASK_RUNNING" in handler.states(task_id), timeout=30)
 
         loop = asyncio.get_running_loop()
@@ -140,6 +143,7 @@ async def test_resubscribes_with_the_new_leader_within_5_s(
         await handler.wait_for(lambda: len(handler.subscribed_at) >= 2, timeout=30)
 
         took = handler.subscribed_at[-1] - start_of_count
+        print(f"re-subscribed {took:.2f} s after the leader {death}")
         assert took < WITHIN, f"re-subscribed {took:.1f} s after the leader change"
         assert client.framework_id == framework_id
         assert client.master_info["port"] == second.port

@@ -39,13 +39,14 @@ def run_notebook(client, image, command, **kwargs) -> tuple[int, str]:
 def test_start_script_maps_the_container_user_to_nb_uid_and_drops_root(
     notebook_image, docker_client, tmp_path
 ):
+    tmp_path.chmod(0o777)  # a shared directory: what counts is who owns what alice writes
     code, out = run_notebook(
         docker_client,
         notebook_image,
         [
             "sh",
             "-c",
-            'id; echo "HOME=$HOME"; touch /work/by-alice; jupyterhub-singleuser --version',
+            'set -e; id; echo "HOME=$HOME"; touch /work/by-alice; jupyterhub-singleuser --version',
         ],
         environment={"NB_USER": "alice", "NB_UID": "4242", "NB_GID": "4343"},
         volumes={str(tmp_path): {"bind": "/work", "mode": "rw"}},
@@ -147,3 +148,22 @@ def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
     )
     assert code == 0, out
     assert "\n3.5." in f"\n{out}" and 'version "17' in out
+
+
+def test_hub_image_runs_jupyterhub_6_with_the_mesos_spawner(base_image, docker_client):
+    results = images.build_and_push(
+        docker_client, DOCKER_DIR, None, only=["hub"], build_args={"BASE_IMAGE": base_image}
+    )
+    script = (
+        "from importlib.metadata import entry_points, version; "
+        "print(version('jupyterhub')); "
+        "print([e.value for e in entry_points(group='jupyterhub.spawners') if e.name == 'mesos'])"
+    )
+    code, out = run_notebook(
+        docker_client,
+        results["hub"].ref,
+        ["sh", "-c", f'python -c "{script}" && configurable-http-proxy --version'],
+        network_mode="none",
+    )
+    assert code == 0, out
+    assert out.startswith("6.") and "['mesosspawner:MesosSpawner']" in out

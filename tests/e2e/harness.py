@@ -81,7 +81,7 @@ def kill_notebooks_of_hub(hub_port: int) -> list[int]:
     Notebooks outlive the hub (cleanup_servers=False) and LocalProcessSpawner puts each in its
     own session, so they are found by environment rather than by process group.
     """
-    pids = pids_with_env("JUPYTERHUB_API_URL", rf"https?://127\.0\.0\.1:{hub_port}/.*")
+    pids = pids_with_env("JUPYTERHUB_API_URL", rf"https?://[^/]*:{hub_port}/.*")
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -300,7 +300,11 @@ def stop_registry(registry: Registry) -> None:
 
 
 def build_notebook_image(client, base_image: str, registry: str) -> str:
-    """Build (or reuse by content hash) and push base-notebook; return its registry reference."""
+    """Build (or reuse by content hash) and push base-notebook; return its registry reference.
+
+    The reference is then untagged in the engine (the ``mesosspawner/base-notebook:HASH`` cache
+    tag keeps the layers), so the first task that uses it really pulls it from the registry.
+    """
     from mesosspawner import images
 
     with _flock("notebook-image"):  # parallel sessions build it once; the next finds it cached
@@ -312,7 +316,10 @@ def build_notebook_image(client, base_image: str, registry: str) -> str:
             build_args={"BASE_IMAGE": base_image},
             push=True,
         )
-    return results["base-notebook"].ref
+    ref = results["base-notebook"].ref
+    with contextlib.suppress(Exception):
+        client.images.remove(ref)
+    return ref
 
 
 # ---------------------------------------------------------------- pytest fixtures

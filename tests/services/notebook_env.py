@@ -49,11 +49,32 @@ def _installed_version(env_dir: Path) -> str | None:
         return None
     try:
         out = subprocess.run(
-            [str(exe), "--version"], capture_output=True, text=True, timeout=60, check=True
+            [str(exe), "--version"], capture_output=True, text=True, timeout=300, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[-1].strip() if out.stdout.strip() else None
+
+
+def _has_dist(env_dir: Path, dist: str, version: str | None = None) -> bool:
+    """Whether the env's site-packages holds `dist` (at `version`), read from the filesystem.
+
+    No subprocess: on a loaded machine `jupyterhub-singleuser --version` can take long enough to
+    time out, and a false "missing" would rebuild the env under running notebooks.
+    """
+    pattern = f"{dist}-{version}.dist-info" if version else f"{dist}-*.dist-info"
+    return any(env_dir.glob(f"lib/python3*/site-packages/{pattern}"))
+
+
+def _env_ready(env_dir: Path, version: str) -> bool:
+    """A complete build (marker written last) with this jupyterhub and every package we need."""
+    if not (env_dir / ".complete").exists():
+        return False
+    if not (env_dir / "bin" / "jupyterhub-singleuser").exists():
+        return False
+    if not (env_dir / "bin" / "jupyter-lab").exists():
+        return False
+    return _has_dist(env_dir, "jupyterhub", version) and _has_dist(env_dir, "jupyter_server")
 
 
 def _pip_env() -> dict[str, str]:
@@ -88,15 +109,23 @@ def ensure_notebook_env(env_dir: Path = NBENV_DIR, version: str | None = None) -
     lock_path = env_dir.parent / (env_dir.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _installed_version(env_dir) == version:
+        if _env_ready(env_dir, version):
+            return env_dir / "bin"
+        # An env built before the completion marker existed: adopt it if it really works.
+        if (
+            not (env_dir / ".complete").exists()
+            and _installed_version(env_dir) == version
+            and (env_dir / "bin" / "jupyter-lab").exists()
+        ):
             _make_world_readable(env_dir)
+            (env_dir / ".complete").write_text(version + "\n")
             return env_dir / "bin"
         if env_dir.exists():
             shutil.rmtree(env_dir)
         subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(env_dir)], check=True, timeout=300)
         pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         result = subprocess.run(
-            [*pip, f"jupyterhub=={version}", "jupyter_server"],
+            [*pip, f"jupyterhub=={version}", "jupyter_server", "jupyterlab"],
             env=_pip_env(),
             capture_output=True,
             text=True,
@@ -104,7 +133,8 @@ def ensure_notebook_env(env_dir: Path = NBENV_DIR, version: str | None = None) -
         )
         if result.returncode != 0:
             raise RuntimeError(
-                f"pip install jupyterhub=={version} jupyter_server into {env_dir} failed "
+                f"pip install jupyterhub=={version} jupyter_server jupyterlab into {env_dir} "
+                "failed "
                 f"(exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         _make_world_readable(env_dir)
@@ -113,6 +143,8 @@ def ensure_notebook_env(env_dir: Path = NBENV_DIR, version: str | None = None) -
             raise RuntimeError(
                 f"{env_dir}/bin/jupyterhub-singleuser --version says {got!r}, expected {version!r}"
             )
+        # Written last: an interrupted build is never mistaken for a complete one.
+        (env_dir / ".complete").write_text(version + "\n")
     return env_dir / "bin"
 
 
