@@ -3,8 +3,8 @@
 One SUBSCRIBE stream per client, read with tornado's IOStream into the incremental RecordIO
 decoder; events reach the owner's ``EventHandler`` in order through a single consumer task, so a
 slow handler never reorders events and never stops the read for longer than a bounded queue
-allows. Calls are JSON POSTs over a small pool of keep-alive connections to the master the
-stream is on.
+allows. Calls are JSON POSTs pipelined over one keep-alive connection to the master the stream
+is on, so they arrive in the order they were made and an acknowledgement costs no round trip.
 
 Unlike pymesos, nothing here blocks the loop or runs on a thread, a handler that raises is
 logged and contained (never a TEARDOWN), a silent master is detected by a heartbeat watchdog,
@@ -1078,9 +1078,15 @@ class SchedulerClient:
         kind = event["type"]
         try:
             if kind == "UPDATE":
-                return ("update", event["update"]["status"])
+                status = event["update"]["status"]
+                if not isinstance(status, dict):
+                    raise TypeError("status")
+                return ("update", status)
             if kind == "OFFERS":
-                return ("offers", event["offers"].get("offers", []))
+                offers = event["offers"].get("offers", [])
+                if not isinstance(offers, list):
+                    raise TypeError("offers")
+                return ("offers", offers)
             if kind == "HEARTBEAT":
                 return None
             if kind == "RESCIND":
@@ -1110,7 +1116,7 @@ class SchedulerClient:
                 return None
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise _StreamBroken(
-                f"malformed {kind} event (missing {e}): {_short(record, 200)!r}"
+                f"malformed {kind} event (bad or missing {e}): {_short(record, 200)!r}"
             ) from None
         # SUBSCRIBED: the session becomes usable for calls right away, before the handler runs.
         self.framework_id = framework_id
@@ -1149,8 +1155,8 @@ class SchedulerClient:
         last_yield = loop.time()
         while not self._stopping:
             name, arg = await queue.get()
-            method: Callable[..., Awaitable[None]] = getattr(handler, name)
             try:
+                method: Callable[..., Awaitable[None]] = getattr(handler, name)
                 await method(arg)
             except asyncio.CancelledError:
                 task = asyncio.current_task()

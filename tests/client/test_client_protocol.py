@@ -337,6 +337,7 @@ BAD_STREAMS = {
     "non-JSON event": event_chunk({}).replace(b"{}", b"[}"),
     "event without a type": event_chunk({"offers": {}}),
     "malformed OFFERS event": event_chunk({"type": "OFFERS"}),
+    "UPDATE without a status object": event_chunk({"type": "UPDATE", "update": {"status": None}}),
     "malformed chunk framing": b"zz\r\nabc\r\n",
 }
 

@@ -45,7 +45,10 @@ def task_states(state: dict) -> dict[str, str]:
 
 
 async def test_gpu_request_on_cluster_without_gpus_fails_fast_naming_gpus(
-    hub_factory, localmesos_proc, homes, test_users  # noqa: F811
+    hub_factory,
+    localmesos_proc,
+    homes,
+    test_users,  # noqa: F811
 ):
     cluster = await localmesos_proc(NO_GPU_CLUSTER)
     hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
@@ -55,9 +58,7 @@ async def test_gpu_request_on_cluster_without_gpus_fails_fast_naming_gpus(
     started = time.monotonic()
     code, body = await hub.start_server_response(user, options={"profile": "gpu"})
     if code in (201, 202):  # the failure may land just after the POST returned
-        await wait_for(
-            lambda: _server_gone(hub, user), 10, "the failed server to disappear"
-        )
+        await wait_for(lambda: _server_gone(hub, user), 10, "the failed server to disappear")
     elapsed = time.monotonic() - started
     assert elapsed < 5, f"capacity failure took {elapsed:.1f}s"
     message = body.get("message", "") if isinstance(body, dict) else str(body)
@@ -73,7 +74,10 @@ async def _server_gone(hub, user: str) -> bool:
 
 
 async def test_busy_cluster_shows_waiting_progress_then_starts(
-    hub_factory, localmesos_proc, homes, test_users  # noqa: F811
+    hub_factory,
+    localmesos_proc,
+    homes,
+    test_users,  # noqa: F811
 ):
     cluster = await localmesos_proc(SMALL_CLUSTER)
     hub = await hub_factory(
@@ -99,7 +103,11 @@ async def test_busy_cluster_shows_waiting_progress_then_starts(
 
 
 async def test_agent_killed_poll_reports_stopped_with_reason(
-    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users  # noqa: F811
+    hub_factory,
+    localmesos_proc,
+    localmesos_agent_proc,
+    homes,
+    test_users,  # noqa: F811
 ):
     cluster = await localmesos_proc(
         None, extra_args=["--no-agents", "--agent-unreachable-timeout", "2"]
@@ -122,7 +130,12 @@ async def test_agent_killed_poll_reports_stopped_with_reason(
 
 
 async def test_master_failover_with_notebooks_running_loses_nothing(
-    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users, zookeeper,  # noqa: F811
+    hub_factory,
+    localmesos_proc,
+    localmesos_agent_proc,
+    homes,
+    test_users,
+    zookeeper,  # noqa: F811
     unique_zk_path,
 ):
     zk = zookeeper.url(unique_zk_path)
@@ -164,7 +177,11 @@ async def test_master_failover_with_notebooks_running_loses_nothing(
 
 
 async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
-    hub_factory, localmesos_proc, localmesos_agent_proc, homes, test_users  # noqa: F811
+    hub_factory,
+    localmesos_proc,
+    localmesos_agent_proc,
+    homes,
+    test_users,  # noqa: F811
 ):
     cluster = await localmesos_proc(None, extra_args=["--no-agents"])
     agent = await localmesos_agent_proc(cluster.url, "slow-1", AGENT_RESOURCES)

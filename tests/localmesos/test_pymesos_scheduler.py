@@ -101,6 +101,8 @@ def test_offers_come_from_every_agent_with_its_resources_and_attributes(master, 
         framework_id = peer.next("registered").data["framework_id"]["value"]
         offers = peer.offers_from(ALL)
         assert driver.framework_id == framework_id
+        # pymesos declares GPU_RESOURCES on its own (it read /version), so gpu-1 is offered too.
+        assert {"type": "GPU_RESOURCES"} in driver.framework["capabilities"]
 
     for offer in offers.values():
         assert offer["framework_id"]["value"] == framework_id
