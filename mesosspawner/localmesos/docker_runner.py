@@ -14,7 +14,9 @@ once it has ended.
 Tasks of the MESOS containerizer with a Docker image (GPU tasks) run here too: host network, the
 image's user switched to ``command.user``, and ``value`` with ``arguments`` as its full argv.
 
-Every engine call runs in a worker thread: the ``docker`` package is synchronous.
+Every engine call runs in a thread of its own: the ``docker`` package is synchronous, and calls
+such as ``wait`` or following logs last as long as the task, which would exhaust the event
+loop's default executor (a few threads) with a few running notebooks.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import math
 import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -205,6 +208,33 @@ def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, An
     }
 
 
+def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
+    """Run a blocking call in a new daemon thread; the returned future resolves on its result."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        try:
+            result, error = fn(*args, **kwargs), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+            result, error = None, e
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(
+        target=target, name=f"docker-{getattr(fn, '__name__', 'call')}", daemon=True
+    ).start()
+    return future
+
+
 def _default_client():
     import docker
 
@@ -225,6 +255,7 @@ class DockerRunner:
         self._container = None
         self._spec: TaskSpec | None = None
         self._killed = False
+        self._abandoned = False
         self._log_jobs: list[asyncio.Future] = []
         self._result: tuple[int | None, str] | None = None
 
@@ -233,30 +264,44 @@ class DockerRunner:
         config = container_config(spec, self._host_ip)
         image = config["image"]
         try:
-            self._client = await asyncio.to_thread(self._client_factory)
-            await asyncio.to_thread(self._client.ping)
+            self._client = await _in_thread(self._client_factory)
+            await _in_thread(self._client.ping)
         except Exception as e:  # noqa: BLE001 - any engine failure is a launch failure
             raise RunnerError(
                 f"Cannot run Docker image {image!r}: no Docker engine answers ({e})"
             ) from None
         docker_info = (spec.container or {}).get("docker") or {}
         force = bool(docker_info.get("force_pull_image"))
-        if force or not await asyncio.to_thread(self._has_image, image):
+        if force or not await _in_thread(self._has_image, image):
             report("TASK_STARTING", f"pulling image {image}")
-            await asyncio.to_thread(self._pull, image)
-        await asyncio.to_thread(self._remove_stale, config["name"])
+            await _in_thread(self._pull, image)
+        await _in_thread(self._remove_stale, config["name"])
         try:
-            self._container = await asyncio.to_thread(self._client.containers.create, **config)
-            await asyncio.to_thread(self._container.start)
+            self._container = await _in_thread(self._create_and_start, config)
+        except asyncio.CancelledError:
+            self._abandoned = True  # the agent gave up on the launch; the thread cleans up
+            raise
         except Exception as e:  # noqa: BLE001 - docker.errors.APIError and friends
             await self._cleanup()
             raise RunnerError(f"Failed to run Docker image {image!r}: {_explain(e)}") from None
-        loop = asyncio.get_running_loop()
         for stream in ("stdout", "stderr"):
             path = os.path.join(spec.sandbox, stream)
-            self._log_jobs.append(loop.run_in_executor(None, self._copy_log, stream, path))
+            self._log_jobs.append(_in_thread(self._copy_log, stream, path))
         if self._killed:
             await self.kill(spec.kill_grace)
+
+    def _create_and_start(self, config: dict[str, Any]):
+        container = self._client.containers.create(**config)
+        try:
+            if not self._abandoned:
+                container.start()
+        except Exception:
+            container.remove(force=True)
+            raise
+        if self._abandoned:
+            container.remove(force=True)
+            return None
+        return container
 
     def _has_image(self, image: str) -> bool:
         import docker
@@ -302,7 +347,7 @@ class DockerRunner:
             return self._result
         assert self._container is not None, "wait() before a successful start()"
         try:
-            status = await asyncio.to_thread(self._container.wait)
+            status = await _in_thread(self._container.wait)
             code = int(status.get("StatusCode", -1))
             error = (status.get("Error") or {}).get("Message")
         except Exception as e:  # noqa: BLE001 - the engine went away
@@ -325,7 +370,7 @@ class DockerRunner:
             return
         timeout = max(0, math.ceil(grace))  # docker stop takes whole seconds; never cut short
         try:
-            await asyncio.to_thread(container.stop, timeout=timeout)
+            await _in_thread(container.stop, timeout=timeout)
         except Exception as e:  # noqa: BLE001 - already gone is fine
             log.debug("docker stop %s: %s", container.name, e)
 
@@ -333,10 +378,10 @@ class DockerRunner:
         container, client = self._container, self._client
         if container is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(container.remove, force=True)
+                await _in_thread(container.remove, force=True)
         if client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(client.close)
+                await _in_thread(client.close)
 
 
 def _explain(error: Exception) -> str:

@@ -143,7 +143,8 @@ class _ChunkedDecoder:
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        # None: expecting a size line; > 0: data bytes left; -1: expecting the CRLF after data.
+        # None: expecting a size line; > 0: data bytes left; -1: expecting the CRLF after data;
+        # -2: in the trailer section after the last (empty) chunk.
         self._remaining: int | None = None
         self.done = False
 
@@ -163,17 +164,21 @@ class _ChunkedDecoder:
                         )
                     break
                 line = bytes(buf[pos:end]).split(b";", 1)[0].strip()
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise recordio.RecordIOError(f"invalid HTTP chunk size {line[:40]!r}") from None
-                if size < 0:
+                if not line or line.strip(b"0123456789abcdefABCDEF"):
                     raise recordio.RecordIOError(f"invalid HTTP chunk size {line[:40]!r}")
+                size = int(line, 16)
                 pos = end + 2
-                if size == 0:
-                    self.done = True
+                self._remaining = size if size else -2
+            elif remaining == -2:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > 8192:
+                        raise recordio.RecordIOError("HTTP chunked trailer too long")
                     break
-                self._remaining = size
+                trailer_ended = end == pos
+                pos = end + 2
+                if trailer_ended:
+                    self.done = True
             elif remaining > 0:
                 take = min(remaining, len(buf) - pos)
                 if take <= 0:
@@ -987,11 +992,14 @@ class SchedulerClient:
                     reason = f"no SUBSCRIBED event within {session.allowance:g} s"
                 session.abort(reason)
                 return
+            # Never sleep long: SUBSCRIBED replaces the allowance (request_timeout) with the
+            # heartbeat-based one, which may be much shorter.
+            nap = min(max(remaining, 0.01), 1.0)
             if detector is None:
-                await asyncio.sleep(max(remaining, 0.01))
+                await asyncio.sleep(nap)
                 continue
             try:
-                async with asyncio.timeout(max(remaining, 0.01)):
+                async with asyncio.timeout(nap):
                     await detector.changed.wait()
             except TimeoutError:
                 pass

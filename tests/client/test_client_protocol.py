@@ -400,8 +400,9 @@ async def test_master_that_hangs_is_abandoned_after_request_timeout(
 
 async def test_silent_stream_is_dropped_after_missed_heartbeats(fake_master, make_client, caplog):
     fake_master.plan.append(Action(heartbeat=0.1))  # 3 x 0.1 s of silence and the client leaves
-    client, handler = await subscribed_client(make_client, fake_master)
-    await handler.wait_for(lambda: handler.of("disconnected"))
+    # request_timeout (the allowance before SUBSCRIBED) is long: the heartbeats must rule after.
+    client, handler = await subscribed_client(make_client, fake_master, request_timeout=30)
+    await handler.wait_for(lambda: handler.of("disconnected"), timeout=5)
     await client.wait_subscribed(10)
 
     (reason,) = handler.of("disconnected")

@@ -120,3 +120,16 @@ def test_container_names_are_valid_and_distinct():
     b = container_name("S0", "alice@lab_1")
     assert a.startswith("mesos-S0.alice_lab_1") and a != b
     assert container_name("S0", "bob-1") == "mesos-S0.bob-1"
+
+
+async def test_no_engine_is_a_clear_launch_failure(tmp_path):
+    import docker
+    from mesosspawner.localmesos.docker_runner import DockerRunner
+
+    def client():
+        return docker.DockerClient(base_url=f"unix://{tmp_path}/no.sock", version="auto")
+
+    task = spec()
+    task.sandbox = str(tmp_path)
+    with pytest.raises(RunnerError, match="Cannot run Docker image 'lab/nb:1': no Docker engine"):
+        await DockerRunner(client_factory=client).start(task, lambda state, msg: None)

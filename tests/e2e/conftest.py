@@ -13,8 +13,10 @@ From tests/services (registered by tests/conftest.py's pytest_plugins, or import
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -103,3 +105,19 @@ def localmesos_agent_proc(tmp_path: Path) -> Iterator[Callable[..., Awaitable[Lo
     yield start
     for agent in reversed(started):
         agent.cleanup()
+
+
+@pytest.fixture
+def homes(test_users) -> Iterator[Path]:
+    """Per-user home directories on 'shared storage', owned by each user (as a lab's are).
+
+    Outside pytest's tmp_path, whose parents are private to root: the users must reach them.
+    """
+    base = Path(tempfile.mkdtemp(prefix="mesosspawner-homes-"))
+    os.chmod(base, 0o755)
+    for user in test_users:
+        d = base / user.name
+        d.mkdir()
+        os.chown(d, user.uid, user.gid)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import master_state
-from tests.e2e.test_mesos_spawner import CLUSTER, homes, mesos_config, tasks_by_id  # noqa: F401
+from tests.e2e.mesos_env import CLUSTER, mesos_config, tasks_by_id
 
 ARTIFACTS = Path(os.environ.get("MESOSSPAWNER_ARTIFACTS", "test-artifacts"))
 
@@ -40,7 +40,7 @@ async def test_person_picks_gpu_profile_and_lands_in_notebook(
     hub_factory,
     localmesos_proc,
     browser_page,
-    homes,  # noqa: F811
+    homes,
     test_users,
 ):
     cluster = await localmesos_proc(CLUSTER)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.harness import master_state
-from tests.e2e.test_mesos_spawner import CLUSTER, homes, mesos_config, tasks_by_id  # noqa: F401
+from tests.e2e.mesos_env import CLUSTER, mesos_config, tasks_by_id
 
 HOSTILE_STRINGS = st.sampled_from(
     [
@@ -47,7 +47,7 @@ OPTIONS = st.one_of(
 
 
 @pytest.fixture
-async def hostile_hub(hub_factory, localmesos_proc, homes, test_users):  # noqa: F811
+async def hostile_hub(hub_factory, localmesos_proc, homes, test_users):
     cluster = await localmesos_proc(CLUSTER)
     hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
     await hub.create_user(test_users[0].name)

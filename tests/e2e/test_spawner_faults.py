@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.e2e.harness import master_state
-from tests.e2e.test_mesos_spawner import homes, mesos_config, tasks_by_id  # noqa: F401
+from tests.e2e.mesos_env import mesos_config, tasks_by_id
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ async def test_gpu_request_on_cluster_without_gpus_fails_fast_naming_gpus(
     hub_factory,
     localmesos_proc,
     homes,
-    test_users,  # noqa: F811
+    test_users,
 ):
     cluster = await localmesos_proc(NO_GPU_CLUSTER)
     hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
@@ -77,7 +77,7 @@ async def test_busy_cluster_shows_waiting_progress_then_starts(
     hub_factory,
     localmesos_proc,
     homes,
-    test_users,  # noqa: F811
+    test_users,
 ):
     cluster = await localmesos_proc(SMALL_CLUSTER)
     hub = await hub_factory(
@@ -107,7 +107,7 @@ async def test_agent_killed_poll_reports_stopped_with_reason(
     localmesos_proc,
     localmesos_agent_proc,
     homes,
-    test_users,  # noqa: F811
+    test_users,
 ):
     cluster = await localmesos_proc(
         None, extra_args=["--no-agents", "--agent-unreachable-timeout", "2"]
@@ -135,7 +135,7 @@ async def test_master_failover_with_notebooks_running_loses_nothing(
     localmesos_agent_proc,
     homes,
     test_users,
-    zookeeper,  # noqa: F811
+    zookeeper,
     unique_zk_path,
 ):
     zk = zookeeper.url(unique_zk_path)
@@ -181,7 +181,7 @@ async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
     localmesos_proc,
     localmesos_agent_proc,
     homes,
-    test_users,  # noqa: F811
+    test_users,
 ):
     cluster = await localmesos_proc(None, extra_args=["--no-agents"])
     agent = await localmesos_agent_proc(cluster.url, "slow-1", AGENT_RESOURCES)

@@ -1,0 +1,90 @@
+"""Shared pieces of the MesosSpawner end-to-end tests: the test cluster, the hub config,
+and readers of /master/state and of task processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.harness import pids_with_env
+
+CLUSTER = """
+[[agent]]
+hostname = "cpu-1"
+resources = "cpus:4;mem:8192;disk:10000;ports:[31000-31999]"
+attributes = "rack:r1"
+[[agent]]
+hostname = "gpu-1"
+resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[32000-32999]"
+attributes = "rack:r2;gpu_model:a100"
+[[agent]]
+hostname = "spark-1"
+resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[33000-33999]"
+attributes = "rack:r3;spark_cluster:prod"
+"""
+
+
+def mesos_config(master: str, homes: Path, extra: str = "") -> str:
+    return f"""
+c.JupyterHub.spawner_class = "mesos"
+c.MesosSpawner.mesos_master = {master!r}
+c.MesosSpawner.ip = "127.0.0.1"
+c.MesosSpawner.cpu_limit = 0.25
+c.MesosSpawner.mem_limit = "256M"
+c.MesosSpawner.kill_grace_seconds = 3
+c.MesosSpawner.notebook_dir = {str(homes)!r} + "/{{username}}"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
+]
+c.MesosSpawner.profile_list = [
+    {{"display_name": "CPU", "slug": "cpu", "default": True}},
+    {{"display_name": "GPU", "slug": "gpu", "mesosspawner_override": {{"gpus": 1}}}},
+    {{"display_name": "Spark", "slug": "spark", "mesosspawner_override": {{
+        "role": "spark", "cpu_limit": 2, "mem_limit": "1G",
+        "spark_master": "mesos://zk://127.0.0.1:2181/mesos",
+        "spark_executor_image": "registry.example/spark-executor:3.5.3",
+        "spark_role": "spark"}}}},
+]
+{extra}
+"""
+
+
+def tasks_by_id(state: dict) -> dict[str, dict]:
+    """Every task of every framework, running or completed (state.json splits them)."""
+    out = {}
+    for fw in state["frameworks"] + state.get("completed_frameworks", []):
+        for task in fw.get("completed_tasks", []) + fw["tasks"]:
+            out[task["id"]] = dict(task, framework=fw)
+    return out
+
+
+def agent_of(state: dict, task: dict) -> dict:
+    return next(a for a in state["slaves"] if a["id"] == task["slave_id"])
+
+
+async def spawner_state(hub, user: str, name: str = "") -> dict:
+    code, model = await hub.api("GET", f"/users/{user}?include_stopped_servers")
+    assert code == 200, model
+    server = model["servers"][name]
+    return server.get("state") or {}
+
+
+def task_env(task_id: str) -> dict[str, str]:
+    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    assert pids, f"no process of task {task_id}"
+    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    return dict(v.decode().split("=", 1) for v in raw if b"=" in v)
+
+
+def proc_ids(task_id: str) -> tuple[int, int]:
+    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    status = Path(f"/proc/{pids[0]}/status").read_text()
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    gid = int(next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1])
+    return uid, gid
+
+
+async def start_ready(hub, user: str, name: str = "", options: dict | None = None) -> dict:
+    code = await hub.start_server(user, name, options)
+    assert code in (201, 202), code
+    await hub.wait_server_ready(user, name)
+    return await spawner_state(hub, user, name)
