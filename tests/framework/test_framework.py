@@ -1,0 +1,137 @@
+"""MesosFramework against an in-process localmesos: launches, withdrawal, idle suppression,
+orphans and a broken request that must not hurt anyone else."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from mesosspawner import naming, placement
+from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
+from mesosspawner.localmesos.cluster import LocalCluster
+from mesosspawner.localmesos.config import from_dict
+from mesosspawner.mesos.resources import resources_to_json
+
+CLUSTER = {
+    "agent": [
+        {"hostname": "cpu-1", "resources": "cpus:2;mem:2048;ports:[31000-31009]"},
+        {"hostname": "gpu-1", "resources": "cpus:2;mem:2048;gpus:1;ports:[32000-32009]"},
+    ]
+}
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    c = LocalCluster(
+        from_dict(CLUSTER, "test"),
+        port=0,
+        heartbeat_interval=1,
+        allocation_interval=0.1,
+        work_dir=str(tmp_path / "work"),
+    )
+    await c.start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture
+async def framework(cluster, tmp_path):
+    config = FrameworkConfig(
+        master=cluster.url,
+        name=f"test-{tmp_path.name}",
+        id_file=str(tmp_path / "fw.json"),
+        refuse_seconds=1,
+        orphan_grace_seconds=0.5,
+    )
+    fw = MesosFramework(config)
+    await fw.ensure_started(timeout=10)
+    yield fw
+    for record in list(fw.tasks.values()):
+        if record.active:
+            await fw.kill(record.task_id, timeout=10)
+    await fw.stop()
+
+
+def sleeper(key: str, cpus: float = 0.5, gpus: int = 0) -> LaunchRequest:
+    request = placement.Request(key=key, cpus=cpus, mem=64, gpus=gpus)
+
+    def build(p: placement.Placement) -> dict:
+        return {
+            "name": key,
+            "task_id": {"value": naming.task_id("jupyterhub", key, "", "n1")},
+            "agent_id": {"value": p.agent_id},
+            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
+            "command": {"value": f"{sys.executable} -c 'import time; time.sleep(60)'"},
+            "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
+        }
+
+    return LaunchRequest(request=request, build_task=build)
+
+
+async def test_launch_runs_on_plain_agent_with_ports_from_its_offer(framework):
+    record = await asyncio.wait_for(framework.launch(sleeper("alice")), 20)
+    assert record.state == "TASK_RUNNING"
+    assert record.hostname == "cpu-1"  # the GPU agent is avoided for a CPU task
+    assert len(record.ports) == 1 and 31000 <= record.ports[0] <= 31009
+    killed = await framework.kill(record.task_id, timeout=10)
+    assert killed.state == "TASK_KILLED"
+
+
+async def test_withdrawn_request_is_never_launched_later(framework):
+    holders = [await asyncio.wait_for(framework.launch(sleeper(k, cpus=1.5)), 20) for k in "ab"]
+    assert {h.hostname for h in holders} == {"cpu-1", "gpu-1"}  # the cluster is now full
+    waiting = asyncio.ensure_future(framework.launch(sleeper("late", cpus=1.5)))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    waiting.cancel()  # what JupyterHub does when the spawn times out or is cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for holder in holders:
+        await framework.kill(holder.task_id, timeout=10)
+    await asyncio.sleep(2)  # resources are offered again: a late launch would happen now
+    assert not framework.pending
+    assert [t.task_id for t in framework.tasks.values() if t.active] == []
+
+
+async def test_idle_framework_suppresses_offers(framework):
+    record = await asyncio.wait_for(framework.launch(sleeper("bob")), 20)
+    await asyncio.sleep(0.5)
+    before = framework.metrics["offers"]._value.get()
+    await asyncio.sleep(2)
+    assert framework.metrics["offers"]._value.get() == before
+    assert set(framework.suppressed) == set(framework.config.roles)
+    await framework.kill(record.task_id, timeout=10)
+
+
+async def test_broken_request_fails_alone(framework):
+    broken = sleeper("broken")
+
+    def explode(p):
+        raise ValueError("volume template escapes its base")
+
+    broken.build_task = explode
+    with pytest.raises(LaunchFailed, match="volume template escapes"):
+        await asyncio.wait_for(framework.launch(broken), 20)
+    record = await asyncio.wait_for(framework.launch(sleeper("carol")), 20)
+    assert record.state == "TASK_RUNNING"
+
+
+async def test_unclaimed_task_of_this_hub_is_killed_as_orphan(framework, tmp_path):
+    record = await asyncio.wait_for(framework.launch(sleeper("dave")), 20)
+    # A restarted hub: a new framework object re-subscribes with the persisted id and no
+    # spawner claims the task.
+    await framework.stop()
+    again = MesosFramework(framework.config)
+    await again.ensure_started(timeout=10)
+    try:
+        for _ in range(100):
+            known = again.task(record.task_id)
+            if known is not None and known.state == "TASK_KILLED":
+                break
+            await asyncio.sleep(0.1)
+        assert again.task(record.task_id).state == "TASK_KILLED"
+        assert again.client.framework_id == framework.client.framework_id
+    finally:
+        await again.stop()
