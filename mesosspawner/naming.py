@@ -16,6 +16,7 @@ escaped too, it also stays injective on case-insensitive file systems and after 
 from __future__ import annotations
 
 import hashlib
+import re
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 ESCAPE_CHAR = "-"
@@ -79,3 +80,27 @@ def task_id(hub_id: str, username: str, servername: str, nonce: str) -> str:
 def task_id_prefix(hub_id: str) -> str:
     """The prefix every task id of this hub starts with (finds a crashed hub's orphans)."""
     return _FIELD_SEP.join(["jupyter", escape(hub_id), ""])
+
+
+_ORDINARY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
+_PATH_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def path_component(s: str) -> str:
+    """``s`` as one safe path component, unchanged when it already is one.
+
+    Lab storage is named after the real user (``/srv/home/mss-alice``), so ordinary names
+    (``[A-Za-z0-9_][A-Za-z0-9._-]*``) pass through. Anything else is percent-encoded byte by
+    byte except ``[A-Za-z0-9_]``; an encoded name always contains ``%``, which a passed-through
+    name never does, so the mapping stays injective and can never yield ``.``, ``..`` or ``/``.
+    """
+    if not isinstance(s, str):
+        raise TypeError(f"path_component() needs a str, not {type(s).__name__} {s!r:.40}")
+    if _ORDINARY_NAME.fullmatch(s) and s not in (".", ".."):
+        return s
+    return "".join(
+        ch
+        if ch in _PATH_SAFE
+        else "".join(f"%{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in s
+    )

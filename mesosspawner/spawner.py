@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import os
 import pwd
+import re
 import secrets
 
 from jupyterhub.spawner import Spawner
@@ -490,6 +491,8 @@ class MesosSpawner(Spawner):
         env.update(self.image_env())
         if not self.image and system_user:
             env.update(_login_env(system_user))
+        elif self.image:
+            env.update(_docker_stacks_env(system_user, uid, gid))
         spark = None
         if self.spark_master:
             spark = taskinfo.SparkSettings(
@@ -665,6 +668,19 @@ def _login_env(name: str) -> dict[str, str]:
     except KeyError:
         return {"USER": name}
     return {"HOME": pw.pw_dir, "USER": name, "SHELL": pw.pw_shell or "/bin/sh"}
+
+
+def _docker_stacks_env(name: str | None, uid: int | None, gid: int | None) -> dict[str, str]:
+    """NB_USER/NB_UID/NB_GID: an image's start script that begins as root (the Mesos
+    containerizer) maps its user to these before dropping root (docker-stacks convention)."""
+    env = {}
+    if name and re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name):
+        env["NB_USER"] = name
+    if uid is not None:
+        env["NB_UID"] = str(uid)
+    if gid is not None:
+        env["NB_GID"] = str(gid)
+    return env
 
 
 def _gpus(resources) -> float:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .mesos.resources import resources_to_json, scalar
-from .naming import escape
+from .naming import escape, path_component
 from .placement import Placement
 
 CONTAINERIZERS = ("docker", "mesos")
@@ -95,14 +95,15 @@ def expand_volumes(
 ) -> tuple[dict, ...]:
     """Expand ``{username}``, ``{uid}``, ``{gid}``, ``{servername}`` in volume paths, safely.
 
-    Names are substituted escaped (``naming.escape``: only ``[a-z0-9-]``, so never ``/`` or
-    ``..``); no other ``{...}`` is allowed. The result must be absolute and lie strictly below
+    Names are substituted as single path components (``naming.path_component``: ordinary
+    names as they are, anything else percent-encoded, so never ``/`` or ``..``); no other
+    ``{...}`` is allowed. The result must be absolute and lie strictly below
     the template's static base directory (the part before the first placeholder), so no user
     or server name can reach another path. ``ValueError`` names the volume and the problem.
     """
     values = {
-        "username": escape(username),
-        "servername": escape(servername),
+        "username": path_component(username),
+        "servername": path_component(servername),
         "uid": None if uid is None else str(_int(uid, "uid")),
         "gid": None if gid is None else str(_int(gid, "gid")),
     }

@@ -272,10 +272,14 @@ class DockerRunner:
             ) from None
         docker_info = (spec.container or {}).get("docker") or {}
         force = bool(docker_info.get("force_pull_image"))
-        if force or not await _in_thread(self._has_image, image):
-            report("TASK_STARTING", f"pulling image {image}")
-            await _in_thread(self._pull, image)
-        await _in_thread(self._remove_stale, config["name"])
+        try:
+            if force or not await _in_thread(self._has_image, image):
+                report("TASK_STARTING", f"pulling image {image}")
+                await _in_thread(self._pull, image)
+            await _in_thread(self._remove_stale, config["name"])
+        except Exception:
+            await self._cleanup()
+            raise
         try:
             self._container = await _in_thread(self._create_and_start, config)
         except asyncio.CancelledError:
@@ -350,6 +354,12 @@ class DockerRunner:
             status = await _in_thread(self._container.wait)
             code = int(status.get("StatusCode", -1))
             error = (status.get("Error") or {}).get("Message")
+        except asyncio.CancelledError:
+            # The agent stopped: a killed task's container goes; a running one stays running
+            # (an agent that goes away leaves its tasks running, as Mesos agents do).
+            if self._killed:
+                _in_thread(self._remove_quietly)
+            raise
         except Exception as e:  # noqa: BLE001 - the engine went away
             code, error = None, f"lost the container: {_explain(e)}"
         with contextlib.suppress(Exception):
@@ -373,6 +383,12 @@ class DockerRunner:
             await _in_thread(container.stop, timeout=timeout)
         except Exception as e:  # noqa: BLE001 - already gone is fine
             log.debug("docker stop %s: %s", container.name, e)
+
+    def _remove_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self._container.remove(force=True)
+        with contextlib.suppress(Exception):
+            self._client.close()
 
     async def _cleanup(self) -> None:
         container, client = self._container, self._client

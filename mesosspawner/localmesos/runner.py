@@ -31,9 +31,7 @@ class TaskSpec:
     agent_id: str
     name: str
     sandbox: str  # absolute path of the task's sandbox directory (exists, owned by the user)
-    command: (
-        dict  # TaskInfo.command JSON: value, shell (default true), arguments, user, environment
-    )
+    command: dict  # TaskInfo.command JSON: value, shell (default true), arguments, user, env
     container: dict | None  # TaskInfo.container JSON (type DOCKER / MESOS, docker / mesos.image)
     # The task's own environment: MESOS_* vars + command.environment + GPU vars. Not the agent's
     # environment: LocalProcessRunner adds that underneath (as the Mesos containerizer does for

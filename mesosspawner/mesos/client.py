@@ -20,6 +20,7 @@ import collections
 import json
 import logging
 import random
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,12 +33,13 @@ from . import recordio
 from .detector import Detector, ZooKeeperDetector, make_detector
 
 SCHEDULER_PATH = "/api/v1/scheduler"
+_scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads's per-call checks
 
 # Event types this client knows but the handler interface does not expose.
 _IGNORED_EVENTS = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"})
 _READ_SIZE = 64 * 1024
 _MAX_ERROR_BODY = 64 * 1024
-_QUEUE_SIZE = 2048  # events buffered between the reader and the handler
+_QUEUE_SIZE = 32  # batches (one per read, at most _READ_SIZE bytes) between reader and handler
 _MAX_BACKLOG = 512  # unanswered calls before acknowledgements hold the consumer back
 _MAX_REDIRECTS = 3
 _YIELD_EVERY = 0.005  # seconds of work before yielding to the loop
@@ -230,6 +232,68 @@ def parse_head(data: bytes) -> tuple[int, str, dict[str, str]]:
             raise _BadResponse(f"malformed HTTP header line {line[:80]!r}")
         headers[name.strip().lower()] = value.strip()
     return int(status[1]), status[2] if len(status) > 2 else "", headers
+
+
+# One HTTP chunk holding exactly one RecordIO record: how Mesos writes every event.
+_CHUNKED_RECORD = re.compile(rb"([0-9a-fA-F]{1,8})\r\n([0-9]{1,10})\n")
+
+
+class _RecordStream:
+    """Records from an HTTP body of RecordIO, chunked or not (pure).
+
+    Mesos writes every event as one HTTP chunk holding one RecordIO record; while the input keeps
+    that shape, one regex match per event replaces the two framing decoders. Anything else (chunk
+    extensions, records split across chunks, the terminating chunk) switches to the general path
+    for good.
+    """
+
+    __slots__ = ("_buf", "_chunks", "_records", "_general")
+
+    def __init__(self, chunked: bool) -> None:
+        self._buf = bytearray()
+        self._chunks = _ChunkedDecoder() if chunked else None
+        self._records = recordio.Decoder()
+        self._general = not chunked
+
+    @property
+    def done(self) -> bool:
+        return self._chunks is not None and self._chunks.done
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._general:
+            chunks = self._chunks
+            return self._records.feed(chunks.feed(data) if chunks is not None else data)
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        pos, size = 0, len(buf)
+        match = _CHUNKED_RECORD.match
+        while True:
+            m = match(buf, pos)
+            if m is None:
+                # A header cut short by the read waits for more; anything else is not our shape.
+                if size - pos >= 32 or buf.startswith(b"0\r\n", pos):
+                    self._general = True
+                break
+            digits = m.group(2)
+            start = m.end()
+            end = start + int(digits)
+            if int(m.group(1), 16) != len(digits) + 1 + end - start:
+                self._general = True
+                break
+            if end + 2 > size:
+                break
+            if buf[end : end + 2] != b"\r\n":
+                self._general = True
+                break
+            out.append(bytes(buf[start:end]))
+            pos = end + 2
+        if self._general:
+            rest = bytes(buf[pos:])
+            buf.clear()
+            return out + self.feed(rest)
+        del buf[:pos]
+        return out
 
 
 async def _read_head(stream: IOStream) -> tuple[int, str, dict[str, str]]:
@@ -966,7 +1030,7 @@ class SchedulerClient:
                 self._last_session_lasted = loop.time() - session.subscribed_at
         if session.subscribed and not self._stopping and not self._tearing_down:
             self._problem(f"lost the stream from {target.url}: {reason}")
-            await self._enqueue(("disconnected", reason))
+            await self._enqueue([("disconnected", reason)])
         return session.subscribed
 
     async def _watchdog(self, session: _Session) -> None:
@@ -1041,34 +1105,34 @@ class SchedulerClient:
         if not session.stream_id:
             raise _StreamBroken(f"SUBSCRIBE at {target.url} answered without a Mesos-Stream-Id")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        await self._read_events(session, _ChunkedDecoder() if chunked else None)
+        await self._read_events(session, _RecordStream(chunked))
 
-    async def _read_events(self, session: _Session, chunks: _ChunkedDecoder | None) -> None:
+    async def _read_events(self, session: _Session, records: _RecordStream) -> None:
         loop = asyncio.get_running_loop()
         stream = session.stream
-        records = recordio.Decoder()
         queue = self._queue
         assert queue is not None
         last_yield = loop.time()
         while True:
             data = await stream.read_bytes(_READ_SIZE, partial=True)
             now = session.last_activity = loop.time()
-            if chunks is not None:
-                data = chunks.feed(data)
+            # One queue entry per read, not per event: the hand-over costs as much as an event.
+            batch = []
             for record in records.feed(data):
                 item = self._parse_event(session, record)
-                if item is None:
-                    continue
+                if item is not None:
+                    batch.append(item)
+            if batch:
                 if queue.full():
                     session.blocked = True
                     try:
-                        await queue.put(item)
+                        await queue.put(batch)
                     finally:
                         session.blocked = False
                         session.last_activity = loop.time()
                 else:
-                    queue.put_nowait(item)
-            if chunks is not None and chunks.done:
+                    queue.put_nowait(batch)
+            if records.done:
                 return
             # Data already buffered completes reads without yielding: share the loop.
             if now - last_yield > _YIELD_EVERY:
@@ -1078,7 +1142,15 @@ class SchedulerClient:
     def _parse_event(self, session: _Session, record: bytes) -> tuple | None:
         """A record -> (handler method name, argument), or None for events not passed on."""
         try:
-            event = json.loads(record)
+            text = record.decode()
+            event, end = _scan_json(text, 0)
+            if end != len(text) and text[end:].strip():
+                raise ValueError(f"extra data at character {end}")
+        except StopIteration as e:
+            raise _StreamBroken(
+                f"event is not JSON (nothing parsable at character {e.value}): "
+                f"{_short(record, 200)!r}"
+            ) from None
         except ValueError as e:
             raise _StreamBroken(f"event is not JSON ({e}): {_short(record, 200)!r}") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
@@ -1105,9 +1177,8 @@ class SchedulerClient:
                 interval = float(sub.get("heartbeat_interval_seconds") or 15.0)
             elif kind == "ERROR":
                 message = str(event.get("error", {}).get("message", ""))
-                self.log.warning(
-                    "Mesos master %s reports an error: %s", session.target.url, message
-                )
+                # Logged once: a removed framework gets the same ERROR at every re-subscription.
+                self._problem(f"the master at {session.target.url} reports an error: {message}")
                 return ("error", message)
             elif kind == "FAILURE":
                 return ("failure", event)
@@ -1149,9 +1220,9 @@ class SchedulerClient:
             self._subscribed_event.set()
         return ("subscribed", event)
 
-    async def _enqueue(self, item: tuple) -> None:
+    async def _enqueue(self, batch: list[tuple]) -> None:
         if self._queue is not None:
-            await self._queue.put(item)
+            await self._queue.put(batch)
 
     # ------------------------------------------------------------ event consumer
 
@@ -1162,23 +1233,25 @@ class SchedulerClient:
         handler = self.handler
         last_yield = loop.time()
         while not self._stopping:
-            name, arg = await queue.get()
-            try:
-                method: Callable[..., Awaitable[None]] = getattr(handler, name)
-                await method(arg)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if self._stopping or (task is not None and task.cancelling()):
-                    raise
-                self._handler_failed(name, None)
-            except Exception as e:  # noqa: BLE001 - a handler bug must not stop the stream
-                self._handler_failed(name, e)
-            if name == "update" and "uuid" in arg:
-                await self._acknowledge_later(arg)
-            now = loop.time()
-            if now - last_yield > _YIELD_EVERY:
-                await asyncio.sleep(0)
-                last_yield = loop.time()
+            for name, arg in await queue.get():
+                if self._stopping:
+                    return
+                try:
+                    method: Callable[..., Awaitable[None]] = getattr(handler, name)
+                    await method(arg)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if self._stopping or (task is not None and task.cancelling()):
+                        raise
+                    self._handler_failed(name, None)
+                except Exception as e:  # noqa: BLE001 - a handler bug must not stop the stream
+                    self._handler_failed(name, e)
+                if name == "update" and "uuid" in arg:
+                    await self._acknowledge_later(arg)
+                now = loop.time()
+                if now - last_yield > _YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    last_yield = loop.time()
 
     def _handler_failed(self, name: str, e: Exception | None) -> None:
         key = (name, type(e).__name__, str(e)[:200])

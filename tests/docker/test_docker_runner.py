@@ -182,3 +182,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_a_killed_task_leaves_no_container_when_the_agent_stops(
+    tmp_path, base_image, docker_client
+):
+    spec = make_spec(tmp_path, base_image, {"shell": True, "value": "sleep 600"}, grace=0)
+    runner = await run(spec)
+    waiter = asyncio.create_task(runner.wait())
+    await asyncio.sleep(0.2)
+    await runner.kill(0)
+    waiter.cancel()  # the agent stopping cancels its task jobs after killing them
+    name = container_name(spec.agent_id, spec.task_id)
+    async with asyncio.timeout(60):
+        while name in [c.name for c in docker_client.containers.list(all=True)]:
+            await asyncio.sleep(0.3)

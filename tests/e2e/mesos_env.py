@@ -3,22 +3,26 @@ and readers of /master/state and of task processes."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from tests.e2e.harness import pids_with_env
 
-CLUSTER = """
+# Port ranges start at a random base per test process: a notebook left behind by an earlier or
+# parallel run can then never answer for this run's notebook on the same port.
+_BASE = random.Random().randrange(20000, 29000, 100)
+CLUSTER = f"""
 [[agent]]
 hostname = "cpu-1"
-resources = "cpus:4;mem:8192;disk:10000;ports:[31000-31999]"
+resources = "cpus:4;mem:8192;disk:10000;ports:[{_BASE}-{_BASE + 29}]"
 attributes = "rack:r1"
 [[agent]]
 hostname = "gpu-1"
-resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[32000-32999]"
+resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[{_BASE + 30}-{_BASE + 59}]"
 attributes = "rack:r2;gpu_model:a100"
 [[agent]]
 hostname = "spark-1"
-resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[33000-33999]"
+resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[{_BASE + 60}-{_BASE + 99}]"
 attributes = "rack:r3;spark_cluster:prod"
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
 
@@ -15,19 +16,20 @@ from tests.e2e.mesos_env import mesos_config, tasks_by_id
 
 pytestmark = pytest.mark.e2e
 
-NO_GPU_CLUSTER = """
+_BASE = random.Random().randrange(30000, 32000, 100)
+NO_GPU_CLUSTER = f"""
 [[agent]]
 hostname = "cpu-1"
-resources = "cpus:4;mem:8192;ports:[31000-31999]"
+resources = "cpus:4;mem:8192;ports:[{_BASE}-{_BASE + 29}]"
 """
 
-SMALL_CLUSTER = """
+SMALL_CLUSTER = f"""
 [[agent]]
 hostname = "cpu-1"
-resources = "cpus:1;mem:2048;ports:[31000-31999]"
+resources = "cpus:1;mem:2048;ports:[{_BASE + 30}-{_BASE + 59}]"
 """
 
-AGENT_RESOURCES = "cpus:2;mem:4096;ports:[34000-34099]"
+AGENT_RESOURCES = f"cpus:2;mem:4096;ports:[{_BASE + 60}-{_BASE + 99}]"
 
 
 async def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):

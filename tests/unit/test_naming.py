@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mesosspawner.naming import MAX_TASK_ID, escape, task_id, unescape
+from mesosspawner.naming import MAX_TASK_ID, escape, path_component, task_id, unescape
 
 SAFE = re.compile(r"[a-z0-9-]*")
 MESOS_ID = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -69,3 +69,17 @@ def test_long_ids_are_truncated_but_stay_distinct():
     c = task_id("hub", long, "one", "n2")
     assert len({a, b, c}) == 3
     assert all(len(t) <= MAX_TASK_ID for t in (a, b, c))
+
+
+@given(st.text())
+def test_path_component_is_one_safe_component(s):
+    p = path_component(s)
+    assert "/" not in p and "\x00" not in p
+    assert p not in (".", "..")
+    assert not p.startswith("-")  # never read as an option by a shell command
+
+
+@given(st.text(), st.text())
+def test_path_component_is_injective(a, b):
+    if a != b:
+        assert path_component(a) != path_component(b)

@@ -1,0 +1,69 @@
+"""A notebook in a real Docker container through the whole stack: JupyterHub -> MesosSpawner ->
+localmesos -> Docker containerizer, with the lab's base notebook image pulled from a real local
+registry, running as the user's uid/gid."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import master_state
+from tests.e2e.mesos_env import CLUSTER, agent_of, mesos_config, start_ready, tasks_by_id
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+
+async def test_docker_notebook_runs_as_user_and_writes_as_user(
+    hub_factory, localmesos_proc, homes, test_users, notebook_image, docker_client
+):
+    cluster = await localmesos_proc(CLUSTER)
+    extra = f"""
+c.MesosSpawner.image = {notebook_image!r}
+c.MesosSpawner.containerizer = "docker"
+c.MesosSpawner.network_mode = "host"
+c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
+c.MesosSpawner.environment = {{}}
+c.MesosSpawner.notebook_dir = "/home/jovyan/work"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
+      "mode": "RW"}}
+]
+"""
+    hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
+    user = test_users[2]
+    await hub.create_user(user.name)
+    state = await start_ready(hub, user.name)
+
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    assert task["container"]["type"] == "DOCKER"
+    assert task["container"]["docker"]["image"] == notebook_image
+    assert agent_of(master, task)["hostname"] == "cpu-1"
+    # The image came from the registry: the pull shows in the task's status history.
+    assert "TASK_STARTING" in [s["state"] for s in task["statuses"]]
+
+    code, status = await hub.get_through_proxy(user.name, path="api/status")
+    assert code == 200, status
+
+    (container,) = [
+        c
+        for c in docker_client.containers.list()
+        if state["task_id"] in (c.name or "") or state["task_id"] in str(c.labels)
+    ]
+    exit_code, out = container.exec_run("id")
+    assert exit_code == 0
+    assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
+
+    code, model = await hub.request_through_proxy(
+        user.name,
+        method="PUT",
+        path="api/contents/from-docker.txt",
+        json={"type": "file", "format": "text", "content": "written in a container"},
+    )
+    assert code == 201, model
+    written = homes / user.name / "from-docker.txt"
+    assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+
+    await hub.stop_server(user.name)
+    tasks = tasks_by_id(await master_state(cluster.url))
+    assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
+    assert container.id not in [c.id for c in docker_client.containers.list()]
