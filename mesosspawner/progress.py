@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-_DONE = object()
-
 
 class ProgressFeed:
-    """One spawn's progress: the framework pushes events, ``progress()`` drains them."""
+    """One spawn's progress: the framework appends events; every ``events()`` reader (a browser
+    tab, the REST progress API) replays them from the start and follows until the spawn ends."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
         self._last_waiting = ""
         self._done = False
 
@@ -23,7 +23,8 @@ class ProgressFeed:
         event: dict[str, Any] = {"message": message}
         if progress is not None:
             event["progress"] = progress
-        self._queue.put_nowait(event)
+        self._events.append(event)
+        self._changed.set()
 
     def on_framework_event(self, kind: str, data: dict[str, Any], framework) -> None:
         if kind == "queued":
@@ -54,14 +55,21 @@ class ProgressFeed:
         self._put(100, f"Spawn failed: {message}")
         self.finish()
 
+    @property
+    def finished(self) -> bool:
+        return self._done
+
     def finish(self) -> None:
-        if not self._done:
-            self._done = True
-            self._queue.put_nowait(_DONE)
+        self._done = True
+        self._changed.set()
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
+        sent = 0
         while True:
-            event = await self._queue.get()
-            if event is _DONE:
+            while sent < len(self._events):
+                yield self._events[sent]
+                sent += 1
+            if self._done:
                 return
-            yield event
+            self._changed.clear()
+            await self._changed.wait()

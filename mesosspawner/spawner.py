@@ -305,6 +305,7 @@ class MesosSpawner(Spawner):
         super().clear_state()
         self.task_id = self.agent_id = self.agent_hostname = self.agent_ip = None
         self.host_port = 0
+        self._feed = None  # JupyterHub clears state as a new spawn begins
 
     # ------------------------------------------------------------------ framework
 
@@ -540,7 +541,10 @@ class MesosSpawner(Spawner):
         return env
 
     async def start(self):
-        self._feed = feed = ProgressFeed()
+        # progress() may have been asked for before start() ran: keep its (unfinished) feed.
+        if self._feed is None or self._feed.finished:
+            self._feed = ProgressFeed()
+        feed = self._feed
         try:
             ids = self._resolve_ids()
             request = self._request_for()
@@ -614,10 +618,9 @@ class MesosSpawner(Spawner):
         return placement.unmet(request, agents) if agents else None
 
     async def progress(self):
-        feed = self._feed
-        if feed is None:
-            return
-        async for event in feed.events():
+        if self._feed is None:
+            self._feed = ProgressFeed()
+        async for event in self._feed.events():
             yield event
 
     async def poll(self):

@@ -236,6 +236,7 @@ def parse_head(data: bytes) -> tuple[int, str, dict[str, str]]:
 
 # One HTTP chunk holding exactly one RecordIO record: how Mesos writes every event.
 _CHUNKED_RECORD = re.compile(rb"([0-9a-fA-F]{1,8})\r\n([0-9]{1,10})\n")
+_CHUNKED_RECORD_START = re.compile(rb"[0-9a-fA-F]{0,8}(?:\r(?:\n[0-9]{0,10})?)?")
 
 
 class _RecordStream:
@@ -272,7 +273,7 @@ class _RecordStream:
             m = match(buf, pos)
             if m is None:
                 # A header cut short by the read waits for more; anything else is not our shape.
-                if size - pos >= 32 or buf.startswith(b"0\r\n", pos):
+                if buf.startswith(b"0\r\n", pos) or not _CHUNKED_RECORD_START.fullmatch(buf, pos):
                     self._general = True
                 break
             digits = m.group(2)
