@@ -137,6 +137,8 @@ class MesosFramework(EventHandler):
         self.launching: dict[str, LaunchRequest] = {}  # task id -> request, until RUNNING
         self.tasks: dict[str, TaskRecord] = {}
         self.agents: dict[str, AgentView] = {}
+        # (user, server) -> why its last task stopped, for the person's next visit.
+        self.last_stop: dict[tuple[str, str], str] = {}
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import html
 import os
 import pwd
 import re
@@ -372,7 +373,14 @@ class MesosSpawner(Spawner):
             return ""
         await self.framework.refresh_capacity()
         capacity = self.profile_capacity(profs)
-        return profiles.render_form(
+        notice = ""
+        last_stop = self.framework.last_stop.get((self.user.name, self.name or ""))
+        if last_stop:
+            notice = (
+                '<div class="alert alert-warning mesosspawner-last-stop" role="alert">'
+                f"Your last server stopped: {html.escape(last_stop)}</div>\n"
+            )
+        return notice + profiles.render_form(
             profs,
             capacity=capacity,
             user_groups=self._user_groups(),
@@ -591,6 +599,7 @@ class MesosSpawner(Spawner):
         except asyncio.CancelledError:
             feed.fail("spawn cancelled")
             raise
+        fw.last_stop.pop((self.user.name, self.name or ""), None)
         self.task_id = record.task_id
         self.agent_id = record.agent_id
         self.agent_hostname = record.hostname
@@ -643,7 +652,10 @@ class MesosSpawner(Spawner):
                 return None
         if record.state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
             return None
-        self.log.warning("%s stopped: task %s", self._log_name, record.describe())
+        reason = f"task {record.describe()}"
+        # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
+        fw.last_stop[(self.user.name, self.name or "")] = reason
+        self.log.warning("%s stopped: %s", self._log_name, reason)
         return 0 if record.state == "TASK_FINISHED" else 1
 
     async def stop(self, now: bool = False):

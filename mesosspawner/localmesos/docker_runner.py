@@ -351,27 +351,30 @@ class DockerRunner:
             return self._result
         assert self._container is not None, "wait() before a successful start()"
         try:
-            status = await _in_thread(self._container.wait)
-            code = int(status.get("StatusCode", -1))
-            error = (status.get("Error") or {}).get("Message")
+            self._result = await self._wait_and_remove()
         except asyncio.CancelledError:
             # The agent stopped: a killed task's container goes; a running one stays running
             # (an agent that goes away leaves its tasks running, as Mesos agents do).
             if self._killed:
                 _in_thread(self._remove_quietly)
             raise
+        return self._result
+
+    async def _wait_and_remove(self) -> tuple[int | None, str]:
+        try:
+            status = await _in_thread(self._container.wait)
+            code = int(status.get("StatusCode", -1))
+            error = (status.get("Error") or {}).get("Message")
         except Exception as e:  # noqa: BLE001 - the engine went away
             code, error = None, f"lost the container: {_explain(e)}"
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*self._log_jobs), timeout=10)
         await self._cleanup()
         if error or code is None:
-            self._result = (None, f"Container failed: {error}")
-        elif self._killed and code in (137, 143):
-            self._result = (None, f"Container stopped by docker stop (exit status {code})")
-        else:
-            self._result = (code, f"Container exited with status {code}")
-        return self._result
+            return None, f"Container failed: {error}"
+        if self._killed and code in (137, 143):
+            return None, f"Container stopped by docker stop (exit status {code})"
+        return code, f"Container exited with status {code}"
 
     async def kill(self, grace: float) -> None:
         self._killed = True

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mesosspawner.mesos import recordio
-from mesosspawner.mesos.client import _ChunkedDecoder, _ResponseParser, _Target, parse_head
+from mesosspawner.mesos.client import (
+    _ChunkedDecoder,
+    _RecordStream,
+    _ResponseParser,
+    _Target,
+    parse_head,
+)
 
 
 def chunked(*parts: bytes) -> bytes:
@@ -36,6 +42,28 @@ def test_chunked_decoding_is_independent_of_how_bytes_arrive(parts, cuts):
 def test_chunked_decoding_rejects_garbage(data):
     with pytest.raises(recordio.RecordIOError):
         _ChunkedDecoder().feed(data)
+
+
+records_strategy = st.lists(st.binary(max_size=200), min_size=1, max_size=10)
+
+
+@given(records_strategy, st.lists(st.integers(0, 5000)), st.booleans(), st.integers(1, 50))
+def test_record_stream_yields_the_records_whatever_the_splits_and_chunking(
+    records, cuts, one_per_chunk, chunk_size
+):
+    body = b"".join(recordio.encode(r) for r in records)
+    if one_per_chunk:  # how Mesos writes: the fast path
+        data = chunked(*(recordio.encode(r) for r in records))
+    else:  # records cut across chunks: the general path
+        data = chunked(*(body[i : i + chunk_size] for i in range(0, len(body), chunk_size)))
+    stream = _RecordStream(chunked=True)
+    assert feed_split(stream, data, cuts) == records
+    assert stream.done
+
+
+def test_record_stream_reports_garbage_at_once():
+    with pytest.raises(recordio.RecordIOError):
+        _RecordStream(chunked=True).feed(b"zz\r\nabc\r\n")
 
 
 RESPONSES = [

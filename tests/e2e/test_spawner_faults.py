@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+import requests
 
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import mesos_config, tasks_by_id
@@ -40,6 +41,18 @@ async def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
             return result
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _logged_in_get(base: str, user: str, path: str) -> tuple[int, str]:
+    """GET a hub page as a person would: log in with the dummy authenticator, keep the cookie."""
+    with requests.Session() as session:
+        session.get(f"{base}/hub/login")
+        session.post(
+            f"{base}/hub/login",
+            data={"username": user, "password": "x", "_xsrf": session.cookies.get("_xsrf")},
+        )
+        response = session.get(base + path, allow_redirects=False)
+        return response.status_code, response.text
 
 
 def task_states(state: dict) -> dict[str, str]:
@@ -127,6 +140,10 @@ async def test_agent_killed_poll_reports_stopped_with_reason(
     await wait_for(lambda: _server_gone(hub, user), 45, "the hub to notice the lost agent")
     log = hub.log_text()
     assert "unreachable" in log.lower() or "lost" in log.lower()
+    # The user sees why, on the page where they would start it again.
+    code, text = await asyncio.to_thread(_logged_in_get, hub.url, user, f"/hub/spawn/{user}")
+    assert code == 200
+    assert "Your last server stopped: task unreachable" in text or "task lost" in text, text
     states = task_states(await master_state(cluster.url))
     assert set(states.values()) <= {"TASK_UNREACHABLE", "TASK_LOST"}
 
