@@ -1116,7 +1116,7 @@ class SchedulerClient:
         last_yield = loop.time()
         while True:
             data = await stream.read_bytes(_READ_SIZE, partial=True)
-            now = session.last_activity = loop.time()
+            session.last_activity = loop.time()
             # One queue entry per read, not per event: the hand-over costs as much as an event.
             batch = []
             for record in records.feed(data):
@@ -1136,9 +1136,11 @@ class SchedulerClient:
             if records.done:
                 return
             # Data already buffered completes reads without yielding: share the loop.
-            if now - last_yield > _YIELD_EVERY:
+            if loop.time() - last_yield > _YIELD_EVERY:
                 await asyncio.sleep(0)
                 last_yield = loop.time()
+            elif len(data) < 8192:
+                await asyncio.sleep(0.001)
 
     def _parse_event(self, session: _Session, record: bytes) -> tuple | None:
         """A record -> (handler method name, argument), or None for events not passed on."""

@@ -124,6 +124,7 @@ def test_container_names_are_valid_and_distinct():
 
 async def test_no_engine_is_a_clear_launch_failure(tmp_path):
     import docker
+
     from mesosspawner.localmesos.docker_runner import DockerRunner
 
     def client():

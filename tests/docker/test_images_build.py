@@ -6,9 +6,9 @@ import json
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
-import docker
 from mesosspawner import images
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
