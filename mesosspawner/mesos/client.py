@@ -10,50 +10,52 @@ Unlike pymesos, nothing here blocks the loop or runs on a thread, a handler that
 logged and contained (never a TEARDOWN), a silent master is detected by a heartbeat watchdog,
 and the client reconnects with exponential backoff and jitter, following 307 redirects and the
 detector (static list or ZooKeeper) to the leader, re-subscribing under the same framework id.
+Speaking HTTP to the master is ``http``'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import json
 import logging
 import random
-import re
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from tornado.iostream import IOStream, StreamClosedError
-from tornado.tcpclient import TCPClient
 
 from . import recordio
 from .detector import Detector, ZooKeeperDetector, make_detector
+from .http import (
+    CallPipe,
+    MesosError,
+    RecordStream,
+    Redirect,
+    Target,
+    basic_auth_header,
+    describe_error,
+    excerpt,
+    load_tls_context,
+    open_stream,
+    subscribe,
+)
 
-SCHEDULER_PATH = "/api/v1/scheduler"
+__all__ = ["EventHandler", "MesosError", "NotSubscribed", "SchedulerClient"]
+
 _scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads's per-call checks
 
 # Event types this client knows but the handler interface does not expose.
 _IGNORED_EVENTS = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"})
 _READ_SIZE = 64 * 1024
-_MAX_ERROR_BODY = 64 * 1024
 _QUEUE_SIZE = 8  # batches (one per read, at most _READ_SIZE bytes) between reader and handler
 _MAX_BACKLOG = 512  # unanswered calls before acknowledgements hold the consumer back
 _MAX_REDIRECTS = 3
 _YIELD_EVERY = 0.005  # seconds of work before yielding to the loop
+_SMALL_READ = 8192  # bytes: a read this small is followed by a short wait for more
+_COALESCE = 0.001  # seconds of that wait (added latency, at most, per burst of events)
 _BACKOFF_MIN = 0.1
 _HEALTHY_SESSION = 5.0  # seconds a stream must live before backoff and log memory reset
-
-
-class MesosError(Exception):
-    """A call the master rejected (``code`` is the HTTP status) or could not be delivered."""
-
-    def __init__(self, message: str, code: int | None = None, body: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.body = body
 
 
 class NotSubscribed(MesosError):
@@ -92,555 +94,19 @@ class EventHandler:
         """The subscribed stream was lost; the client is reconnecting."""
 
 
-# ---------------------------------------------------------------- transport (pure helpers)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A master's HTTP endpoint. Credentials never appear in ``url`` (which is logged)."""
-
-    scheme: str
-    host: str
-    port: int
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, url: str) -> _Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"master URL {url!r} is not http(s)://host:port")
-        port = parts.port or (443 if parts.scheme == "https" else 5050)
-        return cls(parts.scheme, parts.hostname, port, _prefix_of(parts.path))
-
-    def redirect(self, location: str) -> _Target:
-        """Where a 307 ``Location`` (``//host:port[/path]``) points, keeping our scheme."""
-        parts = urlsplit(location)
-        if not parts.hostname:
-            raise ValueError(f"redirect Location {location!r} names no host")
-        scheme = parts.scheme or self.scheme
-        port = parts.port or (443 if scheme == "https" else 5050)
-        return _Target(scheme, parts.hostname, port, _prefix_of(parts.path))
-
-    @property
-    def netloc(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.netloc}{self.prefix}"
-
-
-def _prefix_of(path: str) -> str:
-    path = path.rstrip("/")
-    if path.endswith(SCHEDULER_PATH):
-        path = path[: -len(SCHEDULER_PATH)]
-    return path
-
-
-class _ChunkedDecoder:
-    """Incremental decoder of HTTP/1.1 chunked transfer coding (pure)."""
-
-    __slots__ = ("_buf", "_remaining", "done")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        # None: expecting a size line; > 0: data bytes left; -1: expecting the CRLF after data;
-        # -2: in the trailer section after the last (empty) chunk.
-        self._remaining: int | None = None
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self._buf
-        buf += data
-        out = bytearray()
-        pos = 0
-        while not self.done:
-            remaining = self._remaining
-            if remaining is None:
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > 1024:
-                        raise recordio.RecordIOError(
-                            f"HTTP chunk size line too long: {bytes(buf[pos : pos + 40])!r}"
-                        )
-                    break
-                line = bytes(buf[pos:end]).split(b";", 1)[0].strip()
-                if not line or line.strip(b"0123456789abcdefABCDEF"):
-                    raise recordio.RecordIOError(f"invalid HTTP chunk size {line[:40]!r}")
-                size = int(line, 16)
-                pos = end + 2
-                self._remaining = size if size else -2
-            elif remaining == -2:
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > 8192:
-                        raise recordio.RecordIOError("HTTP chunked trailer too long")
-                    break
-                trailer_ended = end == pos
-                pos = end + 2
-                if trailer_ended:
-                    self.done = True
-            elif remaining > 0:
-                take = min(remaining, len(buf) - pos)
-                if take <= 0:
-                    break
-                out += buf[pos : pos + take]
-                pos += take
-                remaining -= take
-                self._remaining = remaining if remaining else -1
-            else:
-                if len(buf) - pos < 2:
-                    break
-                if buf[pos : pos + 2] != b"\r\n":
-                    raise recordio.RecordIOError(
-                        f"HTTP chunk not terminated by CRLF: {bytes(buf[pos : pos + 20])!r}"
-                    )
-                pos += 2
-                self._remaining = None
-        if pos:
-            del buf[:pos]
-        return bytes(out)
-
-    def rest(self) -> bytes:
-        """Bytes after the last chunk (the next message on a kept-alive connection)."""
-        rest = bytes(self._buf)
-        self._buf.clear()
-        return rest
-
-
-class _BadResponse(ValueError):
-    """The master's answer is not HTTP/1.x."""
-
-
-def parse_head(data: bytes) -> tuple[int, str, dict[str, str]]:
-    """Status code, reason and headers (lower-case names) of a response head (pure).
-
-    A deliberately small parser: calls are answered with a handful of headers thousands of times
-    a second, and tornado's general one costs more than the rest of a call.
-    """
-    lines = data.decode("latin1").split("\r\n")
-    status = lines[0].split(" ", 2)
-    if len(status) < 2 or not status[0].startswith("HTTP/1.") or not status[1].isdigit():
-        raise _BadResponse(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise _BadResponse(f"malformed HTTP header line {line[:80]!r}")
-        headers[name.strip().lower()] = value.strip()
-    return int(status[1]), status[2] if len(status) > 2 else "", headers
-
-
-# One HTTP chunk holding exactly one RecordIO record: how Mesos writes every event.
-_CHUNKED_RECORD = re.compile(rb"([0-9a-fA-F]{1,8})\r\n([0-9]{1,10})\n")
-_CHUNKED_RECORD_START = re.compile(rb"[0-9a-fA-F]{0,8}(?:\r(?:\n[0-9]{0,10})?)?")
-
-
-class _RecordStream:
-    """Records from an HTTP body of RecordIO, chunked or not (pure).
-
-    Mesos writes every event as one HTTP chunk holding one RecordIO record; while the input keeps
-    that shape, one regex match per event replaces the two framing decoders. Anything else (chunk
-    extensions, records split across chunks, the terminating chunk) switches to the general path
-    for good.
-    """
-
-    __slots__ = ("_buf", "_chunks", "_records", "_general")
-
-    def __init__(self, chunked: bool) -> None:
-        self._buf = bytearray()
-        self._chunks = _ChunkedDecoder() if chunked else None
-        self._records = recordio.Decoder()
-        self._general = not chunked
-
-    @property
-    def done(self) -> bool:
-        return self._chunks is not None and self._chunks.done
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if self._general:
-            chunks = self._chunks
-            return self._records.feed(chunks.feed(data) if chunks is not None else data)
-        buf = self._buf
-        buf += data
-        out: list[bytes] = []
-        pos, size = 0, len(buf)
-        match = _CHUNKED_RECORD.match
-        while True:
-            m = match(buf, pos)
-            if m is None:
-                # A header cut short by the read waits for more; anything else is not our shape.
-                if buf.startswith(b"0\r\n", pos) or not _CHUNKED_RECORD_START.fullmatch(buf, pos):
-                    self._general = True
-                break
-            digits = m.group(2)
-            start = m.end()
-            end = start + int(digits)
-            if int(m.group(1), 16) != len(digits) + 1 + end - start:
-                self._general = True
-                break
-            if end + 2 > size:
-                break
-            if buf[end : end + 2] != b"\r\n":
-                self._general = True
-                break
-            out.append(bytes(buf[start:end]))
-            pos = end + 2
-        if self._general:
-            rest = bytes(buf[pos:])
-            buf.clear()
-            return out + self.feed(rest)
-        del buf[:pos]
-        return out
-
-
-async def _read_head(stream: IOStream) -> tuple[int, str, dict[str, str]]:
-    return parse_head(await stream.read_until(b"\r\n\r\n", max_bytes=65536))
-
-
-async def _read_body(stream: IOStream, headers: dict[str, str], limit: int) -> tuple[bytes, bool]:
-    """A non-streaming response body (truncated to ``limit``) and whether the connection can
-    carry another request."""
-    reusable = headers.get("connection", "").lower() != "close"
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        decoder = _ChunkedDecoder()
-        body = bytearray()
-        while not decoder.done:
-            body += decoder.feed(await stream.read_bytes(65536, partial=True))
-            if len(body) > limit:
-                return bytes(body[:limit]), False
-        return bytes(body), reusable and not decoder._buf
-    length = headers.get("content-length")
-    if length is not None:
-        n = int(length)
-        if n > limit:
-            return bytes(await stream.read_bytes(limit)), False
-        return (bytes(await stream.read_bytes(n)) if n else b""), reusable
-    body = bytearray()
-    try:
-        while len(body) < limit:
-            body += await stream.read_bytes(65536, partial=True)
-    except StreamClosedError:
-        pass
-    return bytes(body[:limit]), False
-
-
-def _short(body: bytes | str, limit: int = 500) -> str:
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _id(value: str | dict) -> dict:
     """``"abc"`` -> ``{"value": "abc"}`` (an id already in JSON form is kept)."""
     return value if isinstance(value, dict) else {"value": value}
-
-
-class _Redirect(Exception):
-    def __init__(self, location: str) -> None:
-        super().__init__(location)
-        self.location = location
 
 
 class _StreamBroken(Exception):
     """The stream carried something that is not a well-formed Mesos event."""
 
 
-class _ResponseParser:
-    """Incremental parser of a sequence of HTTP/1.1 responses on one connection (pure)."""
-
-    __slots__ = ("_buf", "_head", "_chunks", "_remaining", "_body")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._head: tuple[int, str, dict[str, str]] | None = None
-        self._chunks: _ChunkedDecoder | None = None
-        self._remaining: int | None = None  # body bytes left; None with no chunks: until close
-        self._body = bytearray()
-
-    def feed(self, data: bytes) -> list[tuple[int, str, bytes]]:
-        """Complete responses as (code, reason, body), bodies truncated to _MAX_ERROR_BODY."""
-        buf = self._buf
-        buf += data
-        out: list[tuple[int, str, bytes]] = []
-        while True:
-            if self._head is None:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > 65536:
-                        raise _BadResponse("HTTP response head larger than 64 KiB")
-                    break
-                code, reason, headers = self._head = parse_head(bytes(buf[: end + 4]))
-                del buf[: end + 4]
-                if 100 <= code < 200:  # interim response: the real one follows
-                    self._head = None
-                    continue
-                if code in (204, 304):
-                    self._remaining = 0
-                elif "chunked" in headers.get("transfer-encoding", "").lower():
-                    self._chunks = _ChunkedDecoder()
-                else:
-                    length = headers.get("content-length")
-                    if length is not None and not length.isdigit():
-                        raise _BadResponse(f"invalid Content-Length {length[:40]!r}")
-                    self._remaining = int(length) if length is not None else None
-            if self._chunks is not None:
-                self._keep(self._chunks.feed(bytes(buf)))
-                buf.clear()
-                if not self._chunks.done:
-                    break
-                buf += self._chunks.rest()
-                self._chunks = None
-            elif self._remaining is None:
-                self._keep(bytes(buf))  # the body ends when the connection does: see close()
-                buf.clear()
-                break
-            else:
-                take = min(self._remaining, len(buf))
-                self._keep(bytes(buf[:take]))
-                del buf[:take]
-                self._remaining -= take
-                if self._remaining:
-                    break
-            code, reason, _headers = self._head
-            out.append((code, reason, bytes(self._body)))
-            self._head, self._remaining = None, None
-            self._body.clear()
-        return out
-
-    def close(self) -> tuple[int, str, bytes] | None:
-        """At the end of the connection: a response whose body ran until the close, if any."""
-        if self._head is not None and self._chunks is None and self._remaining is None:
-            code, reason, _headers = self._head
-            self._head = None
-            return code, reason, bytes(self._body)
-        return None
-
-    def _keep(self, data: bytes) -> None:
-        room = _MAX_ERROR_BODY - len(self._body)
-        if room > 0:
-            self._body += data[:room]
-
-
-class _CallPipe:
-    """Calls to one master over one keep-alive connection, HTTP/1.1-pipelined.
-
-    Requests queued in the same loop iteration leave in one write, and responses are matched
-    to them in order (the master answers pipelined requests in order, as libprocess does). So an
-    acknowledgement costs no task, no connection and no round trip of its own, and calls reach
-    the master in the order they were made.
-    """
-
-    def __init__(self, target: _Target, ssl_context: ssl.SSLContext | None, timeout: float):
-        self.target = target
-        self._ssl = ssl_context
-        self._timeout = timeout
-        self._loop = asyncio.get_running_loop()
-        self._head = (
-            f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-            "Content-Type: application/json\r\nAccept: application/json\r\n"
-        ).encode()
-        self._stream: IOStream | None = None
-        self._connecting: asyncio.Task | None = None
-        self._outbox: list[tuple[bytes, asyncio.Future]] = []
-        self._in_flight: collections.deque[asyncio.Future] = collections.deque()
-        self._flush_pending = False
-        self._progress = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._room: list[asyncio.Future] = []
-        self._closed = False
-
-    def submit(self, extra_headers: bytes, body: bytes) -> asyncio.Future:
-        """Queue a POST; the future resolves to (code, reason, body) or fails with MesosError."""
-        future = self._loop.create_future()
-        if self._closed:
-            future.set_exception(MesosError(f"the connection to {self.target.url} is closed"))
-            return future
-        request = self._head + extra_headers + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        self._outbox.append((request, future))
-        if not self._flush_pending:
-            self._flush_pending = True
-            self._loop.call_soon(self._flush)
-        return future
-
-    @property
-    def backlog(self) -> int:
-        return len(self._outbox) + len(self._in_flight)
-
-    async def room(self, limit: int) -> None:
-        """Wait until fewer than ``limit`` calls are queued or unanswered (backpressure)."""
-        while self.backlog >= limit and not self._closed:
-            waiter = self._loop.create_future()
-            self._room.append(waiter)
-            await waiter
-
-    def close(self) -> None:
-        self._closed = True
-        if self._connecting is not None:
-            self._connecting.cancel()
-        self._fail_all(MesosError(f"the connection to {self.target.url} was closed"))
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        if not self._outbox or self._closed:
-            return
-        stream = self._stream
-        if stream is None or stream.closed():
-            self._stream = None
-            if self._connecting is None:
-                self._connecting = self._loop.create_task(self._connect())
-            return
-        batch, self._outbox = self._outbox, []
-        if not self._in_flight:
-            self._progress = self._loop.time()
-        self._in_flight.extend(future for _request, future in batch)
-        stream.write(b"".join(request for request, _future in batch)).add_done_callback(_observe)
-        if self._timer is None:
-            self._timer = self._loop.call_later(self._timeout, self._check_timeout)
-
-    async def _connect(self) -> None:
-        try:
-            stream = await asyncio.wait_for(
-                _connect(self.target, self._ssl, self._timeout), self._timeout
-            )
-        except (OSError, ssl.SSLError, TimeoutError) as e:
-            self._connecting = None
-            cause = "timed out" if isinstance(e, TimeoutError) else _cause(e)
-            error = MesosError(f"cannot connect to {self.target.url}: {cause}")
-            outbox, self._outbox = self._outbox, []
-            for _request, future in outbox:
-                if not future.done():
-                    future.set_exception(error)
-            self._wake_room()
-            return
-        self._connecting = None
-        if self._closed:
-            stream.close()
-            return
-        self._stream = stream
-        self._loop.create_task(self._read(stream))
-        self._flush()
-
-    async def _read(self, stream: IOStream) -> None:
-        parser = _ResponseParser()
-        in_flight = self._in_flight
-        error: MesosError
-        try:
-            while True:
-                data = await stream.read_bytes(65536, partial=True)
-                for response in parser.feed(data):
-                    if not in_flight:
-                        raise _BadResponse("an HTTP response nobody asked for")
-                    future = in_flight.popleft()
-                    if not future.done():
-                        future.set_result(response)
-                self._progress = self._loop.time()
-                if self._room:
-                    self._wake_room()
-        except StreamClosedError as e:
-            last = parser.close()
-            if last is not None and in_flight:
-                future = in_flight.popleft()
-                if not future.done():
-                    future.set_result(last)
-            reason = _cause(e.real_error) if e.real_error else "the master closed it"
-            error = MesosError(f"connection to {self.target.url} lost: {reason}")
-        except _BadResponse as e:
-            error = MesosError(f"bad HTTP response from {self.target.url}: {e}")
-        except recordio.RecordIOError as e:
-            error = MesosError(f"bad HTTP response from {self.target.url}: {e}")
-        stream.close()
-        if self._stream is stream:
-            self._stream = None
-        self._fail_in_flight(error)
-        if self._outbox and not self._closed and not self._flush_pending:
-            self._flush_pending = True
-            self._loop.call_soon(self._flush)
-
-    def _check_timeout(self) -> None:
-        self._timer = None
-        if not self._in_flight or self._closed:
-            return
-        waited = self._loop.time() - self._progress
-        if waited >= self._timeout:
-            if self._stream is not None:
-                self._stream.close()
-                self._stream = None
-            self._fail_in_flight(
-                MesosError(f"no answer from {self.target.url} within {self._timeout:g} s"),
-                timeout=True,
-            )
-        else:
-            self._timer = self._loop.call_later(self._timeout - waited, self._check_timeout)
-
-    def _fail_in_flight(self, error: MesosError, timeout: bool = False) -> None:
-        while self._in_flight:
-            future = self._in_flight.popleft()
-            if not future.done():
-                future.set_exception(_copy_error(error, timeout))
-        self._wake_room()
-
-    def _fail_all(self, error: MesosError) -> None:
-        outbox, self._outbox = self._outbox, []
-        for _request, future in outbox:
-            if not future.done():
-                future.set_exception(_copy_error(error))
-        self._fail_in_flight(error)
-
-    def _wake_room(self) -> None:
-        waiters, self._room = self._room, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-
-class _CallTimeout(MesosError, TimeoutError):
-    """No answer within request_timeout (also a TimeoutError, for callers that catch that)."""
-
-
-def _copy_error(error: MesosError, timeout: bool = False) -> MesosError:
-    # One exception object per future: a shared one would collect every awaiter's traceback.
-    return (_CallTimeout if timeout else MesosError)(str(error))
-
-
-def _observe(future: asyncio.Future) -> None:
-    # Write errors surface through the reader as a closed stream; just mark them retrieved.
-    if not future.cancelled():
-        future.exception()
-
-
-_tcp_client: TCPClient | None = None
-
-
-async def _connect(target: _Target, ssl_context: ssl.SSLContext | None, timeout: float) -> IOStream:
-    # TCPClient resolves names in an executor (tornado's DefaultLoopResolver): DNS never blocks.
-    global _tcp_client
-    if _tcp_client is None:
-        _tcp_client = TCPClient()
-    stream = await _tcp_client.connect(
-        target.host,
-        target.port,
-        ssl_options=ssl_context if target.scheme == "https" else None,
-        timeout=timeout,
-        max_buffer_size=1024 * 1024 * 1024,
-    )
-    stream.set_nodelay(True)
-    return stream
-
-
-# ---------------------------------------------------------------- the client
-
-
 class _Session:
     """One connection attempt and, if it succeeds, one subscribed stream."""
 
-    def __init__(self, target: _Target, stream: IOStream, started: float) -> None:
+    def __init__(self, target: Target, stream: IOStream, started: float) -> None:
         self.target = target
         self.stream = stream
         self.stream_id: str | None = None
@@ -650,7 +116,7 @@ class _Session:
         self.blocked = False  # the reader waits for the handler: silence is ours, not the master's
         self.abort_reason: str | None = None
         self.subscribed_at = 0.0
-        self.calls: _CallPipe | None = None
+        self.calls: CallPipe | None = None
         self.call_headers = b""
 
     def abort(self, reason: str) -> None:
@@ -687,10 +153,7 @@ class SchedulerClient:
         self.master_info: dict | None = None
         self.heartbeat_interval: float | None = None
         self._principal = principal
-        self._auth_header = b""
-        if principal and secret is not None:
-            token = base64.b64encode(f"{principal}:{secret}".encode()).decode()
-            self._auth_header = f"Authorization: Basic {token}\r\n".encode()
+        self._auth_header = basic_auth_header(principal, secret)
         if principal:
             self.framework_info.setdefault("principal", principal)
         self._ca_file = ca_file
@@ -864,7 +327,7 @@ class SchedulerClient:
 
     def _submit(
         self, call_type: str, key: str | None, body: dict | None
-    ) -> tuple[asyncio.Future, _Target]:
+    ) -> tuple[asyncio.Future, Target]:
         session = self._session
         if session is None or not session.subscribed or session.calls is None:
             raise NotSubscribed(
@@ -896,7 +359,7 @@ class SchedulerClient:
 
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
-        preferred: _Target | None = None
+        preferred: Target | None = None
         while not self._stopping:
             if self._tearing_down:
                 await self._sleep(_BACKOFF_MIN, self._detector)
@@ -905,15 +368,15 @@ class SchedulerClient:
             try:
                 await detector.start()
             except Exception as e:  # noqa: BLE001 - ZooKeeper may be down; keep trying
-                self._problem(f"cannot reach {detector.describe()}: {_cause(e)}")
+                self._problem(f"cannot reach {detector.describe()}: {describe_error(e)}")
                 await self._sleep(backoff, detector)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             detector.changed.clear()
-            targets: list[_Target] = []
+            targets: list[Target] = []
             for url in detector.candidates():
                 try:
-                    targets.append(_Target.parse(url))
+                    targets.append(Target.parse(url))
                 except ValueError as e:
                     self._problem(str(e))
             if preferred is not None and preferred in targets:
@@ -958,7 +421,7 @@ class SchedulerClient:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def _try_target(self, target: _Target) -> tuple[_Target, bool]:
+    async def _try_target(self, target: Target) -> tuple[Target, bool]:
         """Subscribe at ``target`` (following redirects) and read until the stream ends.
 
         Returns the last master tried and whether a subscription was established.
@@ -966,7 +429,7 @@ class SchedulerClient:
         for _ in range(_MAX_REDIRECTS + 1):
             try:
                 return target, await self._session_at(target)
-            except _Redirect as r:
+            except Redirect as r:
                 try:
                     leader = target.redirect(r.location)
                 except ValueError as e:
@@ -982,29 +445,17 @@ class SchedulerClient:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - any failure means: try again later
-                self._problem(f"subscribing at {target.url} failed: {_cause(e)}")
+                self._problem(f"subscribing at {target.url} failed: {describe_error(e)}")
                 return target, False
         self._problem(f"too many redirects, last to {target.url}")
         return target, False
 
-    async def _session_at(self, target: _Target) -> bool:
+    async def _session_at(self, target: Target) -> bool:
         loop = asyncio.get_running_loop()
         if target.scheme == "https" and self._ssl_context is None:
-            # Loading CA files reads the disk: off the loop.
-            self._ssl_context = await loop.run_in_executor(
-                None, lambda: ssl.create_default_context(cafile=self._ca_file)
-            )
+            self._ssl_context = await load_tls_context(self._ca_file)
         started = loop.time()
-        try:
-            stream = await asyncio.wait_for(
-                _connect(target, self._ssl_context, self.request_timeout), self.request_timeout
-            )
-        except TimeoutError:
-            raise MesosError(
-                f"connecting to {target.url} timed out after {self.request_timeout:g} s"
-            ) from None
-        except (OSError, ssl.SSLError) as e:
-            raise MesosError(f"cannot connect to {target.url}: {_cause(e)}") from None
+        stream = await open_stream(target, self._ssl_context, self.request_timeout)
         session = _Session(target, stream, started)
         session.allowance = self.request_timeout
         self._session = session
@@ -1078,37 +529,15 @@ class SchedulerClient:
             call["framework_id"] = {"value": self.framework_id}
         else:
             info.pop("id", None)
-        body = json.dumps(call).encode()
-        request = (
-            (
-                f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-                "Content-Type: application/json\r\nAccept: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n"
-            ).encode()
-            + self._auth_header
-            + b"\r\n"
-            + body
+        headers, records = await subscribe(
+            stream, target, json.dumps(call).encode(), self._auth_header
         )
-        await stream.write(request)
-        code, reason, headers = await _read_head(stream)
-        if code == 307:
-            raise _Redirect(headers.get("location", ""))
-        if code != 200:
-            data, _ = await _read_body(stream, headers, _MAX_ERROR_BODY)
-            text = _short(data)
-            raise MesosError(
-                f"SUBSCRIBE at {target.url} answered {code} {reason}"
-                + (f": {text}" if text else ""),
-                code,
-                text,
-            )
         session.stream_id = headers.get("mesos-stream-id")
         if not session.stream_id:
             raise _StreamBroken(f"SUBSCRIBE at {target.url} answered without a Mesos-Stream-Id")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        await self._read_events(session, _RecordStream(chunked))
+        await self._read_events(session, records)
 
-    async def _read_events(self, session: _Session, records: _RecordStream) -> None:
+    async def _read_events(self, session: _Session, records: RecordStream) -> None:
         loop = asyncio.get_running_loop()
         stream = session.stream
         queue = self._queue
@@ -1139,8 +568,10 @@ class SchedulerClient:
             if loop.time() - last_yield > _YIELD_EVERY:
                 await asyncio.sleep(0)
                 last_yield = loop.time()
-            elif len(data) < 8192:
-                await asyncio.sleep(0.001)
+            elif len(data) < _SMALL_READ:
+                # A master writes event by event: let a few accumulate rather than pay a read,
+                # a task switch and a hand-over per event or two (about 60 us each).
+                await asyncio.sleep(_COALESCE)
 
     def _parse_event(self, session: _Session, record: bytes) -> tuple | None:
         """A record -> (handler method name, argument), or None for events not passed on."""
@@ -1152,12 +583,12 @@ class SchedulerClient:
         except StopIteration as e:
             raise _StreamBroken(
                 f"event is not JSON (nothing parsable at character {e.value}): "
-                f"{_short(record, 200)!r}"
+                f"{excerpt(record, 200)!r}"
             ) from None
         except ValueError as e:
-            raise _StreamBroken(f"event is not JSON ({e}): {_short(record, 200)!r}") from None
+            raise _StreamBroken(f"event is not JSON ({e}): {excerpt(record, 200)!r}") from None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise _StreamBroken(f"event without a type: {_short(record, 200)!r}")
+            raise _StreamBroken(f"event without a type: {excerpt(record, 200)!r}")
         kind = event["type"]
         try:
             if kind == "UPDATE":
@@ -1198,7 +629,7 @@ class SchedulerClient:
                 return None
         except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise _StreamBroken(
-                f"malformed {kind} event (bad or missing {e}): {_short(record, 200)!r}"
+                f"malformed {kind} event (bad or missing {e}): {excerpt(record, 200)!r}"
             ) from None
         # SUBSCRIBED: the session becomes usable for calls right away, before the handler runs.
         self.framework_id = framework_id
@@ -1207,7 +638,7 @@ class SchedulerClient:
         session.allowance = self.heartbeat_misses * interval
         if session.calls is not None:
             session.calls.close()
-        session.calls = _CallPipe(session.target, self._ssl_context, self.request_timeout)
+        session.calls = CallPipe(session.target, self._ssl_context, self.request_timeout)
         session.call_headers = (
             f"Mesos-Stream-Id: {session.stream_id}\r\n".encode() + self._auth_header
         )
@@ -1291,7 +722,7 @@ class SchedulerClient:
         self._acks.add(future)
         future.add_done_callback(lambda f: self._acknowledged(f, target))
 
-    def _acknowledged(self, future: asyncio.Future, target: _Target) -> None:
+    def _acknowledged(self, future: asyncio.Future, target: Target) -> None:
         self._acks.discard(future)
         try:
             _check_answer("ACKNOWLEDGE", target, *future.result())
@@ -1301,11 +732,11 @@ class SchedulerClient:
             self._problem(f"acknowledging status updates failed: {e}")
 
 
-def _check_answer(call_type: str, target: _Target, code: int, reason: str, data: bytes) -> None:
+def _check_answer(call_type: str, target: Target, code: int, reason: str, data: bytes) -> None:
     """Raise MesosError unless the master accepted the call (2xx)."""
     if 200 <= code < 300:
         return
-    text = _short(data)
+    text = excerpt(data)
     message = f"{call_type} rejected by the Mesos master at {target.url}: {code} {reason}"
     if text:
         message += f": {text}"
@@ -1322,13 +753,8 @@ def _value_of(id_: object) -> str | None:
     return str(id_) if id_ else None
 
 
-def _cause(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    return text if text.startswith(type(e).__name__) else f"{type(e).__name__}: {text}"
-
-
-def _closed_reason(target: _Target, e: StreamClosedError) -> str:
+def _closed_reason(target: Target, e: StreamClosedError) -> str:
     real = e.real_error
     if real is not None:
-        return f"connection lost: {_cause(real)}"
+        return f"connection lost: {describe_error(real)}"
     return "the master closed the connection"

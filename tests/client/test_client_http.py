@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mesosspawner.mesos import recordio
-from mesosspawner.mesos.client import (
-    _ChunkedDecoder,
-    _RecordStream,
-    _ResponseParser,
-    _Target,
+from mesosspawner.mesos.http import (
+    ChunkedDecoder,
+    RecordStream,
+    ResponseParser,
+    Target,
     parse_head,
 )
 
@@ -31,7 +31,7 @@ def feed_split(decoder, data: bytes, cuts: list[int]) -> list:
 
 @given(st.lists(st.binary(min_size=1, max_size=300), max_size=8), st.lists(st.integers(0, 5000)))
 def test_chunked_decoding_is_independent_of_how_bytes_arrive(parts, cuts):
-    decoder = _ChunkedDecoder()
+    decoder = ChunkedDecoder()
     data = chunked(*parts) + b"NEXT"
     assert b"".join(feed_split(decoder, data, cuts)) == b"".join(parts)
     assert decoder.done
@@ -41,7 +41,7 @@ def test_chunked_decoding_is_independent_of_how_bytes_arrive(parts, cuts):
 @pytest.mark.parametrize("data", [b"zz\r\n", b"5\r\nabcdeXX", b"1" * 2000])
 def test_chunked_decoding_rejects_garbage(data):
     with pytest.raises(recordio.RecordIOError):
-        _ChunkedDecoder().feed(data)
+        ChunkedDecoder().feed(data)
 
 
 records_strategy = st.lists(st.binary(max_size=200), min_size=1, max_size=10)
@@ -56,14 +56,14 @@ def test_record_stream_yields_the_records_whatever_the_splits_and_chunking(
         data = chunked(*(recordio.encode(r) for r in records))
     else:  # records cut across chunks: the general path
         data = chunked(*(body[i : i + chunk_size] for i in range(0, len(body), chunk_size)))
-    stream = _RecordStream(chunked=True)
+    stream = RecordStream(chunked=True)
     assert feed_split(stream, data, cuts) == records
     assert stream.done
 
 
 def test_record_stream_reports_garbage_at_once():
     with pytest.raises(recordio.RecordIOError):
-        _RecordStream(chunked=True).feed(b"zz\r\nabc\r\n")
+        RecordStream(chunked=True).feed(b"zz\r\nabc\r\n")
 
 
 RESPONSES = [
@@ -85,11 +85,11 @@ RESPONSES = [
 @given(st.lists(st.sampled_from(RESPONSES), max_size=6), st.lists(st.integers(0, 2000)))
 def test_pipelined_responses_come_out_in_order_whatever_the_splits(responses, cuts):
     data = b"".join(raw for raw, _ in responses)
-    assert feed_split(_ResponseParser(), data, cuts) == [parsed for _, parsed in responses]
+    assert feed_split(ResponseParser(), data, cuts) == [parsed for _, parsed in responses]
 
 
 def test_a_body_that_runs_until_close():
-    parser = _ResponseParser()
+    parser = ResponseParser()
     assert parser.feed(b"HTTP/1.0 500 Oops\r\n\r\nmaster ") == []
     assert parser.feed(b"not recovered") == []
     assert parser.close() == (500, "Oops", b"master not recovered")
@@ -108,7 +108,7 @@ def test_parse_head_names_what_is_wrong():
 
 
 def test_redirect_locations():
-    target = _Target.parse("https://m1.example:5050/mesos")
+    target = Target.parse("https://m1.example:5050/mesos")
     assert target.redirect("//m2.example:5051").url == "https://m2.example:5051"
     assert target.redirect("//m3:5050/master/api/v1/scheduler").url == "https://m3:5050/master"
     assert target.redirect("http://m4:80/").url == "http://m4:80"
