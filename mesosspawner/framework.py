@@ -20,21 +20,9 @@ from typing import Any
 from . import placement as plc
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.resources import Resource, merge, subtract
+from .mesos.states import ACTIVE_STATES, TERMINAL_STATES
 from .naming import task_id_prefix
 
-ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 # States in which the notebook cannot be reached, although Mesos may still bring it back.
 STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
 # An offer that was stale or rescinded when we accepted it: the launch is retried.

@@ -29,23 +29,12 @@ from mesosspawner.mesos.resources import (
     scalar,
 )
 
+from ..mesos.states import TERMINAL_STATES as TERMINAL
 from .health import HealthPolicy, HealthState, probe
 from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
 
 log = logging.getLogger("mesosspawner.localmesos.agent")
 
-TERMINAL = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 MAX_RETRY = 600.0
 
 

@@ -36,21 +36,11 @@ from mesosspawner.mesos.resources import (
     subtract,
 )
 
+from ..mesos.states import TERMINAL_STATES as TERMINAL
+
 log = logging.getLogger("mesosspawner.localmesos.master")
 
 VERSION = "1.11.0"
-TERMINAL = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 DEFAULT_REFUSE_SECONDS = 5.0
 DEFAULT_KILL_GRACE = 3.0
 MAX_COMPLETED_TASKS = 1000

@@ -68,6 +68,7 @@ async def eventually(what: str, check, timeout: float = 30.0):
 
 def leader_port(hosts: str, path: str) -> int | None:
     from kazoo.client import KazooClient
+    from kazoo.exceptions import NoNodeError
 
     zk = KazooClient(hosts=hosts, timeout=10)
     zk.start(timeout=10)
@@ -75,7 +76,10 @@ def leader_port(hosts: str, path: str) -> int | None:
         child = leader_child(zk.get_children(path)) if zk.exists(path) else None
         if child is None:
             return None
-        data, _ = zk.get(f"{path}/{child}")
+        try:
+            data, _ = zk.get(f"{path}/{child}")
+        except NoNodeError:  # the dead leader's session expired between the list and the read
+            return None
         return json.loads(data)["address"]["port"]
     finally:
         zk.stop()

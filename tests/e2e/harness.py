@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from tests.services.net import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCALMESOS_READY = re.compile(r"localmesos master listening on (http://127\.0\.0\.1:(\d+))")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 80) -> str:

@@ -18,7 +18,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.services.net import free_port
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
@@ -243,12 +244,6 @@ def ensure_base_image(
             if tar.wait() != 0:
                 raise RuntimeError(f"tar of the debootstrap root {root} failed")
     return name
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:

@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.services.net import free_port
+
 ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 
 
@@ -81,13 +83,6 @@ class ZooKeeper:
         if pid is not None and not _wait_gone(pid, 10.0):
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 5.0)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unique_path(prefix: str = "test") -> str:

@@ -1,0 +1,19 @@
+"""Mesos task states (``TaskState`` in mesos.proto) and the groups the project reasons about."""
+
+from __future__ import annotations
+
+# A task in one of these never changes again (TASK_LOST may, if its agent comes back; Mesos
+# still calls it terminal, and so do we).
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_LOST",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
