@@ -4,8 +4,11 @@ registry, running as the user's uid/gid."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from mesosspawner.images import registry_digest
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import CLUSTER, agent_of, mesos_config, start_ready, tasks_by_id
 
@@ -15,9 +18,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 async def test_docker_notebook_runs_as_user_and_writes_as_user(
     hub_factory, localmesos_proc, homes, test_users, notebook_image, docker_client
 ):
+    # Pinned by digest, as a lab pins every server's environment.
+    registry, _, repo_tag = notebook_image.partition("/")
+    repo, _, tag = repo_tag.rpartition(":")
+    digest = await asyncio.to_thread(registry_digest, registry, repo, tag)
+    assert digest and digest.startswith("sha256:")
+    pinned = f"{registry}/{repo}@{digest}"
     cluster = await localmesos_proc(CLUSTER)
     extra = f"""
-c.MesosSpawner.image = {notebook_image!r}
+c.MesosSpawner.image = {pinned!r}
 c.MesosSpawner.containerizer = "docker"
 c.MesosSpawner.network_mode = "host"
 c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
@@ -36,7 +45,7 @@ c.MesosSpawner.volumes = [
     master = await master_state(cluster.url)
     task = tasks_by_id(master)[state["task_id"]]
     assert task["container"]["type"] == "DOCKER"
-    assert task["container"]["docker"]["image"] == notebook_image
+    assert task["container"]["docker"]["image"] == pinned
     assert agent_of(master, task)["hostname"] == "cpu-1"
     # The image came from the registry: the pull shows in the task's status history.
     assert "TASK_STARTING" in [s["state"] for s in task["statuses"]]
@@ -52,6 +61,11 @@ c.MesosSpawner.volumes = [
     exit_code, out = container.exec_run("id")
     assert exit_code == 0
     assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
+    # Every result can name the environment that made it: in the notebook and the hub log.
+    env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
+    assert env["MESOSSPAWNER_IMAGE"] == pinned
+    assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
+    assert pinned in hub.log_text()
 
     code, model = await hub.request_through_proxy(
         user.name,

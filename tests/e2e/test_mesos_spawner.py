@@ -35,6 +35,14 @@ async def hub(hub_factory, cluster, homes, test_users):
     return hub
 
 
+def metric(text: str, name: str) -> float:
+    """The value of one sample in Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 @pytest.mark.e2e
 async def test_default_profile_runs_on_plain_agent_as_the_user(hub, cluster, test_users, homes):
     user = test_users[0]
@@ -62,6 +70,17 @@ async def test_default_profile_runs_on_plain_agent_as_the_user(hub, cluster, tes
     assert code == 201, model
     written = homes / user.name / "result.txt"
     assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+
+    # The framework's Prometheus metrics are on the hub's /metrics.
+    code, raw, _ = await hub._http.fetch(
+        f"{hub.url}/hub/metrics", headers={"Authorization": f"token {hub.admin_token}"}
+    )
+    metrics = raw.decode()
+    assert code == 200
+    assert metric(metrics, "mesosspawner_offers_received_total") >= 1
+    assert metric(metrics, "mesosspawner_launch_seconds_count") == 1
+    assert metric(metrics, 'mesosspawner_task_updates_total{state="TASK_RUNNING"}') >= 1
+    assert metric(metrics, "mesosspawner_pending_requests") == 0
 
     # No token in task names or labels, nor in the hub log.
     env = task_env(state["task_id"])

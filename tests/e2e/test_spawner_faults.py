@@ -117,6 +117,30 @@ async def test_busy_cluster_shows_waiting_progress_then_starts(
     assert events[-1].get("ready") is True
 
 
+async def test_waiting_spawn_fails_at_start_timeout_saying_why_and_never_launches_late(
+    hub_factory, localmesos_proc, homes, test_users
+):
+    cluster = await localmesos_proc(SMALL_CLUSTER)
+    config = mesos_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
+    hub = await hub_factory(config, start_timeout=8).launch()
+    first, second = test_users[0].name, test_users[1].name
+    for user in (first, second):
+        await hub.create_user(user)
+    assert await hub.start_server(first) in (201, 202)
+    await hub.wait_server_ready(first)
+
+    code, body = await hub.start_server_response(second)
+    if code in (201, 202):
+        await wait_for(lambda: _server_gone(hub, second), 20, "the spawn to give up")
+    log = hub.log_text()
+    assert "Gave up after 6 seconds: no offer could hold 0.75 cpus" in log, log[-3000:]
+    # The withdrawn request must not launch once resources free up.
+    await hub.stop_server(first)
+    await asyncio.sleep(3)
+    states = task_states(await master_state(cluster.url))
+    assert len(states) == 1 and set(states.values()) == {"TASK_KILLED"}
+
+
 async def test_agent_killed_poll_reports_stopped_with_reason(
     hub_factory,
     localmesos_proc,
