@@ -52,14 +52,21 @@ if demo:
     if os.environ.get("MESOSSPAWNER_DEMO_UID"):
         c.MesosSpawner.uid = int(os.environ["MESOSSPAWNER_DEMO_UID"])
         c.MesosSpawner.gid = int(os.environ["MESOSSPAWNER_DEMO_GID"])
-    c.MesosSpawner.volumes = [
-        {
-            "host_path": os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo")
-            + "/{username}",
-            "container_path": "/work",
-            "mode": "RW",
-        }
-    ]
+    demo_homes = os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo")
+    c.MesosSpawner.volumes = []
+
+    def demo_home(spawner):
+        """The demo's 'shared storage': a home per user, owned by the notebook's uid/gid, made
+        before the spawn (a lab's storage has them already). Notebooks start there."""
+        from mesosspawner.naming import path_component
+
+        path = os.path.join(demo_homes, path_component(spawner.user.name))
+        os.makedirs(path, exist_ok=True)
+        if os.getuid() == 0 and isinstance(spawner.uid, int) and isinstance(spawner.gid, int):
+            os.chown(path, spawner.uid, spawner.gid)
+        spawner.notebook_dir = path
+
+    c.MesosSpawner.pre_spawn_hook = demo_home
     c.MesosSpawner.ip = "127.0.0.1"
     c.MesosSpawner.mem_limit = "256M"
     c.MesosSpawner.cpu_limit = 0.5
