@@ -41,9 +41,9 @@ from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramew
 from .progress import ProgressFeed
 
 
-def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
+async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     """Default ``apply_user_options``: validate against ``profile_list`` and apply its overrides."""
-    spawner.apply_profile(user_options)
+    await spawner.apply_profile(user_options)
 
 
 class MesosSpawner(Spawner):
@@ -415,13 +415,10 @@ class MesosSpawner(Spawner):
                 out[p.slug] = profiles.ProfileCapacity("now", "resources free now", free_gpus)
         return out
 
-    def apply_profile(self, user_options) -> None:
+    async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""
-        raw = self.profile_list
-        if callable(raw):
-            raise web.HTTPError(500, "callable profile_list must be resolved in pre_spawn_hook")
         try:
-            profs = profiles.load_profile_list(raw or [], allowed_overrides=self._overridable())
+            profs = await self._profiles()
         except ValueError as e:
             self.log.error("Invalid profile_list configuration: %s", e)
             raise web.HTTPError(500, f"profile_list is misconfigured: {e}") from None
