@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,9 @@ import time
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from mesosspawner.mesos.recordio import Decoder
+
+from .cluster import LocalCluster
+from .config import ClusterConfig
 
 
 class RawScheduler:
@@ -262,3 +266,21 @@ def stop_cli(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(config: ClusterConfig, work_dir: str, **overrides):
+    """An in-process cluster on a free port with test-friendly short intervals; stopped on exit."""
+    settings = {
+        "port": 0,
+        "heartbeat_interval": 0.5,
+        "status_retry_interval": 0.5,
+        "allocation_interval": 0.1,
+        **overrides,
+    }
+    cluster = LocalCluster(config, work_dir=work_dir, **settings)
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()

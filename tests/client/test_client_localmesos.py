@@ -11,7 +11,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.config import from_dict
-from mesosspawner.localmesos.testing import command_task
+from mesosspawner.localmesos.testing import command_task, running_cluster
 from mesosspawner.mesos.client import MesosError
 from tests.client.conftest import Recorder
 
@@ -38,19 +38,9 @@ def framework(name: str, **extra) -> dict:
 
 @pytest.fixture
 async def cluster(tmp_path):
-    c = LocalCluster(
-        from_dict(CLUSTER, "<client test cluster>"),
-        port=0,
-        heartbeat_interval=0.5,
-        status_retry_interval=0.5,
-        allocation_interval=0.1,
-        work_dir=str(tmp_path / "work"),
-    )
-    await c.start()
-    try:
+    config = from_dict(CLUSTER, "<client test cluster>")
+    async with running_cluster(config, str(tmp_path / "work")) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 class Scheduler(Recorder):

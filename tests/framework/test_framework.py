@@ -10,8 +10,8 @@ import pytest
 
 from mesosspawner import naming, placement
 from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
-from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.config import from_dict
+from mesosspawner.localmesos.testing import running_cluster
 from mesosspawner.mesos.resources import resources_to_json
 
 CLUSTER = {
@@ -24,16 +24,8 @@ CLUSTER = {
 
 @pytest.fixture
 async def cluster(tmp_path):
-    c = LocalCluster(
-        from_dict(CLUSTER, "test"),
-        port=0,
-        heartbeat_interval=1,
-        allocation_interval=0.1,
-        work_dir=str(tmp_path / "work"),
-    )
-    await c.start()
-    yield c
-    await c.stop()
+    async with running_cluster(from_dict(CLUSTER, "test"), str(tmp_path / "work")) as c:
+        yield c
 
 
 @pytest.fixture

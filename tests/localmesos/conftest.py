@@ -9,7 +9,7 @@ import pytest
 
 from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.config import from_dict
-from mesosspawner.localmesos.testing import RawScheduler, start_cli, stop_cli
+from mesosspawner.localmesos.testing import RawScheduler, running_cluster, start_cli, stop_cli
 
 TEST_CLUSTER = {
     "agent": [
@@ -40,20 +40,11 @@ def cluster_config():
 @pytest.fixture
 async def cluster(cluster_config, tmp_path) -> AsyncIterator[LocalCluster]:
     """An in-process cluster on a free port with short heartbeats and timeouts."""
-    c = LocalCluster(
-        cluster_config,
-        port=0,
-        heartbeat_interval=0.5,
-        agent_unreachable_timeout=1.0,
-        status_retry_interval=0.5,
-        allocation_interval=0.2,
-        work_dir=str(tmp_path / "work"),
-    )
-    await c.start()
-    try:
+    work = str(tmp_path / "work")
+    async with running_cluster(
+        cluster_config, work, agent_unreachable_timeout=1.0, allocation_interval=0.2
+    ) as c:
         yield c
-    finally:
-        await c.stop()
 
 
 @pytest.fixture
