@@ -538,29 +538,16 @@ class Hub:
         return events
 
 
-class LocalMesos:
-    """`python -m mesosspawner.localmesos` as a subprocess on a free (or fixed) port."""
+class _LocalMesosProcess:
+    """A `python -m mesosspawner.localmesos ...` subprocess in its own session, logged to a file."""
 
-    def __init__(
-        self,
-        workdir: Path,
-        config_toml: str | None = None,
-        *,
-        port: int = 0,
-        extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, workdir: Path, log_name: str, env: dict[str, str] | None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_toml = config_toml
-        self.port = port
-        self.extra_args = extra_args or []
         self.env = dict(os.environ if env is None else env)
         pythonpath = self.env.get("PYTHONPATH", "")
         self.env["PYTHONPATH"] = ":".join(p for p in (str(REPO_ROOT), pythonpath) if p)
-        self.log_path = self.workdir / "localmesos.log"
-        self.config_path = self.workdir / "cluster.toml"
-        self.url: str | None = None
+        self.log_path = self.workdir / log_name
         self.proc: subprocess.Popen | None = None
         self._pgids: list[int] = []
 
@@ -571,16 +558,10 @@ class LocalMesos:
     def fail(self, message: str) -> AssertionError:
         return AssertionError(f"{message}\n--- tail of {self.log_path} ---\n{tail(self.log_path)}")
 
-    def start(self) -> None:
-        args = [sys.executable, "-m", "mesosspawner.localmesos", "--port", str(self.port)]
-        if self.config_toml is not None:
-            self.config_path.write_text(self.config_toml)
-            args += ["--config", str(self.config_path)]
-        args += self.extra_args
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+    def _spawn(self, args: list[str]) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                args,
+                [sys.executable, "-m", "mesosspawner.localmesos", *args],
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -589,6 +570,62 @@ class LocalMesos:
                 start_new_session=True,
             )
         self._pgids.append(self.proc.pid)
+
+    def kill(self) -> None:
+        """SIGKILL the process only (a crash; an agent's task processes are left as they are)."""
+        if self.running:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    async def stop(self, timeout: float = 20) -> None:
+        """SIGTERM and wait; SIGKILL the group if it does not exit in time."""
+        if not self.running:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if self.proc.poll() is None:
+            _kill_group(self.proc.pid)
+            self.proc.wait(5)
+
+    def cleanup(self) -> None:
+        if self.running:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        for pgid in self._pgids:
+            _kill_group(pgid)
+
+
+class LocalMesos(_LocalMesosProcess):
+    """`python -m mesosspawner.localmesos` (a master) as a subprocess on a free (or fixed) port."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        config_toml: str | None = None,
+        *,
+        port: int = 0,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(workdir, "localmesos.log", env)
+        self.config_toml = config_toml
+        self.port = port
+        self.extra_args = extra_args or []
+        self.config_path = self.workdir / "cluster.toml"
+        self.url: str | None = None
+
+    def start(self) -> None:
+        args = ["--port", str(self.port)]
+        if self.config_toml is not None:
+            self.config_path.write_text(self.config_toml)
+            args += ["--config", str(self.config_path)]
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._spawn(args + self.extra_args)
 
     async def wait_ready(self, timeout: float = 30) -> str:
         """Wait for the 'listening on' line; returns the master URL."""
@@ -607,24 +644,6 @@ class LocalMesos:
             await asyncio.sleep(0.05)
         raise self.fail(f"localmesos printed no 'listening on' line within {timeout}s")
 
-    async def stop(self, timeout: float = 20) -> None:
-        """SIGTERM and wait; SIGKILL the group if it does not exit in time."""
-        if not self.running:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        if self.proc.poll() is None:
-            _kill_group(self.proc.pid)
-            self.proc.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL the master process only (a crash)."""
-        if self.running:
-            self.proc.kill()
-            self.proc.wait(10)
-
     async def restart(self, timeout: float = 30) -> str:
         await self.stop()
         self.start()
@@ -634,18 +653,8 @@ class LocalMesos:
         assert self.url, "localmesos not started"
         return await master_state(self.url)
 
-    def cleanup(self) -> None:
-        if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        for pgid in self._pgids:
-            _kill_group(pgid)
 
-
-class LocalMesosAgent:
+class LocalMesosAgent(_LocalMesosProcess):
     """A separate localmesos agent process (`... agent --master URL`), e.g. to kill it."""
 
     def __init__(
@@ -659,51 +668,14 @@ class LocalMesosAgent:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, f"agent-{hostname}.log", env)
         self.master = master
         self.hostname = hostname
-        self.args = [
-            sys.executable,
-            "-m",
-            "mesosspawner.localmesos",
-            "agent",
-            "--master",
-            master,
-            "--hostname",
-            hostname,
-            "--resources",
-            resources,
-            "--attributes",
-            attributes,
-            *(extra_args or []),
-        ]
-        self.env = dict(os.environ if env is None else env)
-        pythonpath = self.env.get("PYTHONPATH", "")
-        self.env["PYTHONPATH"] = ":".join(p for p in (str(REPO_ROOT), pythonpath) if p)
-        self.log_path = self.workdir / f"agent-{hostname}.log"
-        self.proc: subprocess.Popen | None = None
-        self._pgids: list[int] = []
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def fail(self, message: str) -> AssertionError:
-        return AssertionError(f"{message}\n--- tail of {self.log_path} ---\n{tail(self.log_path)}")
+        self.args = ["agent", "--master", master, "--hostname", hostname]
+        self.args += ["--resources", resources, "--attributes", attributes, *(extra_args or [])]
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.args,
-                cwd=self.workdir,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._pgids.append(self.proc.pid)
+        self._spawn(self.args)
 
     async def wait_registered(self, master_url: str | None = None, timeout: float = 30) -> dict:
         """Wait until the master's /master/state lists an active agent with our hostname."""
@@ -721,30 +693,3 @@ class LocalMesosAgent:
                     return agent
             await asyncio.sleep(0.1)
         raise self.fail(f"agent {self.hostname} not registered with {url} after {timeout}s")
-
-    def kill(self) -> None:
-        """SIGKILL the agent process only (its tasks' processes are left as they are)."""
-        if self.running:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    async def stop(self, timeout: float = 20) -> None:
-        if not self.running:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        if self.proc.poll() is None:
-            _kill_group(self.proc.pid)
-            self.proc.wait(5)
-
-    def cleanup(self) -> None:
-        if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        for pgid in self._pgids:
-            _kill_group(pgid)
