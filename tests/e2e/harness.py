@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -82,6 +83,17 @@ def kill_notebooks_of_hub(hub_port: int) -> list[int]:
         except (ProcessLookupError, PermissionError):
             pass
     return pids
+
+
+async def _terminate(proc: subprocess.Popen, timeout: float, force: Callable[[], None]) -> None:
+    """SIGTERM ``proc`` and wait without blocking the loop; ``force`` it after ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    if proc.poll() is None:
+        force()
+        proc.wait(5)
 
 
 class _Http:
@@ -307,15 +319,8 @@ class Hub:
 
     async def stop(self, timeout: float = 30) -> None:
         """SIGTERM the hub and wait; SIGKILL if it does not exit within `timeout`."""
-        if not self.running:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.running:
+            await _terminate(self.proc, timeout, self.proc.kill)
             raise self.fail(f"hub did not exit within {timeout}s of SIGTERM; killed it")
 
     def kill(self) -> None:
@@ -579,15 +584,8 @@ class _LocalMesosProcess:
 
     async def stop(self, timeout: float = 20) -> None:
         """SIGTERM and wait; SIGKILL the group if it does not exit in time."""
-        if not self.running:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        if self.proc.poll() is None:
-            _kill_group(self.proc.pid)
-            self.proc.wait(5)
+        if self.running:
+            await _terminate(self.proc, timeout, lambda: _kill_group(self.proc.pid))
 
     def cleanup(self) -> None:
         if self.running:

@@ -92,3 +92,17 @@ async def start_ready(hub, user: str, name: str = "", options: dict | None = Non
     assert code in (201, 202), code
     await hub.wait_server_ready(user, name)
     return await spawner_state(hub, user, name)
+
+
+async def assert_notebook_writes_as_user(hub, user, homes: Path, filename: str) -> None:
+    """A file written through the notebook's contents API lands in the user's {username}
+    directory on the host, owned by the user's uid/gid (never root)."""
+    code, model = await hub.request_through_proxy(
+        user.name,
+        method="PUT",
+        path=f"api/contents/{filename}",
+        json={"type": "file", "format": "text", "content": "written by the notebook"},
+    )
+    assert code == 201, model
+    written = homes / user.name / filename
+    assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)

@@ -10,7 +10,14 @@ import pytest
 
 from mesosspawner.images import registry_digest
 from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import CLUSTER, agent_of, mesos_config, start_ready, tasks_by_id
+from tests.e2e.mesos_env import (
+    CLUSTER,
+    agent_of,
+    assert_notebook_writes_as_user,
+    mesos_config,
+    start_ready,
+    tasks_by_id,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -67,15 +74,7 @@ c.MesosSpawner.volumes = [
     assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
     assert pinned in hub.log_text()
 
-    code, model = await hub.request_through_proxy(
-        user.name,
-        method="PUT",
-        path="api/contents/from-docker.txt",
-        json={"type": "file", "format": "text", "content": "written in a container"},
-    )
-    assert code == 201, model
-    written = homes / user.name / "from-docker.txt"
-    assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+    await assert_notebook_writes_as_user(hub, user, homes, "from-docker.txt")
 
     await hub.stop_server(user.name)
     tasks = tasks_by_id(await master_state(cluster.url))

@@ -14,6 +14,7 @@ from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import (
     CLUSTER,
     agent_of,
+    assert_notebook_writes_as_user,
     mesos_config,
     proc_ids,
     start_ready,
@@ -61,15 +62,7 @@ async def test_default_profile_runs_on_plain_agent_as_the_user(hub, cluster, tes
     # The notebook process runs as the user's uid/gid, and what it writes into its
     # {username} directory belongs to the user on the host.
     assert proc_ids(state["task_id"]) == (user.uid, user.gid)
-    code, model = await hub.request_through_proxy(
-        user.name,
-        method="PUT",
-        path="api/contents/result.txt",
-        json={"type": "file", "format": "text", "content": "42"},
-    )
-    assert code == 201, model
-    written = homes / user.name / "result.txt"
-    assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+    await assert_notebook_writes_as_user(hub, user, homes, "result.txt")
 
     # The framework's Prometheus metrics are on the hub's /metrics.
     code, raw, _ = await hub._http.fetch(

@@ -117,16 +117,6 @@ def _agent_proc(master: str, hostname: str, resources: str, log_path) -> subproc
     )
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def _offer_from(s: RawScheduler, hostname: str, timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,7 +145,7 @@ async def test_separate_agent_process_runs_tasks(tmp_path):
         assert states == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
     finally:
         await s.close()
-        _stop(agent)
+        stop_cli(agent)
         stop_cli(master)
 
 
@@ -215,7 +205,7 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
         # The leader dies while the agent is frozen: the standby takes over knowing the agent
         # from the registry, and must not call its task lost before it re-registers.
         agent.send_signal(signal.SIGSTOP)
-        _stop(first)
+        stop_cli(first)
         await s.close()
         s2 = RawScheduler(url2)
         deadline = time.monotonic() + 30
@@ -251,7 +241,7 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
         for p in reversed(procs):
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGCONT)
-            _stop(p)
+            stop_cli(p)
 
 
 async def _wait_state(url: str) -> None:
