@@ -299,6 +299,8 @@ class MesosSpawner(Spawner):
                 agent_ip=self.agent_ip,
                 host_port=self.host_port,
                 profile=self.profile_slug,
+                # Read by the images service (admin:server_state): which server runs which digest.
+                image=self.image,
             )
         return state
 
