@@ -70,6 +70,18 @@ fi
 
 if [ "$with_tests" = 1 ]; then
     PYTHON=$PYTHON bash scripts/install-pymesos.sh
+    # Real Mesos 1.11.0 for the real-Mesos tier: from MESOS_HOME/MESOS_BUNDLE/MESOS_SRC, or the
+    # bundle in the shared folder beside this checkout when there is one.
+    default_bundle=$(cd .. && pwd)/shared/real-mesos
+    if [ -z "${MESOS_HOME:-}${MESOS_BUNDLE:-}${MESOS_SRC:-}" ] && [ -d "$default_bundle" ]; then
+        export MESOS_BUNDLE=$default_bundle
+    fi
+    if [ -n "${MESOS_HOME:-}${MESOS_BUNDLE:-}${MESOS_SRC:-}" ]; then
+        PYTHON=$PYTHON bash scripts/install-mesos.sh >/dev/null \
+            || log "real Mesos could not be installed: the real-Mesos tier will say why"
+    else
+        log "no Mesos bundle (MESOS_BUNDLE/MESOS_SRC/MESOS_HOME): the real-Mesos tier will skip"
+    fi
 fi
 
 log "done in $((SECONDS - start)) s"

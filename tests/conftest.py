@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
+from tests.services import real_mesos
 from tests.services import zookeeper as zk_service
 
 # Fixtures of the other services (docker_engine, docker_client, base_image, registry,
@@ -48,6 +50,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"dockerd {tool('dockerd')}, docker-registry {tool('docker-registry')}, "
         f"debootstrap {tool('debootstrap')}, chromium {tool('chromium')}, "
         f"configurable-http-proxy {tool('configurable-http-proxy')}",
+        f"real mesos: {real_mesos.mesos_home() or real_mesos.why_unavailable()}",
         f"peers: pymesos {_version('pymesos')} (http-parser {_http_parser_kind()}), "
         f"jupyterhub {_version('jupyterhub')}, kazoo {_version('kazoo')}",
     ]
@@ -75,3 +78,35 @@ def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zk_service.Z
 def unique_zk_path(request: pytest.FixtureRequest) -> str:
     """A znode path (``/mesosspawner-tests/<test>-<random>``) no other test uses."""
     return zk_service.unique_path(request.node.name)
+
+
+@pytest.fixture(scope="session")
+def real_mesos_home() -> Path:
+    """The real Mesos 1.11.0 install (``scripts/install-mesos.sh``); the tier skips without one.
+
+    In CI (``CI=true``) a missing install fails instead: the bundle is there, so a skip would
+    hide a broken install step.
+    """
+    reason = real_mesos.why_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return real_mesos.mesos_home()
+
+
+@pytest.fixture
+def real_cluster(real_mesos_home, tmp_path) -> Iterator[Callable[..., real_mesos.RealCluster]]:
+    """Factory: ``real_cluster(agents=..., zk=..., masters=..., docker=...)`` starts a real
+    Mesos master (or two through ZooKeeper) with agents; all are stopped at teardown."""
+    started: list[real_mesos.RealCluster] = []
+
+    def make(**kwargs) -> real_mesos.RealCluster:
+        work = tmp_path / f"real-mesos-{len(started)}"
+        cluster = real_mesos.start_cluster(work, **kwargs)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.stop()

@@ -1,0 +1,381 @@
+"""Real Apache Mesos 1.11.0 masters and agents on loopback, for the real-Mesos test tier.
+
+``scripts/install-mesos.sh`` installs Mesos into ``build/mesos-1.11.0`` (or names an existing
+install through ``MESOS_HOME``). Each master and agent gets its own work directory and free
+ports, so parallel test sessions never share state. Agents report a fake hostname
+(``--hostname``, no lookup) and 127.0.0.1 as their address, the same convention localmesos uses,
+so one machine can hold several "hosts".
+
+Importable by scripts and benchmarks; the pytest fixtures live in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.services.net import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INSTALL_DIR = REPO_ROOT / "build" / "mesos-1.11.0"
+BUNDLE_DIR = REPO_ROOT.parent / "shared" / "real-mesos"
+STOP_GRACE_SECONDS = 10.0
+
+# Short timeouts so a test sees agent loss and failover in seconds rather than minutes; every
+# other flag keeps Mesos's default.
+MASTER_TEST_FLAGS = (
+    "--agent_ping_timeout=1secs",
+    "--max_agent_ping_timeouts=3",
+    "--allocation_interval=200ms",
+    "--agent_reregister_timeout=10mins",
+    "--zk_session_timeout=5secs",
+)
+
+
+def mesos_home() -> Path | None:
+    """The Mesos install the tier uses, or None when there is none."""
+    candidates = [os.environ.get("MESOS_HOME"), str(INSTALL_DIR)]
+    for home in filter(None, candidates):
+        if (Path(home) / "sbin" / "mesos-master").exists():
+            return Path(home)
+    return None
+
+
+def why_unavailable() -> str | None:
+    """The reason the real-Mesos tier cannot run here, or None when it can."""
+    if mesos_home() is not None:
+        return None
+    return (
+        "real Mesos 1.11.0 is not installed: run scripts/install-mesos.sh with MESOS_BUNDLE "
+        f"(for example {BUNDLE_DIR}), MESOS_SRC or MESOS_HOME"
+    )
+
+
+def _get_json(url: str, timeout: float = 2.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # libprocess would try SSL with the stubbed OpenSSL; the stubs make it fail loudly.
+    env.pop("LIBPROCESS_SSL_ENABLED", None)
+    env["MESOS_LAUNCHER_DIR"] = str(home / "libexec" / "mesos")
+    return env
+
+
+@dataclass
+class MesosProcess:
+    """One mesos-master or mesos-agent process and its log."""
+
+    name: str
+    argv: list[str]
+    work_dir: Path
+    home: Path
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.work_dir / f"{self.name}.log"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(self.home),
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def send(self, sig: int) -> None:
+        if self.running:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM (or ``sig``), then SIGKILL after a grace period; also reaps the group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class RealMaster(MesosProcess):
+    port: int = 0
+    zk: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def state(self) -> dict:
+        return _get_json(f"{self.url}/master/state")
+
+    def is_leader(self) -> bool:
+        try:
+            state = self.state()
+        except (OSError, ValueError):
+            return False
+        return state.get("pid") == state.get("leader")
+
+    def agents(self) -> list[dict]:
+        return _get_json(f"{self.url}/master/slaves")["slaves"]
+
+    def wait_ready(self, timeout: float = 60.0, leader: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                state = self.state()
+                if not leader or state.get("pid") == state.get("leader"):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log_tail()}")
+
+
+@dataclass
+class RealAgent(MesosProcess):
+    hostname: str = ""
+    port: int = 0
+    resources: str = ""
+    attributes: str = ""
+
+    def wait_registered(self, master: RealMaster, timeout: float = 60.0) -> dict:
+        """Wait until ``master`` lists this agent as active; returns its /master/slaves entry."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                for agent in master.agents():
+                    if agent.get("hostname") == self.hostname and agent.get("active"):
+                        return agent
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not register after {timeout} s:\n{self.log_tail()}")
+
+
+def master(
+    work_dir: Path,
+    *,
+    zk: str | None = None,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+    name: str = "master",
+) -> RealMaster:
+    """A master, not yet started: in-memory registry, or with ``zk`` the replicated log."""
+    home = mesos_home()
+    if home is None:
+        raise RuntimeError(why_unavailable())
+    port = port or free_port()
+    argv = [
+        str(home / "sbin" / "mesos-master"),
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--work_dir={work_dir / 'work'}",
+        "--hostname=127.0.0.1",
+        "--no-hostname_lookup",
+        f"--webui_dir={home / 'share' / 'mesos' / 'webui'}",
+        *MASTER_TEST_FLAGS,
+        *extra,
+    ]
+    if zk:
+        argv += [f"--zk={zk}", "--quorum=1", "--registry=replicated_log"]
+    else:
+        argv += ["--registry=in_memory"]
+    return RealMaster(name, argv, work_dir, home, port=port, zk=zk)
+
+
+def agent(
+    work_dir: Path,
+    master_address: str,
+    *,
+    hostname: str,
+    resources: str,
+    attributes: str = "",
+    docker: bool = False,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> RealAgent:
+    """An agent, not yet started. ``master_address`` is ``127.0.0.1:PORT`` or ``zk://...``.
+
+    With ``docker`` the Docker containerizer comes first (the engine must answer already: the
+    agent refuses to start otherwise); orphan killing is off because several agents share one
+    engine here and would take each other's containers for orphans.
+    """
+    home = mesos_home()
+    if home is None:
+        raise RuntimeError(why_unavailable())
+    port = port or free_port()
+    argv = [
+        str(home / "sbin" / "mesos-agent"),
+        f"--master={master_address}",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--hostname={hostname}",
+        "--no-hostname_lookup",
+        f"--work_dir={work_dir / 'work'}",
+        f"--runtime_dir={work_dir / 'run'}",
+        f"--fetcher_cache_dir={work_dir / 'fetch'}",
+        "--launcher=posix",
+        "--isolation=posix/cpu,posix/mem",
+        "--systemd_enable_support=false",
+        f"--launcher_dir={home / 'libexec' / 'mesos'}",
+        f"--resources={resources}",
+        "--registration_backoff_factor=100ms",
+    ]
+    if attributes:
+        argv.append(f"--attributes={attributes}")
+    if docker:
+        argv += [
+            "--containerizers=docker,mesos",
+            "--docker=/usr/bin/docker",
+            "--docker_kill_orphans=false",
+            "--docker_stop_timeout=5secs",
+        ]
+    else:
+        argv.append("--containerizers=mesos")
+    argv += list(extra)
+    return RealAgent(
+        f"agent-{hostname}",
+        argv,
+        work_dir,
+        home,
+        hostname=hostname,
+        port=port,
+        resources=resources,
+        attributes=attributes,
+    )
+
+
+@dataclass
+class RealCluster:
+    """A started master (or two, with ZooKeeper) and its agents; ``stop()`` ends them all."""
+
+    masters: list[RealMaster]
+    agents: list[RealAgent] = field(default_factory=list)
+
+    @property
+    def master(self) -> RealMaster:
+        for m in self.masters:
+            if m.running and m.is_leader():
+                return m
+        return self.masters[0]
+
+    @property
+    def url(self) -> str:
+        """The leading master's URL, or with ZooKeeper the ``zk://`` URL."""
+        zk = self.masters[0].zk
+        return zk if zk else self.masters[0].url
+
+    def agent(self, hostname: str) -> RealAgent:
+        return next(a for a in self.agents if a.hostname == hostname)
+
+    def stop(self) -> None:
+        for proc in [*self.agents, *self.masters]:
+            proc.stop()
+
+
+# The tier's standard agents: a plain agent and one whose resources are reserved for "spark",
+# with disjoint port ranges (all agents share this machine's network).
+STANDARD_AGENTS = (
+    {
+        "hostname": "agent-1",
+        "resources": "cpus:4;mem:4096;disk:10000;ports:[31000-31009]",
+        "attributes": "rack:r1",
+    },
+    {
+        "hostname": "spark-1",
+        "resources": "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:10000;ports:[33000-33009]",
+        "attributes": "rack:r2;spark_cluster:prod",
+    },
+)
+
+
+def start_cluster(
+    work_dir: Path,
+    agents: tuple[dict, ...] = STANDARD_AGENTS,
+    *,
+    zk: str | None = None,
+    masters: int = 1,
+    docker: bool = False,
+    master_extra: tuple[str, ...] = (),
+    agent_extra: tuple[str, ...] = (),
+) -> RealCluster:
+    """Start masters and agents and wait until every agent is registered with the leader."""
+    if masters > 1 and not zk:
+        raise ValueError("more than one master needs ZooKeeper")
+    cluster = RealCluster([])
+    try:
+        for i in range(masters):
+            m = master(work_dir / f"master-{i}", zk=zk, extra=master_extra, name=f"master-{i}")
+            m.start()
+            cluster.masters.append(m)
+        deadline = time.monotonic() + 60
+        while not any(m.is_leader() for m in cluster.masters):
+            if time.monotonic() > deadline:
+                raise TimeoutError("no leading master:\n" + cluster.masters[0].log_tail())
+            for m in cluster.masters:
+                if not m.running:
+                    raise RuntimeError(f"{m.name} exited:\n{m.log_tail()}")
+            time.sleep(0.2)
+        address = zk or f"127.0.0.1:{cluster.masters[0].port}"
+        for spec in agents:
+            a = agent(
+                work_dir / f"agent-{spec['hostname']}",
+                address,
+                docker=docker,
+                extra=agent_extra,
+                **spec,
+            )
+            a.start()
+            cluster.agents.append(a)
+        for a in cluster.agents:
+            a.wait_registered(cluster.master)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.2)
+    raise TimeoutError(url)
