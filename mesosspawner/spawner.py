@@ -27,6 +27,7 @@ from traitlets import (
     Any,
     Bool,
     Callable,
+    CaselessStrEnum,
     Dict,
     Float,
     Int,
@@ -117,8 +118,11 @@ class MesosSpawner(Spawner):
     def _default_hub_id(self) -> str:
         return self.framework_name
 
-    placement_strategy = Unicode(
-        "spread", help="`spread` notebooks over agents, or `binpack` them onto few agents."
+    # Enums: a typo is refused when the spawner is configured, not found as a spawn timeout.
+    placement_strategy = CaselessStrEnum(
+        list(placement.STRATEGIES),
+        "spread",
+        help="`spread` notebooks over agents, or `binpack` them onto few agents.",
     ).tag(config=True)
 
     orphan_grace_seconds = Float(
@@ -136,13 +140,16 @@ class MesosSpawner(Spawner):
         command directly on the agent (a plain command task).""",
     ).tag(config=True)
 
-    containerizer = Unicode(
+    containerizer = CaselessStrEnum(
+        list(taskinfo.CONTAINERIZERS),
         "docker",
         help="""`docker` (Mesos's Docker containerizer) or `mesos` (the Mesos containerizer with a
         Docker image). GPU notebooks always use `mesos`: the Docker containerizer has no GPUs.""",
     ).tag(config=True)
 
-    network_mode = Unicode("host", help="Docker network: `host` or `bridge`.").tag(config=True)
+    network_mode = CaselessStrEnum(
+        list(taskinfo.NETWORK_MODES), "host", help="Docker network: `host` or `bridge`."
+    ).tag(config=True)
 
     container_port = Int(
         8888, help="Port the notebook listens on inside the container in `bridge` mode."
@@ -268,6 +275,7 @@ class MesosSpawner(Spawner):
     host_port = Int(0)
     profile_slug = Unicode(None, allow_none=True)
     _feed = Any(None, allow_none=True)
+    _starting = False  # inside start(): poll() must say "running" (None), not 0
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
@@ -449,19 +457,28 @@ class MesosSpawner(Spawner):
             name = self.user.name
         uid = self.uid(self) if callable(self.uid) else self.uid
         gid = self.gid(self) if callable(self.gid) else self.gid
-        if uid is None or gid is None:
-            try:
-                pw = pwd.getpwnam(name)
-            except KeyError:
-                pw = None
-            if pw is not None:
-                uid = pw.pw_uid if uid is None else uid
-                gid = pw.pw_gid if gid is None else gid
-        if uid == 0 and not self.allow_root:
-            raise LaunchFailed(
-                f"Refusing to run {self.user.name}'s notebook as root (uid 0); "
-                "set c.MesosSpawner.allow_root = True to permit it"
-            )
+        try:
+            pw = pwd.getpwnam(name) if name else None
+        except KeyError:
+            pw = None
+        if pw is not None:
+            uid = pw.pw_uid if uid is None else uid
+            gid = pw.pw_gid if gid is None else gid
+        if not self.allow_root:
+            # command.user (a name) decides for plain and Mesos-containerizer tasks, the uid for
+            # Docker: either one being root is a root notebook.
+            why = None
+            if uid == 0:
+                why = "uid 0"
+            elif name == "root":
+                why = "system user 'root'"
+            elif pw is not None and pw.pw_uid == 0:
+                why = f"system user {name!r}, which is uid 0 on this host"
+            if why:
+                raise LaunchFailed(
+                    f"Refusing to run {self.user.name}'s notebook as root ({why}); choose a"
+                    " non-root system_user/uid, or set c.MesosSpawner.allow_root = True"
+                )
         if self.image and uid is None:
             raise LaunchFailed(
                 f"No uid for user {name!r}: create the system user or set c.MesosSpawner.uid"
@@ -548,6 +565,14 @@ class MesosSpawner(Spawner):
         return env
 
     async def start(self):
+        # JupyterHub's contract: a spawner that has not finished starting counts as running.
+        self._starting = True
+        try:
+            return await self._start()
+        finally:
+            self._starting = False
+
+    async def _start(self) -> str:
         # progress() may have been asked for before start() ran: keep its (unfinished) feed.
         if self._feed is None or self._feed.finished:
             self._feed = ProgressFeed()
@@ -637,7 +662,7 @@ class MesosSpawner(Spawner):
         # whose reconciliation finds tasks a crashed hub left behind.
         await fw.ensure_started()
         if not self.task_id:
-            return 0
+            return None if self._starting else 0
         record = fw.task(self.task_id)
         if record is None or record.state == "TASK_UNKNOWN":
             # After a hub restart: wait for reconciliation before believing anything.

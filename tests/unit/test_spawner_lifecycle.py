@@ -1,0 +1,158 @@
+"""MesosSpawner's JupyterHub contract and guards, with the shared framework replaced by a stub:
+poll() while start() runs, refusing root by name and by number, enum-like traits."""
+
+from __future__ import annotations
+
+import asyncio
+import pwd
+from types import SimpleNamespace
+
+import pytest
+from traitlets import TraitError
+from traitlets.config import Config
+
+from mesosspawner import MesosSpawner
+from mesosspawner import spawner as spawner_module
+
+
+class StubFramework:
+    """Just enough of MesosFramework for start/poll/stop: launches wait until released."""
+
+    def __init__(self) -> None:
+        self.subscribed_once = asyncio.Event()
+        self.subscribed_once.set()
+        self.reconciled = asyncio.Event()
+        self.reconciled.set()
+        self.last_stop: dict = {}
+        self.launched: list = []
+        self.release = asyncio.Event()
+
+    async def ensure_started(self, timeout=None) -> None:
+        pass
+
+    async def refresh_capacity(self, max_age=10.0, timeout=2.0) -> None:
+        pass
+
+    def capacity(self) -> list:
+        return []
+
+    def task(self, task_id):
+        return None
+
+    async def launch(self, req):
+        self.launched.append(req)
+        await self.release.wait()
+        raise asyncio.CancelledError
+
+    def describe_request(self, request) -> str:
+        return "something"
+
+
+@pytest.fixture
+def stub(monkeypatch) -> StubFramework:
+    fw = StubFramework()
+    monkeypatch.setattr(MesosSpawner, "framework", property(lambda self: fw))
+    return fw
+
+
+def make_spawner(name: str = "alice", **traits) -> MesosSpawner:
+    user = SimpleNamespace(name=name, id=1, groups=[], url=f"/user/{name}/")
+    traits.setdefault("mesos_master", "http://127.0.0.1:1")
+    return MesosSpawner(user=user, **traits)
+
+
+# ---------------------------------------------------------------------------- item 6
+
+
+async def test_poll_is_none_while_start_is_still_running(stub):
+    s = make_spawner()
+    assert await s.poll() == 0  # never started: not running
+    start = asyncio.ensure_future(s.start())
+    for _ in range(100):
+        if stub.launched:
+            break
+        await asyncio.sleep(0.01)
+    assert stub.launched, "start() never asked the framework to launch"
+    assert await s.poll() is None  # JupyterHub: a spawner still starting counts as running
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    assert await s.poll() == 0  # the start is over and nothing runs
+
+
+# ---------------------------------------------------------------------------- item 3
+
+
+async def _refused(s: MesosSpawner, stub: StubFramework) -> str:
+    with pytest.raises(Exception) as info:
+        await asyncio.wait_for(s.start(), 5)
+    assert not stub.launched, "a root notebook reached the framework"
+    return str(getattr(info.value, "jupyterhub_message", None) or info.value)
+
+
+async def test_hub_user_named_root_with_nonzero_uid_is_refused(stub):
+    s = make_spawner("root", uid=1000, gid=1000)
+    message = await _refused(s, stub)
+    assert "'root'" in message and "allow_root" in message
+
+
+async def test_system_user_root_by_name_is_refused(stub):
+    s = make_spawner("alice", system_user="root", uid=1001, gid=100)
+    message = await _refused(s, stub)
+    assert "'root'" in message and "allow_root" in message
+
+
+async def test_system_user_that_is_a_uid0_account_is_refused(stub, monkeypatch):
+    real = pwd.getpwnam
+
+    def getpwnam(name):
+        if name == "toor":
+            return pwd.struct_passwd(("toor", "x", 0, 0, "", "/root", "/bin/sh"))
+        return real(name)
+
+    monkeypatch.setattr(spawner_module.pwd, "getpwnam", getpwnam)
+    s = make_spawner("alice", system_user="toor", uid=1001, gid=100)
+    message = await _refused(s, stub)
+    assert "'toor'" in message and "uid 0" in message
+
+
+async def test_uid_zero_is_refused(stub):
+    s = make_spawner("alice", uid=0, gid=0)
+    message = await _refused(s, stub)
+    assert "uid 0" in message
+
+
+async def test_allow_root_lets_an_admin_opt_in(stub):
+    s = make_spawner("root", uid=0, gid=0, allow_root=True)
+    start = asyncio.ensure_future(s.start())
+    for _ in range(100):
+        if stub.launched:
+            break
+        await asyncio.sleep(0.01)
+    assert stub.launched
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+
+
+# ---------------------------------------------------------------------------- item 9
+
+
+@pytest.mark.parametrize(
+    "trait, typo, allowed",
+    [
+        ("placement_strategy", "binpak", "binpack"),
+        ("containerizer", "dokcer", "docker"),
+        ("network_mode", "bridged", "bridge"),
+    ],
+)
+def test_typo_in_enum_like_trait_is_refused_at_configuration(trait, typo, allowed):
+    config = Config({"MesosSpawner": {trait: typo}})
+    with pytest.raises(TraitError) as info:
+        make_spawner(config=config)
+    assert typo in str(info.value) and allowed in str(info.value)
+
+
+def test_enum_like_traits_are_case_insensitive_and_canonical():
+    s = make_spawner(placement_strategy="BinPack", containerizer="Mesos", network_mode="BRIDGE")
+    assert (s.placement_strategy, s.containerizer, s.network_mode) == ("binpack", "mesos", "bridge")
