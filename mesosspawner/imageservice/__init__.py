@@ -1,0 +1,1 @@
+"""The images service (``mesosspawner-images serve``): registry browser and user-built images."""

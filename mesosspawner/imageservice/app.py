@@ -1,0 +1,380 @@
+"""The images service: a JupyterHub service at /services/images/ (hub OAuth login).
+
+Registry browser (every repository and tag the person may see, with digest, size, created time,
+the content hash and Dockerfile it came from, and the running servers on each digest) and
+"build my image" (validated request -> template Dockerfile -> build -> push). Thin: validation
+and templating are ``mesosspawner.userimages``; builds are ``builder``; registry reads are
+``mesosspawner.registry``.
+
+Which servers run which digest comes from the hub REST API: ``GET /users`` with the service's
+token (scopes ``list:users``, ``read:servers``, ``admin:server_state``), reading each running
+server's spawner state, where MesosSpawner records the ``image`` it launched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pwd
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlparse
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from .. import images
+from .. import registry as registry_api
+from ..userimages import (
+    LABEL_BASE,
+    LABEL_DOCKERFILE,
+    LABEL_HASH,
+    LABEL_PACKAGES,
+    LABEL_USER,
+    USER_NAMESPACE,
+    RequestError,
+    UserImage,
+    may_see,
+    owner_of,
+    spawn_query,
+    validate_request,
+)
+from .builder import FINISHED, Builder, BuildRefused, Limits
+
+log = logging.getLogger("mesosspawner.imageservice")
+
+
+def ids_from_passwd(username: str) -> tuple[int | None, int | None]:
+    """uid and primary gid of the system user named like the hub user (the spawner's default)."""
+    try:
+        pw = pwd.getpwnam(username)
+    except KeyError:
+        return None, None
+    return pw.pw_uid, pw.pw_gid
+
+
+@dataclass
+class ServiceConfig:
+    registry: str
+    bases: dict[str, str]  # slug -> reference (tag or digest); resolved to digests per request
+    namespace: str = USER_NAMESPACE
+    limits: Limits = field(default_factory=Limits)
+    docker_host: str | None = None
+    prefix: str = "/services/images/"
+    hub_base_url: str = "/"
+    hub_api_url: str = ""
+    api_token: str = ""
+    resolve_ids: Callable[[str], tuple[int | None, int | None]] = ids_from_passwd
+
+
+class Service:
+    """What the handlers share: config, builder, and the registry/hub look-ups."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+
+        def connect(timeout: float):
+            client = images.connect(config.docker_host)
+            client.api.timeout = timeout  # socket reads: a silent build cannot outlive the limit
+            return client
+
+        self.builder = Builder(config.registry, config.namespace, config.limits, connect)
+        self._bases: dict[str, str] = {}
+        self._bases_at = 0.0
+
+    async def pinned_bases(self) -> dict[str, str]:
+        """Base slug -> REPO@sha256:... (tags resolved in the registry, cached a minute)."""
+        if self._bases and time.monotonic() - self._bases_at < 60:
+            return self._bases
+        out = {}
+        for slug, ref in self.config.bases.items():
+            if "@sha256:" in ref:
+                out[slug] = ref
+                continue
+            repo, tag = images.split_ref(ref)
+            host, _, path = repo.partition("/")
+            digest = await asyncio.to_thread(images.registry_digest, host, path, tag)
+            if digest:
+                out[slug] = f"{repo}@{digest}"
+            else:
+                log.warning("base image %s (%s) is not in the registry", slug, ref)
+        self._bases, self._bases_at = out, time.monotonic()
+        return out
+
+    async def servers_by_digest(self) -> dict[str, list[dict]]:
+        """digest -> [{user, server}] of every running server, from the hub's REST API."""
+        if not self.config.hub_api_url or not self.config.api_token:
+            return {}
+        request = HTTPRequest(
+            url_path_join(self.config.hub_api_url, "users") + "?state=active",
+            headers={"Authorization": f"token {self.config.api_token}"},
+            request_timeout=20,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except Exception as exc:  # noqa: BLE001 - the browser still works without this column
+            log.warning("hub API users list failed: %s", exc)
+            return {}
+        out: dict[str, list[dict]] = {}
+        for user in json.loads(response.body):
+            for name, server in (user.get("servers") or {}).items():
+                image = (server.get("state") or {}).get("image") or ""
+                if "@sha256:" in image and server.get("ready"):
+                    digest = image.split("@", 1)[1]
+                    out.setdefault(digest, []).append({"user": user["name"], "server": name})
+        return out
+
+    async def visible_images(self, username: str, admin: bool) -> list[dict]:
+        namespace = self.config.namespace
+        tags, servers = await asyncio.gather(
+            asyncio.to_thread(
+                registry_api.catalog,
+                self.config.registry,
+                lambda repo: may_see(repo, username, admin, namespace),
+            ),
+            self.servers_by_digest(),
+        )
+        rows = []
+        for info in tags:
+            running = servers.get(info.digest, [])
+            mine = [s for s in running if admin or s["user"] == username]
+            image = UserImage(self.config.registry, info.repo, info.tag, info.digest)
+            owner = owner_of(info.repo, namespace)
+            rows.append(
+                {
+                    "repo": info.repo,
+                    "tag": info.tag,
+                    "digest": info.digest,
+                    "pinned": f"{self.config.registry}/{info.repo}@{info.digest}",
+                    "size": info.size,
+                    "size_text": _size(info.size),
+                    "created": info.created[:19].replace("T", " ") if info.created else "",
+                    "content_hash": info.labels.get(LABEL_HASH) or info.tag,
+                    "base": info.labels.get(LABEL_BASE, ""),
+                    "packages": info.labels.get(LABEL_PACKAGES, ""),
+                    "dockerfile": info.labels.get(LABEL_DOCKERFILE, ""),
+                    "user": info.labels.get(LABEL_USER, ""),
+                    "kind": "user" if owner else "lab",
+                    "servers": mine,
+                    "other_servers": len(running) - len(mine),
+                    "spawn_url": (
+                        url_path_join(self.config.hub_base_url, "hub/spawn")
+                        + "?"
+                        + urlencode(spawn_query(image))
+                        if owner
+                        else None
+                    ),
+                }
+            )
+        rows.sort(key=lambda r: (r["kind"] != "user", r["repo"], r["created"]), reverse=False)
+        return rows
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    @property
+    def service(self) -> Service:
+        return self.settings["images_service"]
+
+    @property
+    def who(self) -> tuple[str, bool]:
+        user = self.current_user
+        return user["name"], bool(user.get("admin"))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def json(self, data, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+
+class IndexHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        username, admin = self.who
+        env: jinja2.Environment = self.settings["jinja_env"]
+        bases = await self.service.pinned_bases()
+        rows = await self.service.visible_images(username, admin)
+        builds = self.service.builder.builds_of(None if admin else username)
+        self.finish(
+            env.get_template("images_service.html").render(
+                user=username,
+                admin=admin,
+                prefix=self.service.config.prefix,
+                hub_base_url=self.service.config.hub_base_url,
+                registry=self.service.config.registry,
+                bases=bases,
+                images=rows,
+                builds=[b.model() for b in builds[:20]],
+                limits=self.service.config.limits,
+                xsrf_token=self.xsrf_token.decode()
+                if isinstance(self.xsrf_token, bytes)
+                else self.xsrf_token,
+            )
+        )
+
+
+class ImagesAPIHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        username, admin = self.who
+        self.json({"images": await self.service.visible_images(username, admin)})
+
+
+class BuildsAPIHandler(BaseHandler):
+    @web.authenticated
+    def get(self) -> None:
+        username, admin = self.who
+        builds = self.service.builder.builds_of(None if admin else username)
+        self.json({"builds": [b.model() for b in builds]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        username, _ = self.who
+        if self.request.headers.get("Content-Type", "").startswith("application/json"):
+            try:
+                body = json.loads(self.request.body or b"{}")
+            except ValueError:
+                raise web.HTTPError(400, "the request body is not JSON") from None
+            if not isinstance(body, dict):
+                raise web.HTTPError(400, 'send a JSON object like {"base": ..., "pip": [...]}')
+        else:
+            body = {k: self.get_body_argument(k, "") for k in ("base", "apt", "pip")}
+        unknown = sorted(set(body) - {"base", "apt", "pip"})
+        if unknown:
+            raise web.HTTPError(400, f"unknown field(s) {', '.join(unknown)}: use base, apt, pip")
+        uid, gid = self.service.config.resolve_ids(username)
+        limits = self.service.config.limits
+        try:
+            req = validate_request(
+                username=username,
+                uid=uid,
+                gid=gid,
+                base=body.get("base"),
+                bases=await self.service.pinned_bases(),
+                apt=body.get("apt"),
+                pip=body.get("pip"),
+                max_packages=limits.max_packages,
+                allow_apt=limits.allow_apt,
+            )
+            build = self.service.builder.submit(req)
+        except RequestError as exc:
+            log.warning("refused a build request of %s: %s", username, exc)
+            raise web.HTTPError(400, str(exc)) from None
+        except BuildRefused as exc:
+            raise web.HTTPError(429, str(exc)) from None
+        model = build.model()
+        model["log_url"] = url_path_join(self.service.config.prefix, f"api/builds/{build.id}/log")
+        self.json({"build": model}, status=202)
+
+
+class BuildAPIHandler(BaseHandler):
+    def _build(self, build_id: str):
+        username, admin = self.who
+        build = self.service.builder.get(build_id)
+        if build is None or not (admin or build.username == username):
+            raise web.HTTPError(404, f"no build {build_id} of yours")
+        return build
+
+    @web.authenticated
+    def get(self, build_id: str) -> None:
+        self.json({"build": self._build(build_id).model(with_log=True)})
+
+
+class BuildLogHandler(BuildAPIHandler):
+    """The build log as Server-Sent Events: one ``line`` event per line, then ``done``."""
+
+    @web.authenticated
+    async def get(self, build_id: str) -> None:
+        build = self._build(build_id)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        sent = 0
+        start = self.request.headers.get("Last-Event-ID")
+        if start and start.isdigit():
+            sent = int(start)
+        while True:
+            while sent < len(build.lines):
+                payload = json.dumps({"line": build.lines[sent], "status": build.status})
+                self.write(f"id: {sent + 1}\nevent: line\ndata: {payload}\n\n")
+                sent += 1
+            if build.status in FINISHED and sent >= len(build.lines):
+                self.write(f"event: done\ndata: {json.dumps(build.model())}\n\n")
+                await self.flush()
+                break
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - the reader went away
+                return
+            await build.wait_change(15)
+            if self.request.connection.stream.closed():
+                return
+        self.finish()
+
+
+def make_app(config: ServiceConfig) -> web.Application:
+    prefix = config.prefix
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mesosspawner", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return web.Application(
+        [
+            (prefix, IndexHandler),
+            (prefix.rstrip("/"), web.RedirectHandler, {"url": prefix}),
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(prefix, "api/images"), ImagesAPIHandler),
+            (url_path_join(prefix, "api/builds"), BuildsAPIHandler),
+            (url_path_join(prefix, r"api/builds/([0-9a-f]+)"), BuildAPIHandler),
+            (url_path_join(prefix, r"api/builds/([0-9a-f]+)/log"), BuildLogHandler),
+        ],
+        images_service=Service(config),
+        jinja_env=env,
+        cookie_secret=os.urandom(32),
+    )
+
+
+def serve(config: ServiceConfig, bind_url: str) -> None:
+    """Listen on *bind_url* (JUPYTERHUB_SERVICE_URL) until stopped."""
+    from tornado.ioloop import IOLoop
+
+    logging.basicConfig(level=logging.INFO, format="[images %(levelname)s %(asctime)s] %(message)s")
+    url = urlparse(bind_url)
+    app = make_app(config)
+
+    async def main() -> None:
+        app.listen(url.port or 80, url.hostname or "127.0.0.1")
+        log.info(
+            "images service listening on %s%s (registry %s, bases %s)",
+            bind_url.rstrip("/"),
+            config.prefix,
+            config.registry,
+            ", ".join(f"{k}={v}" for k, v in config.bases.items()) or "none",
+        )
+        await asyncio.Event().wait()
+
+    IOLoop.current()  # tornado's loop policy for the handlers
+    asyncio.run(main())

@@ -1,0 +1,73 @@
+"""Register the images service with a hub, in ``jupyterhub_config.py``::
+
+    from mesosspawner.imageservice.hubconfig import register_images_service
+    register_images_service(
+        c, registry="registry.lab:443",
+        bases={"base-notebook": "registry.lab:443/mesosspawner/base-notebook:TAG"},
+    )
+
+Adds the managed service (its page at ``/services/images/``), the scopes it needs, lets every
+user reach it, and offers each person's built images as the "My images" profile.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from ..userimages import USER_NAMESPACE
+
+# list:users + read:servers + admin:server_state: which server runs which digest (spawner state).
+SERVICE_SCOPES = ["list:users", "read:users", "read:servers", "admin:server_state"]
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def register_images_service(
+    c,
+    *,
+    registry: str,
+    bases: Mapping[str, str],
+    name: str = "images",
+    port: int = 10101,
+    namespace: str = USER_NAMESPACE,
+    extra_args: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
+    offer_profiles: bool = True,
+) -> dict:
+    """Add the service to hub config *c*; returns the service entry."""
+    command = [sys.executable, "-m", "mesosspawner.images", "serve", "--registry", registry]
+    for slug, ref in bases.items():
+        command += ["--base", f"{slug}={ref}"]
+    command += ["--namespace", namespace, *extra_args]
+    env = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "DOCKER_HOST") if k in os.environ}
+    env.update(environment or {})
+    service = {
+        "name": name,
+        "url": f"http://127.0.0.1:{port}",
+        "command": command,
+        "environment": env,
+        "oauth_no_confirm": True,
+        "display": True,
+    }
+    c.JupyterHub.services = [*_as_list(c.JupyterHub.services), service]
+    roles = _as_list(c.JupyterHub.load_roles)
+    roles.append({"name": f"{name}-service", "scopes": SERVICE_SCOPES, "services": [name]})
+    # Everyone may open the page; what each person sees and builds is decided by the service.
+    access = f"access:services!service={name}"
+    user_role = next((r for r in roles if r.get("name") == "user"), None)
+    if user_role is None:
+        roles.append({"name": "user", "scopes": ["self", access]})
+    elif access not in user_role.setdefault("scopes", []):
+        user_role["scopes"].append(access)
+    c.JupyterHub.load_roles = roles
+    if offer_profiles:
+        from ..userprofiles import with_user_images
+
+        current = c.MesosSpawner.profile_list
+        base = current if callable(current) or isinstance(current, list | tuple) else []
+        c.MesosSpawner.profile_list = with_user_images(base, registry=registry, namespace=namespace)
+    return service

@@ -1,0 +1,101 @@
+"""A real hub with the images service registered, on localmesos with the Docker containerizer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from mesosspawner.images import registry_digest, split_ref
+from tests.e2e.harness import Hub
+from tests.e2e.mesos_env import CLUSTER, mesos_config
+from tests.services.net import free_port
+
+PREFIX = "/services/images/"
+# A tiny pure-Python package no notebook image carries (one module, no dependencies).
+PIP_PACKAGE = "tabulate==0.9.0"
+PIP_MODULE = "tabulate"
+
+
+async def pinned(notebook_image: str) -> str:
+    repo, tag = split_ref(notebook_image)
+    registry, _, path = repo.partition("/")
+    digest = await asyncio.to_thread(registry_digest, registry, path, tag)
+    assert digest, f"{notebook_image} is not in the registry"
+    return f"{repo}@{digest}"
+
+
+async def images_hub(
+    hub_factory, localmesos_proc, homes, registry: str, notebook_image: str
+) -> Hub:
+    """A launched hub: notebooks in Docker from the lab's base image, the images service on."""
+    cluster = await localmesos_proc(CLUSTER)
+    base = await pinned(notebook_image)
+    extra = f"""
+c.MesosSpawner.image = {base!r}
+c.MesosSpawner.containerizer = "docker"
+c.MesosSpawner.network_mode = "host"
+c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
+c.MesosSpawner.environment = {{}}
+c.MesosSpawner.notebook_dir = "/home/jovyan/work"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
+      "mode": "RW"}}
+]
+from mesosspawner.imageservice.hubconfig import register_images_service
+register_images_service(
+    c,
+    registry={registry!r},
+    bases={{"base-notebook": {notebook_image!r}}},
+    port={free_port()},
+    extra_args=["--build-timeout", "1500", "--max-image-size", "4G"],
+)
+"""
+    hub = hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240)
+    await hub.launch()
+    return hub
+
+
+async def service(
+    hub: Hub, user: str, method: str = "GET", path: str = "", body: Any = None, timeout=60
+) -> tuple[int, Any]:
+    """Call the images service through the proxy with a token *user* owns."""
+    token = await hub.user_token(user)
+    headers = {"Authorization": f"token {token}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    code, raw, _ = await hub._http.fetch(
+        hub.url + PREFIX + path, method=method, body=data, headers=headers, timeout=timeout
+    )
+    try:
+        return code, json.loads(raw) if raw else None
+    except ValueError:
+        return code, raw.decode(errors="replace")
+
+
+async def wait_service(hub: Hub, user: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            code, last = await service(hub, user, path="api/builds")
+            if code == 200:
+                return
+        except ConnectionError as exc:
+            last = exc
+        await asyncio.sleep(0.5)
+    raise hub.fail(f"images service not answering after {timeout}s: {last}")
+
+
+async def wait_build(hub: Hub, user: str, build_id: str, timeout: float = 1500) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, body = await service(hub, user, path=f"api/builds/{build_id}")
+        assert code == 200, body
+        if body["build"]["status"] in ("done", "reused", "failed"):
+            return body["build"]
+        await asyncio.sleep(1)
+    raise hub.fail(f"build {build_id} not finished after {timeout}s")
