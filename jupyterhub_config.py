@@ -124,3 +124,22 @@ c.MesosSpawner.profile_list = [
         },
     },
 ]
+
+# --- the images service: registry browser and "build my image" -----------------------------
+# Its page is /services/images/ (hub OAuth login). People build their own notebook images on the
+# lab's bases (their uid/gid baked in), pushed to REGISTRY/mesosspawner-users/<user>/<base>, and
+# get them as the "My images" profile, pinned by digest. Needs a Docker engine on the hub host.
+# Limits (build time, image size, queue, apt on/off): docs/user-images.md.
+if not demo:
+    from mesosspawner.imageservice.hubconfig import register_images_service
+
+    register_images_service(
+        c,
+        registry=registry,
+        bases={
+            name: f"{registry}/mesosspawner/{name}:{os.environ.get('NOTEBOOK_IMAGE_TAG', 'latest')}"
+            for name in ("base-notebook", "gpu-notebook", "spark-notebook")
+        },
+        port=int(os.environ.get("MESOSSPAWNER_IMAGES_PORT", "10101")),
+        extra_args=["--build-timeout", "900", "--max-image-size", "8G"],
+    )

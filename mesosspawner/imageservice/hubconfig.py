@@ -70,4 +70,28 @@ def register_images_service(
         current = c.MesosSpawner.profile_list
         base = current if callable(current) or isinstance(current, list | tuple) else []
         c.MesosSpawner.profile_list = with_user_images(base, registry=registry, namespace=namespace)
+        _keep_framework_roles(c, base)
     return service
+
+
+def _keep_framework_roles(c, profiles) -> None:
+    """The spawner derives its framework roles from a *list* ``profile_list``; once that is a
+    callable, name the roles the admin's profiles use explicitly (unless the admin did)."""
+    if not isinstance(profiles, list | tuple):
+        return
+    if isinstance(c.MesosSpawner.framework_roles, list | tuple):
+        return
+    roles = ["*"]
+    named = [c.MesosSpawner.role, c.MesosSpawner.spark_role]
+    for profile in profiles:
+        named += [
+            (profile.get("mesosspawner_override") or {}).get(k) for k in ("role", "spark_role")
+        ]
+        for option in (profile.get("profile_options") or {}).values():
+            for choice in (option.get("choices") or {}).values():
+                override = choice.get("mesosspawner_override") or {}
+                named += [override.get("role"), override.get("spark_role")]
+    for role in named:
+        if isinstance(role, str) and role and role not in roles:
+            roles.append(role)
+    c.MesosSpawner.framework_roles = roles
