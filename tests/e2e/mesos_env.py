@@ -4,6 +4,7 @@ and readers of /master/state and of task processes."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from tests.e2e.harness import pids_with_env
@@ -72,15 +73,41 @@ async def spawner_state(hub, user: str, name: str = "") -> dict:
     return server.get("state") or {}
 
 
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(v.decode(errors="replace").split("=", 1) for v in raw if b"=" in v)
+
+
+def task_pids(task_id: str) -> list[int]:
+    """The task's own processes, on localmesos or real Mesos.
+
+    localmesos sets MESOS_TASK_ID. Real Mesos's command executor hands its own environment on
+    to the task, where MESOS_EXECUTOR_ID is the task id; the executor itself carries that too,
+    so only processes that also have the task's environment (JUPYTERHUB_API_URL) count.
+    """
+    pattern = re.escape(task_id)
+    pids = pids_with_env("MESOS_TASK_ID", pattern)
+    if pids:
+        return pids
+    found = []
+    for pid in sorted(pids_with_env("MESOS_EXECUTOR_ID", pattern)):
+        try:
+            if "JUPYTERHUB_API_URL" in _environ(pid):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def task_env(task_id: str) -> dict[str, str]:
-    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    pids = task_pids(task_id)
     assert pids, f"no process of task {task_id}"
-    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
-    return dict(v.decode().split("=", 1) for v in raw if b"=" in v)
+    return _environ(pids[0])
 
 
 def proc_ids(task_id: str) -> tuple[int, int]:
-    pids = pids_with_env("MESOS_TASK_ID", task_id.replace(".", r"\."))
+    pids = task_pids(task_id)
+    assert pids, f"no process of task {task_id}"
     status = Path(f"/proc/{pids[0]}/status").read_text()
     uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
     gid = int(next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1])

@@ -1,0 +1,146 @@
+"""MesosSpawner end to end on REAL Apache Mesos 1.11.0: JupyterHub + proxy + mesos-master +
+mesos-agents on loopback + real jupyterhub-singleuser, the same checks the localmesos e2e tier
+makes (tests/e2e/test_mesos_spawner.py), judged by the real master's /master/state.
+
+The CPU profile runs twice: as a plain command task (Mesos containerizer, posix launcher), and in
+the lab's notebook image on the Docker containerizer (real ``mesos-docker-executor`` and Docker
+engine) in tests/e2e_real/test_real_docker.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.e2e.harness import master_state
+from tests.e2e.mesos_env import (
+    agent_of,
+    assert_notebook_writes_as_user,
+    mesos_config,
+    proc_ids,
+    start_ready,
+    task_env,
+    tasks_by_id,
+)
+
+# A default agent (posix filesystem isolator, no filesystem/linux: that needs the linux launcher
+# and root cgroups v1 hierarchies this tier does not assume) refuses any volume on a command
+# task: "Failed to launch container: Volumes in ContainerInfo is not supported". A plain
+# notebook uses its {username} directory on the host directly (notebook_dir), so none is needed.
+PLAIN = "c.MesosSpawner.volumes = []\n"
+
+
+def ports_of(task: dict) -> set[int]:
+    held = set()
+    for part in task["resources"]["ports"].strip("[]").split(","):
+        lo, hi = (int(x) for x in part.strip().split("-"))
+        held.update(range(lo, hi + 1))
+    return held
+
+
+async def test_cpu_profile_plain_command_task_runs_as_the_user(
+    hub_factory, real_mesos, homes, test_users
+):
+    cluster = real_mesos()
+    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
+    user = test_users[0]
+    await hub.create_user(user.name)
+    state = await start_ready(hub, user.name)
+    code, status = await hub.get_through_proxy(user.name, path="api/status")
+    assert code == 200, status
+
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    assert task["state"] == "TASK_RUNNING"
+    assert agent_of(master, task)["hostname"] == "plain-1"
+    assert task["user"] == user.name  # command.user, switched to by the real agent
+    assert task["role"] == "*"
+    labels = {lab["key"]: lab["value"] for lab in task.get("labels", [])}
+    assert labels.get("jupyterhub.user") and labels.get("jupyterhub.hub")
+    assert state["host_port"] in ports_of(task)
+
+    assert proc_ids(state["task_id"]) == (user.uid, user.gid)
+    await assert_notebook_writes_as_user(hub, user, homes, "from-real-mesos.txt")
+    token = task_env(state["task_id"])["JUPYTERHUB_API_TOKEN"]
+    assert token not in json.dumps(master)
+
+    await hub.stop_server(user.name)
+    task = tasks_by_id(await master_state(cluster.url))[state["task_id"]]
+    assert task["state"] == "TASK_KILLED"
+
+
+async def test_spark_profile_lands_on_spark_reserved_agent_with_its_ports(
+    hub_factory, real_mesos, homes, test_users
+):
+    cluster = real_mesos()
+    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
+    user = test_users[2]
+    await hub.create_user(user.name)
+    state = await start_ready(hub, user.name, options={"profile": "spark"})
+
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    spark_agent = agent_of(master, task)
+    # 2 cpus / 1 GB exist only in role spark on spark-1 (its unreserved part is 0.5 cpus).
+    assert spark_agent["hostname"] == "spark-1"
+    assert task["role"] == "spark"
+    assert task["resources"]["cpus"] == 2
+    assert "spark" in task["framework"]["roles"]
+    reserved = spark_agent["reserved_resources"]["spark"]
+    assert reserved["cpus"] == 4
+    # What the master counts as used by role spark on that agent is this task's share.
+    assert spark_agent["used_resources"]["cpus"] >= 2
+
+    env = task_env(state["task_id"])
+    assert env["SPARK_MASTER"] == env["MASTER"] == "mesos://zk://127.0.0.1:2181/mesos"
+    opts = env["PYSPARK_SUBMIT_ARGS"]
+    assert "spark.mesos.executor.docker.image=registry.example/spark-executor:3.5.3" in opts
+    assert "spark.mesos.role=spark" in opts
+
+    def conf(key: str) -> str:
+        return opts.split(f"{key}=", 1)[1].split()[0].strip("'\"")
+
+    used = [
+        int(conf("spark.driver.port")),
+        int(conf("spark.blockManager.port")),
+        int(env["LIBPROCESS_PORT"]),
+        state["host_port"],
+    ]
+    assert len(set(used)) == 4
+    assert set(used) <= ports_of(task)
+    assert conf("spark.driver.host") == env["LIBPROCESS_IP"] == "127.0.0.1"
+    code, _ = await hub.get_through_proxy(user.name, path="api/status")
+    assert code == 200
+
+
+async def test_hub_restart_loses_nothing_and_relaunches_nothing(
+    hub_factory, real_mesos, homes, test_users
+):
+    cluster = real_mesos()
+    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
+    users = test_users[:2]
+    for user in users:
+        await hub.create_user(user.name)
+    started = await asyncio.gather(*(start_ready(hub, user.name) for user in users))
+    states = {user.name: state for user, state in zip(users, started, strict=True)}
+    before = await master_state(cluster.url)
+    framework_id = before["frameworks"][0]["id"]
+    assert len(tasks_by_id(before)) == 2
+
+    hub.kill()  # SIGKILL: no chance to clean up
+    await hub.restart()
+
+    for user in test_users[:2]:
+        server = await hub.wait_server_ready(user.name, timeout=30)
+        assert server["ready"]
+        code, _ = await hub.get_through_proxy(user.name, path="api/status")
+        assert code == 200
+    after = await master_state(cluster.url)
+    assert [f["id"] for f in after["frameworks"]] == [framework_id]
+    assert after["frameworks"][0]["active"] is True
+    assert after.get("completed_frameworks", []) == []
+    tasks = tasks_by_id(after)
+    assert set(tasks) == {s["task_id"] for s in states.values()}  # 0 relaunched
+    assert all(t["state"] == "TASK_RUNNING" for t in tasks.values())  # 0 lost
+    for t in tasks.values():
+        assert [s["state"] for s in t["statuses"]][-1] == "TASK_RUNNING"
