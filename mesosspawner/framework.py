@@ -9,13 +9,17 @@ framework id persisted so a restarted hub re-subscribes as the same framework an
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import placement as plc
 from .mesos.client import EventHandler, MesosError, SchedulerClient
@@ -25,8 +29,21 @@ from .naming import task_id_prefix
 
 # States in which the notebook cannot be reached, although Mesos may still bring it back.
 STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
-# An offer that was stale or rescinded when we accepted it: the launch is retried.
+# An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
+# master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
 RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"})
+# The agent gave up waiting for the executor, most often because an image pull outlasted its
+# --executor_registration_timeout. The image is usually there by then: one more try.
+# Seen on Mesos 1.11: when the timeout strikes during the fetch or the pull, the agent destroys
+# the container and reports REASON_CONTAINER_LAUNCH_FAILED with one of these messages instead.
+REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+_CUT_SHORT = re.compile(
+    r"destroyed while (fetching|pulling)|failed to fetch all uris.*(killed|signal)", re.I
+)
+REGISTRATION_TIMEOUT_HINT = (
+    "the Mesos agent gave up waiting for the container to start (often a slow image pull): "
+    "an admin can raise the agent's --executor_registration_timeout (default 1mins)"
+)
 
 log = logging.getLogger("mesosspawner.framework")
 
@@ -53,6 +70,10 @@ class FrameworkConfig:
     strategy: str = "spread"
     orphan_grace_seconds: float = 300.0
     orphan_kill: bool = True
+    # Mesos's reconciliation guide: reconcile periodically, and ask again for tasks the master
+    # has not answered (it stays silent about agents it has not heard from since a failover).
+    reconcile_interval: float = 600.0
+    reconcile_retry_seconds: float = 5.0
 
 
 @dataclass
@@ -68,7 +89,11 @@ class TaskRecord:
     message: str = ""
     reason: str = ""
     updated: float = 0.0
+    state_since: float = 0.0  # time.time() of the last change of state
     claimed: bool = True
+    # A spawner stopped this task but no terminal state has arrived (its agent unreachable or
+    # stopped): whenever the task shows up active again it is killed, never left unowned.
+    kill_wanted: bool = False
     resources: tuple[Resource, ...] = ()
 
     @property
@@ -96,6 +121,7 @@ class LaunchRequest:
     )
     task_id: str | None = None
     attempts: int = 0
+    registration_retries: int = 0
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -135,6 +161,18 @@ class MesosFramework(EventHandler):
         self._started = False
         self._orphan_timer: asyncio.TimerHandle | None = None
         self._placed: dict[str, plc.Placed] = {}
+        # Active tasks this object did not launch (a restarted hub's survivors): placement must
+        # count them for UNIQUE/MAX_PER/spread like its own launches.
+        self._survivors: set[str] = set()
+        # Every agent's total resources as the master knows them (other frameworks' use
+        # included), so "can never fit" is not judged from what happens to be offered to us.
+        self.agent_totals: dict[str, plc.AgentCapacity] = {}
+        self._totals_at: float | None = None
+        self._cluster_fetch: asyncio.Future | None = None
+        self._unanswered: set[str] = set()  # explicitly reconciled, no answer yet
+        self._asking = asyncio.Event()  # a reconciliation round awaits answers
+        self._reconcile_loop: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self.metrics = _metrics()
         info = {
             "user": config.user,
@@ -184,6 +222,9 @@ class MesosFramework(EventHandler):
 
     async def stop(self) -> None:
         """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
+        for task in list(self._background):
+            task.cancel()
+        self._reconcile_loop = None
         await self.client.stop()
         self._started = False
         MesosFramework._instances.pop((self.config.master, self.config.name), None)
@@ -231,9 +272,7 @@ class MesosFramework(EventHandler):
             if not known.ports:
                 known.ports = record.ports
         if self.client.subscribed and record.agent_id:
-            asyncio.ensure_future(
-                self._safe(self.client.reconcile([(record.task_id, record.agent_id)]))
-            )
+            self._spawn(self._safe(self.client.reconcile([(record.task_id, record.agent_id)])))
 
     async def launch(self, req: LaunchRequest) -> TaskRecord:
         """Queue ``req`` and wait until its task runs; cancelling withdraws it (no late launch)."""
@@ -270,6 +309,10 @@ class MesosFramework(EventHandler):
         record = self.tasks.get(task_id)
         if record is None or record.state in TERMINAL_STATES:
             return record
+        # From now on no spawner owns it: if it outlives this call (agent unreachable), it is
+        # killed whenever Mesos reports it active again.
+        record.claimed = False
+        record.kill_wanted = True
         await self.ensure_started()
         deadline = time.monotonic() + timeout
         while record.state not in TERMINAL_STATES and time.monotonic() < deadline:
@@ -304,6 +347,10 @@ class MesosFramework(EventHandler):
             await asyncio.wait_for(self.subscribed_once.wait(), timeout)
         except TimeoutError:
             return
+        if self._cluster_fetch is not None and not self._cluster_fetch.done():
+            await asyncio.wait([self._cluster_fetch], timeout=timeout)
+        if self._totals_at is None or time.monotonic() - self._totals_at >= max_age:
+            await self.refresh_agents(timeout)
         newest = max((a.seen for a in self.agents.values()), default=0.0)
         if self.agents and time.monotonic() - newest < max_age:
             return
@@ -321,17 +368,154 @@ class MesosFramework(EventHandler):
         """Agents known to have GPUs, even while all of them are in use (absent from offers)."""
         return {a.agent_id for a in self.capacity() if any(r.name == "gpus" for r in a.total)}
 
+    @property
+    def totals_known(self) -> bool:
+        """Whether agents' totals came from the master (else they are guessed from offers)."""
+        return bool(self.agent_totals)
+
     def capacity(self) -> list[plc.AgentCapacity]:
-        """Each known agent's total (offered + used by us) and free resources."""
+        """Each known agent's total and free (offered to us) resources. Totals are the master's
+        when known, else what was offered plus what our tasks use."""
         used: dict[str, list[Resource]] = {}
         for t in self.tasks.values():
             if t.active and t.agent_id:
                 used.setdefault(t.agent_id, []).extend(t.resources)
         out = []
-        for a in self.agents.values():
-            free = tuple(merge(r for rs in a.offered.values() for r in rs))
-            total = tuple(merge([*free, *used.get(a.agent_id, [])]))
-            out.append(plc.AgentCapacity(a.agent_id, a.hostname, total, free, a.attributes))
+        for agent_id in [*self.agents, *(a for a in self.agent_totals if a not in self.agents)]:
+            view = self.agents.get(agent_id)
+            known = self.agent_totals.get(agent_id)
+            free: tuple[Resource, ...] = ()
+            if view is not None:
+                free = tuple(merge(r for rs in view.offered.values() for r in rs))
+            if known is not None:
+                out.append(
+                    plc.AgentCapacity(agent_id, known.hostname, known.total, free, known.attributes)
+                )
+            else:
+                total = tuple(merge([*free, *used.get(agent_id, [])]))
+                out.append(plc.AgentCapacity(agent_id, view.hostname, total, free, view.attributes))
+        return out
+
+    # ------------------------------------------------------------------ the master's state
+
+    async def refresh_agents(self, timeout: float = 3.0) -> bool:
+        """Learn every agent's total resources from the master; True if the view is fresh.
+
+        Real Mesos serves ``/master/slaves``; localmesos only ``/master/state`` (same shape).
+        """
+        try:
+            data = await self._get_master_json("/master/slaves", timeout)
+            if data is None:
+                data = await self._get_master_json("/master/state", timeout)
+            agents = plc.agents_from_master(data or {})
+        except (MesosError, OSError, ValueError) as e:  # ValueError: bad JSON or resources
+            self.log.warning("Could not read the agents' total resources from the master: %s", e)
+            return False
+        self.agent_totals = {a.agent_id: a for a in agents}
+        self._totals_at = time.monotonic()
+        return True
+
+    async def _relearn_tasks(self, timeout: float = 10.0) -> None:
+        """Resources and agent of every task still running after a hub restart: reconciliation
+        answers with states only, so capacity and placement would otherwise ignore them."""
+        framework_id = self.client.framework_id
+        if not framework_id:
+            return
+        path = f"/master/state?framework_id={framework_id}"
+        try:
+            seen = plc.tasks_from_master(
+                await self._get_master_json(path, timeout) or {}, framework_id
+            )
+        except (MesosError, OSError, ValueError) as e:
+            self.log.warning("Could not read this framework's tasks from the master: %s", e)
+            return
+        for task in seen:
+            record = self.tasks.get(task.task_id)
+            if record is None:
+                # Reconciliation reports it too; until then it is nobody's (an orphan candidate).
+                record = self.tasks[task.task_id] = TaskRecord(
+                    task.task_id, state=task.state, claimed=False
+                )
+                if record.active:
+                    self._schedule_orphan_check()
+            if not record.resources:
+                record.resources = task.resources
+            if not record.agent_id and task.agent_id:
+                record.agent_id = task.agent_id
+            if record.active and record.agent_id and task.task_id not in self._placed:
+                self._survivors.add(task.task_id)
+
+    async def _learn_cluster(self) -> None:
+        await self.refresh_agents()
+        await self._relearn_tasks()
+
+    def _master_base(self) -> str | None:
+        """The master's HTTP base URL: the configured one when it is a single URL (it may carry
+        a path behind a proxy; redirects lead to the leader), else the leader from SUBSCRIBED."""
+        master = self.config.master.strip()
+        if master.startswith(("http://", "https://")) and "," not in master:
+            base = master.rstrip("/").removesuffix("/api/v1/scheduler")
+            return base.removesuffix("/master")
+        info = self.client.master_info or {}
+        address = info.get("address") or {}
+        host = address.get("ip") or address.get("hostname") or info.get("hostname")
+        port = address.get("port") or info.get("port")
+        if not host or not port:
+            return None
+        https = master.startswith("https://") or (
+            master.startswith("zk://") and self.config.ca_file
+        )
+        return f"{'https' if https else 'http'}://{host}:{port}"
+
+    async def _get_master_json(self, path: str, timeout: float) -> Any:
+        """GET a master endpoint (with our credentials) as JSON; None if it is not served."""
+        base = self._master_base()
+        if base is None:
+            raise MesosError("the leading master's address is not known yet")
+        headers = {"Accept": "application/json"}
+        if self.config.principal and self.config.secret is not None:
+            pair = f"{self.config.principal}:{self.config.secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        request = HTTPRequest(
+            base + path,
+            headers=headers,
+            connect_timeout=timeout,
+            request_timeout=timeout,
+            ca_certs=self.config.ca_file,
+            follow_redirects=True,
+        )
+        response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        if response.code == 404:
+            return None
+        if response.code != 200:
+            why = response.error or f"HTTP {response.code}"
+            raise MesosError(f"GET {base}{path}: {why}", code=response.code)
+        return json.loads(response.body)
+
+    def _agent_identity(
+        self, agent_id: str, hostname: str | None = None
+    ) -> tuple[str | None, tuple]:
+        """(hostname, attributes) of an agent, from offers or the master's agent list."""
+        view = self.agents.get(agent_id)
+        known = self.agent_totals.get(agent_id)
+        if view is not None:
+            return hostname or view.hostname, view.attributes
+        if known is not None:
+            return hostname or known.hostname, known.attributes
+        return hostname, ()
+
+    def _placed_tasks(self) -> list[plc.Placed]:
+        """Where this framework's tasks run, a restarted hub's survivors included."""
+        out = list(self._placed.values())
+        for task_id in sorted(self._survivors):
+            record = self.tasks.get(task_id)
+            if record is None or not record.active or not record.agent_id:
+                continue
+            if task_id in self._placed:
+                continue
+            hostname, attributes = self._agent_identity(record.agent_id, record.hostname)
+            if hostname:
+                out.append(plc.Placed(record.agent_id, hostname, attributes))
         return out
 
     # ------------------------------------------------------------------ events
@@ -345,16 +529,73 @@ class MesosFramework(EventHandler):
         self.log.info("Subscribed to Mesos as framework %s", framework_id)
         self.subscribed_once.set()
         self.suppressed.clear()
-        explicit = [(t.task_id, t.agent_id) for t in self.tasks.values() if t.agent_id]
-        await self._safe(self.client.reconcile([]))
-        if explicit:
-            await self._safe(self.client.reconcile(explicit))
+        self.reconciled.clear()
+        await self._reconcile()
         if self.pending:
             await self._revive(None)
         else:
             await self._maybe_suppress()
-        self.reconciled.set()
         self._schedule_orphan_check()
+        if self._reconcile_loop is None or self._reconcile_loop.done():
+            self._reconcile_loop = self._spawn(self._reconcile_periodically())
+        if self._cluster_fetch is None or self._cluster_fetch.done():
+            self._cluster_fetch = asyncio.ensure_future(self._learn_cluster())
+
+    async def _reconcile(self) -> None:
+        """Implicit reconciliation (finds tasks nobody here knows, e.g. a crashed hub's) plus
+        explicit for every task we believe active; ``reconciled`` is set once each of those
+        has been answered."""
+        explicit = [
+            (t.task_id, t.agent_id)
+            for t in self.tasks.values()
+            if t.agent_id and t.state not in TERMINAL_STATES
+        ]
+        self._unanswered = {task_id for task_id, _ in explicit}
+        await self._safe(self.client.reconcile([]))
+        if explicit:
+            await self._safe(self.client.reconcile(explicit))
+        if self._unanswered:
+            self._asking.set()
+        else:
+            self.reconciled.set()
+
+    async def _reconcile_periodically(self) -> None:
+        """Ask again about unanswered tasks (backing off), and reconcile everything every
+        ``reconcile_interval`` seconds."""
+        retry = self.config.reconcile_retry_seconds
+        while True:
+            if not self._unanswered:
+                retry = self.config.reconcile_retry_seconds
+                self._asking.clear()
+                try:
+                    # A new round (after a re-subscription) wakes the loop up early.
+                    await asyncio.wait_for(self._asking.wait(), self.config.reconcile_interval)
+                except TimeoutError:
+                    if self.client.subscribed:
+                        await self._reconcile()
+                continue
+            await asyncio.sleep(retry)
+            if self._unanswered and self.client.subscribed:
+                ask = [
+                    (task_id, self.tasks[task_id].agent_id)
+                    for task_id in self._unanswered
+                    if task_id in self.tasks
+                ]
+                self.log.info("Reconciliation: asking again about %d unanswered tasks", len(ask))
+                await self._safe(self.client.reconcile(ask))
+                retry = min(retry * 2, self.config.reconcile_interval)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        """Run ``coro`` in the background, owned: kept until done and its failure logged."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("Framework background task failed", exc_info=task.exception())
 
     async def disconnected(self, reason: str) -> None:
         self.log.warning("Lost the Mesos stream (%s); reconnecting", reason)
@@ -395,7 +636,7 @@ class MesosFramework(EventHandler):
         placements = plc.place(
             requests,
             parsed,
-            list(self._placed.values()),
+            self._placed_tasks(),
             self.config.strategy,
             gpu_agents=self.gpu_agents(),
         )
@@ -471,8 +712,7 @@ class MesosFramework(EventHandler):
             req.on_event("accepted", {"placement": p, "task_id": req.task_id})
 
     def _agent_attrs(self, agent_id: str) -> tuple:
-        view = self.agents.get(agent_id)
-        return view.attributes if view else ()
+        return self._agent_identity(agent_id)[1]
 
     def _requeue(self, req: LaunchRequest, why: str) -> None:
         if req.task_id:
@@ -504,8 +744,26 @@ class MesosFramework(EventHandler):
             record.agent_id = agent
         reason = status.get("reason", "")
         message = status.get("message", "")
+        was_active = record.active
         self._set_state(record, state, message, reason)
+        if task_id in self._unanswered:
+            self._unanswered.discard(task_id)
+            if not self._unanswered:
+                self.reconciled.set()
+        if record.kill_wanted and record.active and not was_active:
+            # Back from a partition (TASK_RUNNING, REASON_AGENT_REREGISTERED) after its server
+            # was stopped: kill it rather than leave a notebook (and its GPUs) running unowned.
+            self.log.warning(
+                "Task %s is %s again after its server was stopped; killing it",
+                task_id,
+                state,
+            )
+            self._spawn(self._send_kill(record))
         self.metrics["states"].labels(state=state).inc()
+        if record.active and record.agent_id and task_id not in self._placed:
+            self._survivors.add(task_id)
+        elif not record.active:
+            self._survivors.discard(task_id)
         req = self.launching.get(task_id)
         if req is not None:
             self._advance(req, record, status)
@@ -528,20 +786,37 @@ class MesosFramework(EventHandler):
             return
         if state in STOPPED_STATES or state == "TASK_KILLING":
             self.launching.pop(record.task_id, None)
-            source = status.get("source", "")
-            if record.reason in RETRY_REASONS and source == "SOURCE_MASTER" and req.attempts < 5:
+            if record.reason in RETRY_REASONS and req.attempts < 5:
                 self._requeue(req, f"the offer was no longer valid ({record.describe()})")
                 return
+            timed_out = _registration_timed_out(record)
+            if timed_out and req.registration_retries < 1:
+                req.registration_retries += 1
+                self.log.warning(
+                    "Task %s: executor registration timed out on %s; retrying once",
+                    record.task_id,
+                    record.hostname or record.agent_id,
+                )
+                self._requeue(req, REGISTRATION_TIMEOUT_HINT)
+                return
+            why = f"Task {record.task_id} {record.describe()}"
+            if timed_out:
+                why += f" ({REGISTRATION_TIMEOUT_HINT})"
             if not req.future.done():
-                req.future.set_exception(LaunchFailed(f"Task {record.task_id} {record.describe()}"))
+                req.future.set_exception(LaunchFailed(why))
 
     def _set_state(self, record: TaskRecord, state: str, message: str, reason: str) -> None:
+        if state != record.state or not record.state_since:
+            record.state_since = time.time()
         record.state = state
         record.message = message
         record.reason = reason
         record.updated = time.time()
         for event in self._task_waiters.pop(record.task_id, []):
             event.set()
+
+    async def _send_kill(self, record: TaskRecord) -> None:
+        await self._safe(self.client.kill(record.task_id, record.agent_id))
 
     async def failure(self, event: dict) -> None:
         self.log.warning("Mesos failure event: %s", event)
@@ -601,6 +876,15 @@ class MesosFramework(EventHandler):
         if request.role != "*":
             parts.append(f"role {request.role}")
         return ", ".join(parts)
+
+
+def _registration_timed_out(record: TaskRecord) -> bool:
+    """Did the agent cut the launch short at --executor_registration_timeout?"""
+    if record.reason == REGISTRATION_TIMEOUT:
+        return True
+    return record.reason == "REASON_CONTAINER_LAUNCH_FAILED" and bool(
+        _CUT_SHORT.search(record.message)
+    )
 
 
 def _metrics() -> dict[str, Any]:

@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import secrets
+import time
 
 from jupyterhub.spawner import Spawner
 
@@ -123,6 +124,20 @@ class MesosSpawner(Spawner):
         list(placement.STRATEGIES),
         "spread",
         help="`spread` notebooks over agents, or `binpack` them onto few agents.",
+    ).tag(config=True)
+
+    unreachable_grace_seconds = Float(
+        120.0,
+        help="""How long a server whose agent Mesos reports unreachable still counts as running.
+        If the partition heals within it, Mesos reports the task RUNNING again and the server
+        carries on; after it, the server is stopped, and its task is killed should the agent
+        ever come back.""",
+    ).tag(config=True)
+
+    reconcile_interval = Float(
+        600.0,
+        help="""Seconds between full task reconciliations with the Mesos master (Mesos's
+        reconciliation guide asks frameworks to reconcile periodically).""",
     ).tag(config=True)
 
     orphan_grace_seconds = Float(
@@ -358,6 +373,7 @@ class MesosSpawner(Spawner):
             strategy=self.placement_strategy,
             orphan_grace_seconds=self.orphan_grace_seconds or 0.0,
             orphan_kill=bool(self.orphan_grace_seconds),
+            reconcile_interval=self.reconcile_interval,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -414,7 +430,7 @@ class MesosSpawner(Spawner):
             if not agents:
                 out[p.slug] = profiles.ProfileCapacity("wait", "cluster not seen yet", free_gpus)
                 continue
-            why = placement.unmet(req, agents)
+            why = placement.unmet(req, agents) if fw.totals_known else None
             if why:
                 out[p.slug] = profiles.ProfileCapacity("never", why, free_gpus)
                 continue
@@ -647,6 +663,10 @@ class MesosSpawner(Spawner):
         except TimeoutError:
             return None
         await fw.refresh_capacity(max_age=30.0, timeout=3.0)
+        if not fw.totals_known:
+            # Offers show only what is free to us (other frameworks hold the rest): no basis
+            # for "never"; the spawn waits and its timeout says what it waited for.
+            return None
         agents = fw.capacity()
         return placement.unmet(request, agents) if agents else None
 
@@ -675,6 +695,12 @@ class MesosSpawner(Spawner):
             if record is None or record.state == "TASK_UNKNOWN":
                 return None
         if record.state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
+            return None
+        if (
+            record.state == "TASK_UNREACHABLE"
+            and time.time() - record.state_since < self.unreachable_grace_seconds
+        ):
+            # A partition may heal: the task then comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.

@@ -1,0 +1,165 @@
+"""MesosFramework against a REAL Mesos 1.11.0 master and agent: partitions that heal, and
+launches the agent itself gives up on."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mesosspawner import naming, placement
+from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
+from mesosspawner.mesos.resources import resources_to_json
+
+pytestmark = pytest.mark.real_mesos
+
+AGENT = {"hostname": "cpu-1", "resources": "cpus:2;mem:2048;ports:[31000-31009]"}
+
+
+@pytest.fixture
+async def framework_on(tmp_path):
+    """Factory: a framework subscribed to a master URL; stopped (tasks killed) at teardown."""
+    made: list[MesosFramework] = []
+
+    async def make(url: str) -> MesosFramework:
+        config = FrameworkConfig(
+            master=url,
+            name=f"test-{tmp_path.name}",
+            id_file=str(tmp_path / "fw.json"),
+            refuse_seconds=1,
+            orphan_grace_seconds=30,
+            reconcile_retry_seconds=0.5,
+        )
+        fw = MesosFramework(config)
+        await fw.ensure_started(timeout=20)
+        made.append(fw)
+        return fw
+
+    yield make
+    for fw in made:
+        for record in list(fw.tasks.values()):
+            if record.active:
+                await fw.kill(record.task_id, timeout=10)
+        await fw.stop()
+
+
+def sleeper(key: str, uris: tuple[str, ...] = ()) -> LaunchRequest:
+    request = placement.Request(key=key, cpus=0.5, mem=64)
+
+    def build(p: placement.Placement) -> dict:
+        command = {"value": f"{sys.executable} -c 'import time; time.sleep(120)'"}
+        if uris:
+            command["uris"] = [{"value": u} for u in uris]
+        return {
+            "name": key,
+            "task_id": {"value": naming.task_id("jupyterhub", key, "", f"n{time.time_ns()}")},
+            "agent_id": {"value": p.agent_id},
+            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
+            "command": command,
+            "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
+        }
+
+    return LaunchRequest(request=request, build_task=build)
+
+
+async def wait_state(fw: MesosFramework, task_id: str, states: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while fw.task(task_id).state not in states:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{task_id} still {fw.task(task_id).describe()}")
+        await fw.wait_change(task_id, 1)
+    return fw.task(task_id).state
+
+
+def active_tasks(master) -> list[str]:
+    return [
+        t["id"]
+        for f in master.state()["frameworks"]
+        for t in f["tasks"]
+        if t["state"] in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING")
+    ]
+
+
+async def test_partition_that_heals_gives_the_task_back_to_its_server(real_cluster, framework_on):
+    cluster = real_cluster(agents=(AGENT,))
+    fw = await framework_on(cluster.url)
+    record = await asyncio.wait_for(fw.launch(sleeper("alice")), 30)
+    agent = cluster.agent("cpu-1")
+    agent.send(signal.SIGSTOP)
+    try:
+        await wait_state(fw, record.task_id, {"TASK_UNREACHABLE"}, 30)
+    finally:
+        agent.send(signal.SIGCONT)
+    assert await wait_state(fw, record.task_id, {"TASK_RUNNING"}, 60) == "TASK_RUNNING"
+    assert fw.task(record.task_id).claimed
+    assert active_tasks(cluster.master) == [record.task_id]
+
+
+async def test_partition_that_heals_after_its_server_stopped_kills_the_task(
+    real_cluster, framework_on
+):
+    cluster = real_cluster(agents=(AGENT,))
+    fw = await framework_on(cluster.url)
+    record = await asyncio.wait_for(fw.launch(sleeper("bob")), 30)
+    agent = cluster.agent("cpu-1")
+    agent.send(signal.SIGSTOP)
+    try:
+        await wait_state(fw, record.task_id, {"TASK_UNREACHABLE"}, 30)
+        # The server is stopped while its agent cannot be reached: the kill cannot complete.
+        stopped = await fw.kill(record.task_id, timeout=2)
+        assert stopped.state == "TASK_UNREACHABLE"
+    finally:
+        agent.send(signal.SIGCONT)
+    assert await wait_state(fw, record.task_id, {"TASK_KILLED"}, 60) == "TASK_KILLED"
+    await asyncio.sleep(1)
+    assert active_tasks(cluster.master) == []
+
+
+class SlowFile(BaseHTTPRequestHandler):
+    """Answers after a delay, like a registry serving a large image layer."""
+
+    delay = 4.0
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        time.sleep(self.delay)
+        body = b"payload\n"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except BrokenPipeError:
+            pass  # the agent killed the fetcher first, as the test intends
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowFile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/layer.tar"
+    server.shutdown()
+
+
+async def test_executor_registration_timeout_is_retried_once_then_names_the_agent_flag(
+    real_cluster, framework_on, slow_server
+):
+    """A fetch slower than the agent's --executor_registration_timeout (what a cold image pull
+    does on a real cluster): one retry, then a failure that tells the admin what to raise."""
+    cluster = real_cluster(agents=(AGENT,), agent_extra=("--executor_registration_timeout=1secs",))
+    fw = await framework_on(cluster.url)
+    req = sleeper("carol", uris=(slow_server,))
+    with pytest.raises(LaunchFailed, match="--executor_registration_timeout") as failed:
+        await asyncio.wait_for(fw.launch(req), 60)
+    assert req.registration_retries == 1
+    assert req.attempts == 2
+    assert "executor_registration_timeout" in str(failed.value)
+    assert active_tasks(cluster.master) == []

@@ -1,0 +1,170 @@
+"""MesosFramework driven through ``client_factory`` by a recording fake client: reconciliation
+that waits for answers and asks again, and launch retries by reason and source."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mesosspawner import placement
+from mesosspawner.framework import (
+    FrameworkConfig,
+    LaunchFailed,
+    LaunchRequest,
+    MesosFramework,
+    TaskRecord,
+)
+
+
+class RecordingClient:
+    """Stands in for SchedulerClient: records every call, never talks to a master."""
+
+    def __init__(self, master, framework_info, handler, **kwargs) -> None:
+        self.handler = handler
+        self.framework_id: str | None = None
+        self.subscribed = False
+        self.calls: list[tuple[str, object]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.subscribed = False
+
+    async def wait_subscribed(self, timeout: float | None = None) -> None:
+        pass
+
+    async def reconcile(self, tasks=None) -> None:
+        self.calls.append(("reconcile", sorted(tasks or [])))
+
+    async def launch(self, offer_ids, infos, filters=None) -> None:
+        self.calls.append(("launch", [i["task_id"]["value"] for i in infos]))
+
+    async def decline(self, offer_ids, filters=None) -> None:
+        self.calls.append(("decline", offer_ids))
+
+    async def kill(self, task_id, agent_id=None) -> None:
+        self.calls.append(("kill", task_id))
+
+    async def revive(self, roles=None) -> None:
+        self.calls.append(("revive", roles))
+
+    async def suppress(self, roles=None) -> None:
+        self.calls.append(("suppress", roles))
+
+    def of(self, kind: str) -> list:
+        return [arg for k, arg in self.calls if k == kind]
+
+
+def make_framework(**overrides) -> MesosFramework:
+    config = FrameworkConfig(
+        master="http://master.invalid:5050",
+        name="fake",
+        reconcile_retry_seconds=0.2,
+        orphan_kill=False,
+        **overrides,
+    )
+    return MesosFramework(config, client_factory=RecordingClient)
+
+
+async def subscribe(fw: MesosFramework) -> None:
+    fw.client.subscribed = True
+    await fw.subscribed({"subscribed": {"framework_id": {"value": "fw-1"}}})
+
+
+def status(task_id: str, state: str, **extra) -> dict:
+    return {"task_id": {"value": task_id}, "agent_id": {"value": "a1"}, "state": state, **extra}
+
+
+OFFER = {
+    "id": {"value": "o1"},
+    "agent_id": {"value": "a1"},
+    "hostname": "cpu-1",
+    "url": {"address": {"ip": "127.0.0.1", "port": 5051}},
+    "resources": [
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 4}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": 4096}},
+        {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 31009}]}},
+    ],
+}
+
+
+def request(key: str) -> LaunchRequest:
+    def build(p: placement.Placement) -> dict:
+        return {"task_id": {"value": f"{key}-{p.offer_id}"}}
+
+    return LaunchRequest(request=placement.Request(key=key, cpus=1, mem=128), build_task=build)
+
+
+async def test_reconciled_only_after_every_known_task_is_answered():
+    fw = make_framework()
+    fw.track(TaskRecord("t1", agent_id="a1", state="TASK_RUNNING"))
+    fw.track(TaskRecord("t2", agent_id="a1", state="TASK_RUNNING"))
+    await subscribe(fw)
+    assert fw.client.of("reconcile")[:2] == [[], [("t1", "a1"), ("t2", "a1")]]
+    assert not fw.reconciled.is_set()
+    await fw.update(status("t1", "TASK_RUNNING", reason="REASON_RECONCILIATION"))
+    assert not fw.reconciled.is_set()
+    await fw.update(status("t2", "TASK_RUNNING", reason="REASON_RECONCILIATION"))
+    assert fw.reconciled.is_set()
+    await fw.stop()
+
+
+async def test_unanswered_reconciliation_is_asked_again():
+    """After a master failover the new leader stays silent about agents it has not heard from
+    yet: the framework asks again rather than believing the tasks are fine."""
+    fw = make_framework()
+    fw.track(TaskRecord("t1", agent_id="a1", state="TASK_RUNNING"))
+    await subscribe(fw)
+    await asyncio.sleep(0.5)
+    asked = fw.client.of("reconcile")
+    assert asked.count([("t1", "a1")]) >= 2
+    await fw.update(status("t1", "TASK_RUNNING", reason="REASON_RECONCILIATION"))
+    assert fw.reconciled.is_set()
+    before = len(fw.client.of("reconcile"))
+    await asyncio.sleep(0.6)
+    assert len(fw.client.of("reconcile")) == before  # answered: no more asking until the period
+    await fw.stop()
+
+
+async def test_periodic_reconciliation_runs_every_interval():
+    fw = make_framework(reconcile_interval=0.3)
+    await subscribe(fw)
+    await asyncio.sleep(1.0)
+    implicit = [arg for arg in fw.client.of("reconcile") if arg == []]
+    assert len(implicit) >= 3  # the one at subscription, then one per interval
+    await fw.stop()
+
+
+@pytest.mark.parametrize("source", ["SOURCE_MASTER", "SOURCE_AGENT"])
+async def test_invalid_offer_drop_is_retried_from_master_or_agent(source):
+    fw = make_framework()
+    await subscribe(fw)
+    req = request("alice")
+    launching = asyncio.ensure_future(fw.launch(req))
+    await asyncio.sleep(0)
+    await fw.offers([OFFER])
+    first = fw.client.of("launch")[-1][0]
+    await fw.update(
+        status(first, "TASK_DROPPED", reason="REASON_INVALID_OFFERS", source=source, uuid="u")
+    )
+    assert "alice" in fw.pending  # queued again, not failed
+    assert not launching.done()
+    launching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await launching
+    await fw.stop()
+
+
+async def test_other_failures_are_not_retried():
+    fw = make_framework()
+    await subscribe(fw)
+    launching = asyncio.ensure_future(fw.launch(request("bob")))
+    await asyncio.sleep(0)
+    await fw.offers([OFFER])
+    first = fw.client.of("launch")[-1][0]
+    await fw.update(status(first, "TASK_FAILED", reason="REASON_COMMAND_EXECUTOR_FAILED"))
+    with pytest.raises(LaunchFailed, match="command_executor_failed"):
+        await launching
+    await fw.stop()
