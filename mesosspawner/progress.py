@@ -11,11 +11,17 @@ class ProgressFeed:
     """One spawn's progress: the framework appends events; every ``events()`` reader (a browser
     tab, the REST progress API) replays them from the start and follows until the spawn ends."""
 
-    def __init__(self) -> None:
+    # A real Mesos agent reports nothing while it pulls an image: the task just stays STAGING.
+    # After this long without news the person is told what is most likely happening.
+    STAGING_HINT_SECONDS = 10.0
+
+    def __init__(self, image: str | None = None) -> None:
         self._events: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
         self._last_waiting = ""
         self._done = False
+        self.image = image
+        self._staging_timer: asyncio.TimerHandle | None = None
 
     def _put(self, progress: int | None, message: str) -> None:
         if self._done:
@@ -39,13 +45,33 @@ class ProgressFeed:
         elif kind == "accepted":
             p = data["placement"]
             self._put(40, f"Offer accepted on agent {p.hostname}: launching task {data['task_id']}")
+            if self.image:
+                self._staging_timer = asyncio.get_running_loop().call_later(
+                    self.STAGING_HINT_SECONDS, self._staging_hint, p.hostname
+                )
         elif kind == "retry":
+            self._cancel_hint()
             self._put(30, f"Launch retried: {data['why']}")
         elif kind == "starting":
             record = data["record"]
+            if record.state != "TASK_STAGING":
+                self._cancel_hint()
             state = record.state.removeprefix("TASK_").lower()
             detail = f": {record.message}" if record.message else ""
             self._put(60, f"Task {state} on {record.hostname or record.agent_id}{detail}")
+
+    def _staging_hint(self, hostname: str) -> None:
+        self._staging_timer = None
+        self._put(
+            50,
+            f"Task staging on {hostname}: the agent is most likely pulling the image "
+            f"{self.image} (the first start on an agent can take minutes)",
+        )
+
+    def _cancel_hint(self) -> None:
+        if self._staging_timer is not None:
+            self._staging_timer.cancel()
+            self._staging_timer = None
 
     def running(self, record) -> None:
         self._put(90, f"Task running on {record.hostname}; waiting for the server to answer")
@@ -60,6 +86,7 @@ class ProgressFeed:
         return self._done
 
     def finish(self) -> None:
+        self._cancel_hint()
         self._done = True
         self._changed.set()
 

@@ -208,6 +208,10 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
             " Docker containerizer has no GPU support; use containerizer 'mesos' for GPU images"
         )
     env = dict(spec.env)
+    if not gpus:
+        # On a GPU agent the nvidia container runtime shows a container every GPU unless told
+        # otherwise: a CPU-only notebook must see none (Mesos itself sets nothing here).
+        env.setdefault("NVIDIA_VISIBLE_DEVICES", "void")
     if spec.spark is not None:
         env.update(_spark_env(spec.spark, placement, spec.network_mode))
     _check_labels(spec.labels, env)

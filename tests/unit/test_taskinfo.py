@@ -83,6 +83,19 @@ def test_gpu_notebook_uses_the_mesos_containerizer_with_a_docker_image():
     assert scalar(resources_from_json(t["resources"]), "gpus") == 1
 
 
+def test_cpu_only_tasks_see_no_gpu_and_gpu_tasks_are_left_to_mesos():
+    cpu = env_of(build_task_info(spec(image="lab/nb:1"), placement()))
+    assert cpu["NVIDIA_VISIBLE_DEVICES"] == "void"
+    plain = env_of(build_task_info(spec(), placement()))
+    assert plain["NVIDIA_VISIBLE_DEVICES"] == "void"
+    gpu = build_task_info(
+        spec(image="lab/nb:1", containerizer="mesos"),
+        placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]"),
+    )
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_of(gpu)
+    assert "CUDA_VISIBLE_DEVICES" not in env_of(gpu)
+
+
 def test_gpus_with_docker_containerizer_are_refused():
     p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
     with pytest.raises(ValueError, match="no GPU support"):
