@@ -26,6 +26,7 @@ class StubFramework:
         self.last_stop: dict = {}
         self.launched: list = []
         self.release = asyncio.Event()
+        self.totals_known = False
 
     async def ensure_started(self, timeout=None) -> None:
         pass
