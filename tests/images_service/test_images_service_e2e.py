@@ -119,7 +119,7 @@ async def test_person_builds_image_sees_it_and_spawns_with_it(
     assert exit_code == 0, out
     assert f"uid={alice.uid}({alice.name}) gid={alice.gid}" in out.decode(), out
     exit_code, out = container.exec_run(
-        ["python", "-c", f"import {PIP_MODULE}; print({PIP_MODULE}.__version__)"]
+        ["/opt/notebook/bin/python", "-c", f"import {PIP_MODULE}; print({PIP_MODULE}.__version__)"]
     )
     assert exit_code == 0 and out.decode().strip() == PIP_PACKAGE.split("==")[1], out
     env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
