@@ -322,6 +322,22 @@ class MesosFramework(EventHandler):
             except (TimeoutError, MesosError, OSError) as e:
                 self.log.warning("Kill of %s not delivered yet: %s", task_id, e)
             await self.wait_change(task_id, min(10.0, max(0.1, deadline - time.monotonic())))
+        if record.state not in TERMINAL_STATES:
+            # Mesos resends no KILL: orphan cleanup keeps trying until a terminal state.
+            retry = (
+                f"orphan cleanup retries every {self.config.orphan_grace_seconds:g} s"
+                if self.config.orphan_kill
+                else "orphan cleanup is off: it is killed when Mesos reports it again"
+            )
+            self.log.warning(
+                "Kill of task %s on agent %s not confirmed after %g s (still %s); %s",
+                task_id,
+                record.hostname or record.agent_id,
+                timeout,
+                record.describe(),
+                retry,
+            )
+            self._schedule_orphan_check()
         return record
 
     async def wait_change(self, task_id: str, timeout: float) -> None:
@@ -857,6 +873,7 @@ class MesosFramework(EventHandler):
 
     async def _kill_orphans(self) -> None:
         self._orphan_timer = None
+        kills = []
         for record in list(self.tasks.values()):
             if record.claimed or not record.active:
                 continue
@@ -867,7 +884,9 @@ class MesosFramework(EventHandler):
                 record.task_id,
                 record.hostname or record.agent_id,
             )
-            await self.kill(record.task_id)
+            kills.append(self.kill(record.task_id))
+        # Together: one agent that never answers must not hold up the kills on the others.
+        await asyncio.gather(*kills)
 
     def describe_request(self, request: plc.Request) -> str:
         parts = [f"{request.cpus:g} cpus", f"{request.mem:g} MB memory"]

@@ -40,6 +40,7 @@ from traitlets import (
 
 from . import naming, placement, profiles, taskinfo
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
+from .mesos.states import TERMINAL_STATES
 from .progress import ProgressFeed
 
 
@@ -715,7 +716,16 @@ class MesosSpawner(Spawner):
         record = fw.task(self.task_id)
         if record is None:
             fw.track(TaskRecord(self.task_id, agent_id=self.agent_id, state="TASK_RUNNING"))
-        await fw.kill(self.task_id, timeout=self.kill_grace_seconds + 30)
+        record = await fw.kill(self.task_id, timeout=self.kill_grace_seconds + 30)
+        if record is not None and record.state not in TERMINAL_STATES:
+            # The framework keeps killing it (orphan cleanup); the person learns on the spawn
+            # page why its resources may still be busy.
+            why = (
+                f"its task {self.task_id} did not confirm the kill (still {record.describe()});"
+                " the hub keeps trying to kill it"
+            )
+            fw.last_stop[(self.user.name, self.name or "")] = why
+            self.log.warning("%s stopped, but %s", self._log_name, why)
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()

@@ -157,3 +157,24 @@ def test_typo_in_enum_like_trait_is_refused_at_configuration(trait, typo, allowe
 def test_enum_like_traits_are_case_insensitive_and_canonical():
     s = make_spawner(placement_strategy="BinPack", containerizer="Mesos", network_mode="BRIDGE")
     assert (s.placement_strategy, s.containerizer, s.network_mode) == ("binpack", "mesos", "bridge")
+
+
+# ---------------------------------------------------------------------------- item 5
+
+
+async def test_stop_whose_kill_is_not_confirmed_is_surfaced(stub, caplog):
+    from mesosspawner.framework import TaskRecord
+
+    stuck = TaskRecord("t-1", agent_id="a-1", hostname="gpu-1", state="TASK_RUNNING")
+
+    async def kill(task_id, timeout=60.0):
+        return stuck
+
+    stub.task = lambda task_id: stuck
+    stub.kill = kill
+    s = make_spawner()
+    s.task_id = "t-1"
+    await s.stop()
+    note = stub.last_stop[("alice", "")]
+    assert "t-1" in note and "did not confirm the kill" in note
+    assert any("did not confirm the kill" in r.getMessage() for r in caplog.records)
