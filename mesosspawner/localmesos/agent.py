@@ -13,6 +13,7 @@ import base64
 import contextlib
 import logging
 import os
+import pwd
 import time
 import uuid as uuidlib
 from collections import deque
@@ -30,6 +31,7 @@ from mesosspawner.mesos.resources import (
 )
 
 from ..mesos.states import TERMINAL_STATES as TERMINAL
+from .fetcher import FetchError, fetch_uris
 from .health import HealthPolicy, HealthState, probe
 from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
 
@@ -63,6 +65,17 @@ class AgentTask:
     container_status: dict | None = None
     started: float = 0.0
     gpus: list[int] = field(default_factory=list)
+
+
+def _owner(user: str | None) -> tuple[int | None, int | None]:
+    """uid and gid the agent gives sandbox files of a task run as ``user`` (when root)."""
+    if not user or os.geteuid() != 0:
+        return None, None
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return None, None
+    return pw.pw_uid, pw.pw_gid
 
 
 def new_uuid() -> str:
@@ -251,13 +264,8 @@ class LocalAgent:
         for var in (command.get("environment") or {}).get("variables") or []:
             if isinstance(var, dict) and "name" in var:
                 env[str(var["name"])] = str(var.get("value", ""))
-        devices = ",".join(str(g) for g in spec.gpus)
-        if spec.gpus:
-            env["NVIDIA_VISIBLE_DEVICES"] = devices
-            env["CUDA_VISIBLE_DEVICES"] = devices
-        else:
-            env.setdefault("NVIDIA_VISIBLE_DEVICES", "void")
-            env.setdefault("CUDA_VISIBLE_DEVICES", "")
+        # No NVIDIA_/CUDA_VISIBLE_DEVICES: real Mesos isolates GPUs through device cgroups and
+        # sets neither, so a framework must not come to rely on them here.
         return env
 
     def _runner_for(self, spec: TaskSpec):
@@ -272,10 +280,52 @@ class LocalAgent:
             ) from None
         return DockerRunner()
 
+    def _refusal(self, at: AgentTask) -> tuple[str, str, str] | None:
+        """Why a real agent with default flags refuses the task before it starts:
+        (state, reason, message), or None."""
+        spec = at.spec
+        if spec.user:
+            try:
+                pwd.getpwnam(spec.user)
+            except KeyError:
+                # The agent chowns the sandbox to the task's user before anything runs.
+                caps = {
+                    c.get("type")
+                    for c in self.frameworks.get(at.framework_id, {}).get("capabilities") or []
+                    if isinstance(c, dict)
+                }
+                state = "TASK_DROPPED" if "PARTITION_AWARE" in caps else "TASK_LOST"
+                return (
+                    state,
+                    "REASON_EXECUTOR_TERMINATED",
+                    f"Failed to create executor directory '{spec.sandbox}': Failed to chown "
+                    f"directory to '{spec.user}': No such user '{spec.user}'",
+                )
+        if docker_image(spec.container) is None and (spec.container or {}).get("volumes"):
+            # Without the filesystem/linux or volume/* isolators (not in the default
+            # --isolation) the Mesos containerizer refuses volumes.
+            return (
+                "TASK_FAILED",
+                "REASON_CONTAINER_LAUNCH_FAILED",
+                "Failed to launch container: Volumes in ContainerInfo is not supported",
+            )
+        return None
+
     async def _run(self, at: AgentTask) -> None:
         spec = at.spec
+        refusal = self._refusal(at)
+        if refusal is not None:
+            state, reason, message = refusal
+            self._update(at, state, "SOURCE_AGENT", reason=reason, message=message)
+            return
         try:
             os.makedirs(spec.sandbox, exist_ok=True)
+            uris = spec.command.get("uris") or []
+            if uris:
+                try:
+                    await fetch_uris(uris, spec.sandbox, *_owner(spec.user))
+                except FetchError as e:
+                    raise RunnerError(f"Failed to fetch all URIs for container: {e}") from None
             runner = self._runner_for(spec)
             self._update(at, "TASK_STARTING", "SOURCE_EXECUTOR")
 

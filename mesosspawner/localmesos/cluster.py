@@ -217,6 +217,34 @@ class LocalCluster:
         if self.master is not None and agent.agent_id and session is None:
             self.master.agent_disconnected(agent.agent_id)
 
+    def disconnect_agent(self, hostname: str) -> None:
+        """The agent loses its master (its process crashed, or a partition): its tasks keep
+        running and their updates wait; the master notices and, after its timeout, marks the
+        agent unreachable. ``reconnect_agent`` brings it back with its tasks."""
+        agent = self.agents[hostname]
+        if self.zk or self.master is None or not agent.agent_id:
+            raise RuntimeError("disconnect_agent needs an in-process agent without ZooKeeper")
+        agent.disconnected()
+        self.master.agent_disconnected(agent.agent_id)
+
+    def reconnect_agent(self, hostname: str) -> None:
+        """Re-register a disconnected agent with the same id and its tasks, as a real agent
+        does after a restart with recovery or when a partition heals."""
+        agent = self.agents[hostname]
+        cfg = self._agent_config(hostname)
+        assert self.master is not None and agent.agent_id
+        agent_id = self.master.register_agent(
+            cfg.hostname,
+            cfg.resources,
+            cfg.attributes,
+            DirectAgentLink(agent),
+            port=agent.port,
+            agent_id=agent.agent_id,
+            tasks=agent.reregistration_tasks(),
+            frameworks=list(agent.frameworks.values()),
+        )
+        agent.registered(agent_id, DirectMasterLink(self.master))
+
 
 def _is_ipv4(host: str) -> bool:
     try:

@@ -1,7 +1,8 @@
 """Tornado handlers for the master's public endpoints (DESIGN §4/§5).
 
 ``POST /api/v1/scheduler`` (SUBSCRIBE stream in RecordIO, other calls 202), ``GET /version``,
-``GET /master/state`` (and ``/state``), ``GET /health``, ``/master/redirect``. Status codes follow
+``GET /master/state`` (and ``/state``), ``GET /master/slaves``, ``GET /health``,
+``/master/redirect``. Status codes follow
 Mesos's ``src/master/http.cpp``: 307 to the leader, 503 with no leader, 405, 415, 400, 403.
 """
 
@@ -228,6 +229,16 @@ class StateHandler(BaseHandler):
         self.write_json(master.state_json())
 
 
+class SlavesHandler(BaseHandler):
+    """``/master/slaves``: the agents of state.json, as real Mesos lists them."""
+
+    def get(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        self.write_json({"slaves": master.state_json()["slaves"], "recovered_slaves": []})
+
+
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.set_status(200)
@@ -256,7 +267,9 @@ def routes(leadership: Leadership) -> list:
         (r"/api/v1/scheduler", SchedulerHandler, kw),
         (r"/master/api/v1/scheduler", SchedulerHandler, kw),
         (r"/version", VersionHandler, kw),
-        (r"/(?:master/)?state(?:\.json)?", StateHandler, kw),
+        # No /master/state.json: Mesos 1.x answers 404 there.
+        (r"/(?:master/)?state", StateHandler, kw),
+        (r"/(?:master/)?slaves", SlavesHandler, kw),
         (r"/(?:master/)?health", HealthHandler, kw),
         (r"/(?:master/)?redirect", RedirectHandler, kw),
     ]

@@ -242,6 +242,9 @@ class Agent:
         self.connected = True
         self.registered_time = time.time()
         self.unreachable_timer: asyncio.TimerHandle | None = None
+        # (framework id, task id) -> kill grace: KILLs to resend if the agent re-registers
+        # with the task still alive (Mesos's Slave::killedTasks).
+        self.killed_tasks: dict[tuple[str, str], float] = {}
         self.has_gpus = scalar(self.total, "gpus") > 0
         self.static_state: dict | None = None  # the state.json fields that never change
         self._available: list[Resource] | None = None
@@ -601,7 +604,10 @@ class Master:
     # ------------------------------------------------------------------ allocation
 
     def allocate(self) -> None:
-        """One allocation pass: offer every agent's available resources, role by role."""
+        """One allocation pass, as Mesos's hierarchical DRF allocator does it: agent by agent,
+        roles in order of their dominant share (ties by name), each taking its reservations
+        plus whatever unreserved resources the roles before it left; within a role the
+        framework with the lowest share first."""
         wanting = [
             fw
             for fw in self.frameworks.values()
@@ -609,9 +615,16 @@ class Master:
         ]
         if not wanting:
             return
-        # Rotate the framework order between passes so no framework always comes first.
+        # Rotate the framework order between passes: the tie-break among equal shares.
         self._rr = (self._rr + 1) % len(wanting)
         wanting = wanting[self._rr :] + wanting[: self._rr]
+        order = {fw.id: i for i, fw in enumerate(wanting)}
+        by_role: dict[str, list[Framework]] = {}
+        for fw in wanting:
+            for role in fw.roles:
+                if role not in fw.suppressed:
+                    by_role.setdefault(role, []).append(fw)
+        shares = _Shares(self) if len(wanting) > 1 or len(by_role) > 1 else None
         now = self._now()
         batches: dict[str, list[Offer]] = {}
         for agent in self.agents.values():
@@ -620,14 +633,16 @@ class Master:
             avail = agent.available()
             if not avail:
                 continue
-            for fw in wanting:
-                if agent.has_gpus and "GPU_RESOURCES" not in fw.capabilities:
+            roles = sorted(by_role, key=lambda r: (shares.role(r) if shares else 0.0, r))
+            for role in roles:
+                res = [r for r in avail if r.role == UNRESERVED or r.role == role]
+                if not res or not _allocatable(res):
                     continue
-                for role in fw.roles:
-                    if role in fw.suppressed:
-                        continue
-                    res = [r for r in avail if r.role == UNRESERVED or r.role == role]
-                    if not res or not _allocatable(res):
+                fws = by_role[role]
+                if shares is not None and len(fws) > 1:
+                    fws = sorted(fws, key=lambda f: (shares.framework(f.id), order[f.id]))
+                for fw in fws:
+                    if agent.has_gpus and "GPU_RESOURCES" not in fw.capabilities:
                         continue
                     filt = fw.filters.get((agent.id, role))
                     if filt is not None:
@@ -638,8 +653,9 @@ class Master:
                     avail = [r for r in avail if not (r.role == UNRESERVED or r.role == role)]
                     offer = self._make_offer(fw, agent, role, res, avail)
                     batches.setdefault(fw.id, []).append(offer)
-                    if not avail:
-                        break
+                    if shares is not None:
+                        shares.add(fw.id, role, res)
+                    break
                 if not avail:
                     break
         for fid, offers in batches.items():
@@ -739,11 +755,10 @@ class Master:
 
     def revive(self, fw: Framework, roles: list[str]) -> None:
         targets = set(roles) if roles else set(fw.roles)
-        unknown = targets - set(fw.roles)
-        if unknown:
-            raise CallError(
-                400, f"REVIVE of role(s) {sorted(unknown)} the framework is not subscribed to"
-            )
+        if targets - set(fw.roles):
+            # Mesos answers 202 and drops the whole call, valid roles included (master.cpp).
+            log.warning("framework %s: REVIVE of unsubscribed role(s) %s dropped", fw.id, roles)
+            return
         fw.suppressed -= targets
         for key in [k for k in fw.filters if k[1] in targets]:
             del fw.filters[key]
@@ -751,11 +766,9 @@ class Master:
 
     def suppress(self, fw: Framework, roles: list[str]) -> None:
         targets = set(roles) if roles else set(fw.roles)
-        unknown = targets - set(fw.roles)
-        if unknown:
-            raise CallError(
-                400, f"SUPPRESS of role(s) {sorted(unknown)} the framework is not subscribed to"
-            )
+        if targets - set(fw.roles):
+            log.warning("framework %s: SUPPRESS of unsubscribed role(s) %s dropped", fw.id, roles)
+            return
         fw.suppressed |= targets
 
     def accept(self, fw: Framework, body: dict) -> None:
@@ -878,11 +891,15 @@ class Master:
             self.reconcile(fw, [{"task_id": {"value": tid}, "agent_id": body.get("agent_id")}])
             return
         agent = self.agents.get(task.agent_id)
-        if agent is None or not agent.connected:
+        if agent is None:
             return
         policy = body.get("kill_policy") or (task.info.get("kill_policy") or {})
         grace = _nanos_to_seconds(policy.get("grace_period"), DEFAULT_KILL_GRACE)
-        agent.link.kill(fw.id, tid, grace)
+        # Remembered even when connected: the agent may be partitioned without the master
+        # knowing yet. Sent again when it re-registers with the task still alive.
+        agent.killed_tasks[(fw.id, tid)] = grace
+        if agent.connected:
+            agent.link.kill(fw.id, tid, grace)
 
     def acknowledge(self, fw: Framework, body: dict) -> None:
         tid = _value(body.get("task_id"))
@@ -921,7 +938,7 @@ class Master:
             if not tid:
                 continue
             aid = _value((entry or {}).get("agent_id"))
-            task = fw.tasks.get(tid) or fw.unreachable_tasks.get(tid)
+            task = fw.tasks.get(tid)
             if task is not None:
                 updates.append(self._reconcile_status(task))
                 continue
@@ -984,6 +1001,7 @@ class Master:
             task.resources_released = True
         if agent is not None:
             agent.tasks.pop((task.framework_id, task.task_id), None)
+            agent.killed_tasks.pop((task.framework_id, task.task_id), None)
         if fw is not None:
             fw.tasks.pop(task.task_id, None)
             fw.unreachable_tasks.pop(task.task_id, None)
@@ -1041,6 +1059,7 @@ class Master:
             if agent.unreachable_timer:
                 agent.unreachable_timer.cancel()
                 agent.unreachable_timer = None
+            self._resend_kills(agent, tasks)
             self.schedule_allocation()
             return agent_id
         if not agent_id:
@@ -1054,12 +1073,51 @@ class Master:
         agent = Agent(agent_id, hostname, port, resources, attributes, link)
         self.agents[agent_id] = agent
         infos = {_value(f.get("id")): f for f in frameworks if isinstance(f, dict)}
+        # As Mesos: an agent the master did not expect (it was unreachable, or is unknown)
+        # brings its tasks back, and each framework hears their state again.
+        message = None
+        if timer is None:
+            message = (
+                "Unreachable agent re-reregistered"
+                if was_unreachable
+                else "Unknown agent reregistered"
+            )
         for t in tasks:
-            self._recover_task(agent, t, infos, was_unreachable)
+            task = self._recover_task(agent, t, infos)
+            if task is not None and message is not None:
+                self._reregistered_update(task, message)
         self.schedule_allocation()
         return agent_id
 
-    def _recover_task(self, agent: Agent, t: dict, infos: dict, was_unreachable: bool) -> None:
+    def _resend_kills(self, agent: Agent, tasks: Iterable[dict]) -> None:
+        alive = {
+            (_value(t.get("framework_id")), _value((t.get("task_info") or {}).get("task_id")))
+            for t in tasks
+            if not is_terminal(t.get("state") or "TASK_STAGING")
+        }
+        for key, grace in list(agent.killed_tasks.items()):
+            if key in alive:
+                agent.link.kill(key[0], key[1], grace)
+
+    def _reregistered_update(self, task: Task, message: str) -> None:
+        fw = self.frameworks.get(task.framework_id)
+        if fw is None or not fw.connected:
+            return  # Mesos drops it; the framework reconciles when it comes back
+        status = {
+            "task_id": {"value": task.task_id},
+            "agent_id": {"value": task.agent_id},
+            "state": task.state,
+            "source": "SOURCE_MASTER",
+            "reason": "REASON_AGENT_REREGISTERED",
+            "message": message,
+            "timestamp": time.time(),
+        }
+        container = (task.latest_status or {}).get("container_status")
+        if container:
+            status["container_status"] = container
+        fw.send({"type": "UPDATE", "update": {"status": status}})
+
+    def _recover_task(self, agent: Agent, t: dict, infos: dict) -> Task | None:
         """A task an agent brings back when it re-registers (master failover / partition heal)."""
         fid = _value(t.get("framework_id")) or ""
         info = t.get("task_info") or {}
@@ -1068,15 +1126,15 @@ class Master:
         if fw is None:
             if fid in self.removed_framework_ids:
                 agent.link.shutdown_framework(fid)
-                return
+                return None
             fw = Framework(fid, infos.get(fid) or {"user": "", "name": ""})
             fw.recovered = True
             self.frameworks[fid] = fw
             fw.failover_timer = self._later(fw.failover_timeout, self._failover_expired, fid)
-        if was_unreachable and not fw.partition_aware:
-            # Non-partition-aware frameworks were told TASK_LOST: the task must not come back.
-            agent.link.kill(fid, tid, 0)
-            return
+        # Tasks the master had declared lost come back, for every framework (master.cpp:
+        # "Avoid tracking a task as both terminal and non-terminal").
+        for old in [c for c in fw.completed_tasks if c.task_id == tid]:
+            fw.completed_tasks.remove(old)
         res = resources_from_task(info)
         role = t.get("role") or UNRESERVED
         task = Task(tid, fid, agent.id, str(info.get("name") or ""), role, res, info)
@@ -1090,6 +1148,7 @@ class Master:
             task.resources_released = True
         else:
             agent.add_used(res)
+        return task
 
     def agent_disconnected(self, agent_id: str) -> None:
         """The agent stopped answering: rescind its offers; unreachable after the timeout."""
@@ -1123,7 +1182,7 @@ class Master:
                 "agent_id": {"value": agent_id},
                 "state": state,
                 "source": "SOURCE_MASTER",
-                "reason": "REASON_SLAVE_REMOVED",
+                "reason": "REASON_AGENT_REMOVED",
                 "message": "health check timed out",
                 "timestamp": time.time(),
             }
@@ -1403,6 +1462,25 @@ def _role_error(role: object) -> str | None:
     return None
 
 
+NAME_MAX = 255
+
+
+def validate_id(value: object) -> str | None:
+    """Mesos's ``common::validation::validateID`` for task ids; the error text or None.
+
+    Whitespace is allowed; control characters and both path separators are not.
+    """
+    if not isinstance(value, str) or not value:
+        return "ID must not be empty"
+    if len(value) > NAME_MAX:
+        return f"ID must not be greater than {NAME_MAX} characters"
+    if value in (".", ".."):
+        return f"'{value}' is disallowed"
+    if any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"'{value}' contains invalid characters"
+    return None
+
+
 def resources_from_task(info: dict) -> list[Resource]:
     raw = info.get("resources") or []
     return merge(resource_from_json(r) for r in raw)
@@ -1415,10 +1493,9 @@ def validate_task(
     if not isinstance(t, dict):
         raise CallError(400, "TaskInfo must be an object")
     tid = _value(t.get("task_id"))
-    if not tid:
-        raise CallError(400, "Task ID must be a non-empty string")
-    if any(c.isspace() or c == "/" for c in tid) or tid in (".", ".."):
-        raise CallError(400, f"Task ID '{tid}' contains invalid characters")
+    error = validate_id(tid)
+    if error:
+        raise CallError(400, error)
     if tid in fw.tasks or tid in fw.unreachable_tasks or tid in seen:
         raise CallError(400, f"Task has duplicate ID: {tid}")
     aid = _value(t.get("agent_id"))
@@ -1442,15 +1519,10 @@ def validate_task(
         res = merge(resource_from_json(r) for r in raw)
     except ResourceError as e:
         raise CallError(400, f"Task uses invalid resources: {e}") from None
-    multi_role = "MULTI_ROLE" in fw.capabilities
     for r in raw:
+        # A missing allocation_info is filled in with the offer's role (master.cpp
+        # injectAllocationInfo); a different one is an error.
         alloc = (r.get("allocation_info") or {}).get("role")
-        if alloc is None and multi_role:
-            raise CallError(
-                400,
-                f"Task resource {r.get('name')}: the resources are not allocated "
-                "to a role (MULTI_ROLE frameworks must copy allocation_info)",
-            )
         if alloc is not None and alloc != role:
             raise CallError(
                 400, f"Task resource {r.get('name')} is allocated to role '{alloc}', not '{role}'"
@@ -1486,6 +1558,49 @@ def _state_sum(resources: Iterable[Resource]) -> dict:
     if others:
         out.update({k: v for k, v in resources_state_json(others).items() if k not in totals})
     return out
+
+
+_SHARED_KINDS = ("cpus", "mem", "disk", "gpus")
+
+
+class _Shares:
+    """Dominant resource shares of roles and frameworks (tasks plus outstanding offers)
+    against the connected agents' totals, updated as one allocation pass makes offers."""
+
+    def __init__(self, master: Master) -> None:
+        self.total = {k: 0.0 for k in _SHARED_KINDS}
+        for agent in master.agents.values():
+            if agent.connected:
+                for k in _SHARED_KINDS:
+                    self.total[k] += scalar(agent.total, k)
+        self.roles: dict[str, dict[str, float]] = {}
+        self.frameworks: dict[str, dict[str, float]] = {}
+        for fw in master.frameworks.values():
+            for task in fw.tasks.values():
+                if not task.resources_released:
+                    self.add(fw.id, task.role, task.resources)
+            for offer in fw.offers.values():
+                self.add(fw.id, offer.role, offer.resources)
+
+    def add(self, framework_id: str, role: str, res: Iterable[Resource]) -> None:
+        res = list(res)
+        for bucket in (
+            self.roles.setdefault(role, {}),
+            self.frameworks.setdefault(framework_id, {}),
+        ):
+            for k in _SHARED_KINDS:
+                bucket[k] = bucket.get(k, 0.0) + scalar(res, k)
+
+    def _dominant(self, alloc: dict[str, float] | None) -> float:
+        if not alloc:
+            return 0.0
+        return max((alloc[k] / t for k, t in self.total.items() if t > 0), default=0.0)
+
+    def role(self, role: str) -> float:
+        return self._dominant(self.roles.get(role))
+
+    def framework(self, framework_id: str) -> float:
+        return self._dominant(self.frameworks.get(framework_id))
 
 
 def _allocatable(res: list[Resource]) -> bool:

@@ -1,5 +1,10 @@
-"""Fixtures for the localmesos conformance tests: an in-process cluster, the CLI as a subprocess,
-and a raw v1 scheduler connection (plain sockets, so chunking and RecordIO are seen as sent)."""
+"""Fixtures for the localmesos conformance tests, which run against BOTH masters.
+
+``backend`` is localmesos (in-process) or real Mesos 1.11.0 (``-k real`` selects the latter);
+a test that only makes sense for localmesos (its CLI, cluster file, internals) says so with
+``@localmesos_only``. ``connect`` opens raw v1 scheduler connections (plain sockets, so
+chunking and RecordIO are seen as sent).
+"""
 
 from __future__ import annotations
 
@@ -7,53 +12,62 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from mesosspawner.localmesos.cluster import LocalCluster
-from mesosspawner.localmesos.config import from_dict
-from mesosspawner.localmesos.testing import RawScheduler, running_cluster, start_cli, stop_cli
+from mesosspawner.localmesos.testing import RawScheduler, start_cli, stop_cli
+from tests.localmesos.backends import Backend, cluster_config, start_local, start_real
 
-TEST_CLUSTER = {
-    "agent": [
-        {
-            "hostname": "agent-1",
-            "resources": "cpus:4;mem:4096;disk:10000;ports:[31000-31009]",
-            "attributes": "rack:r1",
-        },
-        {
-            "hostname": "gpu-1",
-            "resources": "cpus:4;mem:4096;disk:10000;gpus:2;ports:[32000-32009]",
-            "attributes": "rack:r1;gpu_model:a100",
-        },
-        {
-            "hostname": "spark-1",
-            "resources": "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;ports:[33000-33009]",
-            "attributes": "rack:r2;spark_cluster:prod",
-        },
-    ]
-}
+BACKENDS = ["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
+
+# Pins a test (or module) to localmesos: it checks something real Mesos has no counterpart for.
+localmesos_only = pytest.mark.parametrize("backend_kind", ["localmesos"], indirect=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request) -> str:
+    if request.param == "real":
+        request.getfixturevalue("real_mesos_home")  # skips (or fails in CI) without Mesos
+    return request.param
 
 
 @pytest.fixture
-def cluster_config():
-    return from_dict(TEST_CLUSTER, "<test cluster>")
+async def make_backend(backend_kind, tmp_path) -> AsyncIterator[Callable[..., Backend]]:
+    """Factory: ``await make_backend(offer_timeout=None)`` starts a master with agents
+    ``agent-1``, ``gpu-1`` (2 GPUs) and ``spark-1`` (spark-reserved); all stopped at teardown."""
+    started: list[Backend] = []
+
+    async def make(*, offer_timeout: float | None = None) -> Backend:
+        work = tmp_path / f"{backend_kind}-{len(started)}"
+        if backend_kind == "real":
+            extra = (f"--offer_timeout={int(offer_timeout * 1000)}ms",) if offer_timeout else ()
+            b: Backend = await start_real(work, master_extra=extra)
+        else:
+            b = await start_local(work, offer_timeout=offer_timeout)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        await b.close()
 
 
 @pytest.fixture
-async def cluster(cluster_config, tmp_path) -> AsyncIterator[LocalCluster]:
-    """An in-process cluster on a free port with short heartbeats and timeouts."""
-    work = str(tmp_path / "work")
-    async with running_cluster(
-        cluster_config, work, agent_unreachable_timeout=1.0, allocation_interval=0.2
-    ) as c:
-        yield c
+async def backend(make_backend) -> Backend:
+    """The master the test runs against (see ``make_backend``)."""
+    return await make_backend()
+
+
+@pytest.fixture(name="cluster_config")
+def cluster_config_fixture():
+    """The test agents as a localmesos ClusterConfig, for tests that start their own."""
+    return cluster_config()
 
 
 @pytest.fixture
-async def connect(cluster) -> AsyncIterator[Callable[..., RawScheduler]]:
-    """Factory of raw scheduler connections to ``cluster``; all closed at teardown."""
+async def connect(backend) -> AsyncIterator[Callable[..., RawScheduler]]:
+    """Factory of raw scheduler connections to ``backend``; all closed at teardown."""
     conns: list[RawScheduler] = []
 
     def make(url: str | None = None) -> RawScheduler:
-        conn = RawScheduler(url or cluster.url)
+        conn = RawScheduler(url or backend.url)
         conns.append(conn)
         return conn
 

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.testing import RawScheduler, command_task, framework_info
 
 
@@ -34,7 +33,7 @@ async def test_plain_framework_gets_no_gpu_agent_and_no_spark_reservation(connec
     hosts = {o["hostname"] for o in offers}
     assert hosts == {"agent-1", "spark-1"}
     spark = next(o for o in offers if o["hostname"] == "spark-1")
-    assert set(_res(spark)) == {("cpus", "*"), ("mem", "*"), ("ports", "*")}
+    assert set(_res(spark)) == {("cpus", "*"), ("mem", "*"), ("disk", "*"), ("ports", "*")}
     # Mesos clears allocation_info for frameworks that are not MULTI_ROLE capable.
     assert "allocation_info" not in spark
     assert all("allocation_info" not in r for r in spark["resources"])
@@ -69,18 +68,41 @@ async def test_multi_role_refinement_format(connect):
     caps = [{"type": "MULTI_ROLE"}, {"type": "RESERVATION_REFINEMENT"}]
     await s.subscribe(framework_info(roles=["spark", "other"], capabilities=caps))
     offers = await _collect(s, 1.0)
-    spark = [o for o in offers if o["hostname"] == "spark-1"]
-    assert len(spark) == 1 and spark[0]["allocation_info"] == {"role": "spark"}
-    for r in spark[0]["resources"]:
-        assert "role" not in r
-        assert r["allocation_info"] == {"role": "spark"}
-        if r["name"] in ("cpus", "mem") and r["scalar"]["value"] >= 512 * 8:
-            assert r["reservations"] == [{"type": "STATIC", "role": "spark"}]
-    cpus = [r for r in spark[0]["resources"] if r["name"] == "cpus"]
-    assert sorted(bool(r.get("reservations")) for r in cpus) == [False, True]
-    # Roles compete for unreserved resources; a role never sees another role's reservation.
-    other = [o for o in offers if o["allocation_info"]["role"] == "other"]
-    assert all(_res(o).get(("cpus", "spark")) is None for o in other)
+    for offer in offers:
+        role = offer["allocation_info"]["role"]
+        for r in offer["resources"]:
+            assert "role" not in r
+            assert r["allocation_info"] == {"role": role}
+            # A role never sees another role's reservation.
+            assert r.get("reservations", [{"role": role}])[-1]["role"] == role
+    spark_cpus = [
+        (o["allocation_info"]["role"], r)
+        for o in offers
+        if o["hostname"] == "spark-1"
+        for r in o["resources"]
+        if r["name"] == "cpus"
+    ]
+    reserved = [(role, r) for role, r in spark_cpus if r.get("reservations")]
+    assert [(role, r["scalar"]["value"]) for role, r in reserved] == [("spark", 4)]
+    assert reserved[0][1]["reservations"] == [{"type": "STATIC", "role": "spark"}]
+    # The unreserved part goes to one of the subscribed roles (DRF picks which), once.
+    unreserved = [
+        (role, r["scalar"]["value"]) for role, r in spark_cpus if not r.get("reservations")
+    ]
+    assert len(unreserved) == 1
+    assert unreserved[0][0] in ("spark", "other") and unreserved[0][1] == 1
+
+
+async def test_unreserved_resources_go_to_the_role_with_the_lowest_share(connect):
+    # Both roles start at share 0; whichever gets an agent first has the higher share when
+    # the next agent is allocated, so two agents go to two different roles (not both to "*"
+    # or to the first role).
+    s = connect()
+    await s.subscribe(framework_info(roles=["a", "b"], capabilities=[{"type": "MULTI_ROLE"}]))
+    offers = await _collect(s, 1.0)
+    roles = {o["hostname"]: o["allocation_info"]["role"] for o in offers}
+    assert set(roles) == {"agent-1", "spark-1"}
+    assert set(roles.values()) == {"a", "b"}
 
 
 async def test_decline_filter_holds_for_refuse_seconds(connect):
@@ -152,17 +174,9 @@ async def test_unused_resources_of_accept_come_back(connect):
     assert _res(back[0])[("cpus", "*")]["scalar"]["value"] == 3
 
 
-async def test_offer_timeout_rescinds(cluster_config, tmp_path):
-    c = LocalCluster(
-        cluster_config,
-        port=0,
-        heartbeat_interval=5,
-        offer_timeout=0.5,
-        work_dir=str(tmp_path),
-        allocation_interval=0.2,
-    )
-    await c.start()
-    s = RawScheduler(c.url)
+async def test_offer_timeout_rescinds(make_backend):
+    b = await make_backend(offer_timeout=0.5)
+    s = RawScheduler(b.url)
     try:
         await s.subscribe(framework_info())
         offers = await s.offers()
@@ -170,7 +184,6 @@ async def test_offer_timeout_rescinds(cluster_config, tmp_path):
         assert rescind["rescind"]["offer_id"] in [o["id"] for o in offers]
     finally:
         await s.close()
-        await c.stop()
 
 
 @pytest.mark.parametrize("partition_aware", [False, True])

@@ -11,6 +11,7 @@ Importable by scripts and benchmarks; the pytest fixtures live in ``tests/confte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -125,6 +126,35 @@ class MesosProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def processes_under(work_dir: Path) -> list[int]:
+    """Pids of processes whose working directory or environment lies under ``work_dir``.
+
+    Executors and their tasks run in sessions of their own (they outlive an agent on purpose,
+    for recovery), so stopping an agent's process group leaves them behind.
+    """
+    root = str(Path(work_dir).resolve())
+    needle = root.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + "/") or needle in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_processes_under(work_dir: Path) -> None:
+    """SIGKILL every executor and task an agent with ``work_dir`` left running."""
+    for pid in processes_under(work_dir):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -306,6 +336,8 @@ class RealCluster:
     def stop(self) -> None:
         for proc in [*self.agents, *self.masters]:
             proc.stop()
+        for a in self.agents:
+            kill_processes_under(a.work_dir)
 
 
 # The tier's standard agents: a plain agent and one whose resources are reserved for "spark",
