@@ -350,14 +350,16 @@ class MesosSpawner(Spawner):
         return tuple(roles)
 
     def _profile_roles(self) -> list[str]:
+        """Roles a list ``profile_list`` names, in profiles and in their options' choices (a
+        callable's are unknown until a spawn: ``start()`` refuses those not subscribed)."""
         raw = self.profile_list if isinstance(self.profile_list, list) else []
-        out = []
+        overrides = []
         for p in raw:
-            override = p.get("mesosspawner_override") or {}
-            for key in ("role", "spark_role"):
-                if override.get(key):
-                    out.append(override[key])
-        return out
+            overrides.append(p.get("mesosspawner_override") or {})
+            for option in (p.get("profile_options") or {}).values():
+                for choice in (option.get("choices") or {}).values():
+                    overrides.append(choice.get("mesosspawner_override") or {})
+        return [o[key] for o in overrides for key in ("role", "spark_role") if o.get(key)]
 
     def framework_config(self) -> FrameworkConfig:
         return FrameworkConfig(
@@ -609,6 +611,15 @@ class MesosSpawner(Spawner):
             feed.fail(str(e))
             raise _spawn_error(str(e), reason="config") from None
         fw = self.framework
+        if request.role not in fw.config.roles:
+            # No offer of a role the framework did not subscribe with ever comes: fail now.
+            why = (
+                f"role {request.role!r} is not one this hub's Mesos framework subscribed with"
+                f" ({', '.join(fw.config.roles)}); roles of a callable profile_list cannot be"
+                " known in advance: list them all in c.MesosSpawner.framework_roles"
+            )
+            feed.fail(why)
+            raise _spawn_error(why, reason="config")
         nonce = secrets.token_hex(4)
         req = LaunchRequest(
             request=request,

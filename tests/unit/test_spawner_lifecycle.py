@@ -27,6 +27,7 @@ class StubFramework:
         self.launched: list = []
         self.release = asyncio.Event()
         self.totals_known = False
+        self.config = SimpleNamespace(roles=("*",))
 
     async def ensure_started(self, timeout=None) -> None:
         pass
@@ -178,3 +179,36 @@ async def test_stop_whose_kill_is_not_confirmed_is_surfaced(stub, caplog):
     note = stub.last_stop[("alice", "")]
     assert "t-1" in note and "did not confirm the kill" in note
     assert any("did not confirm the kill" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------- item 4
+
+SPARK_CHOICE = {
+    "display_name": "Spark",
+    "slug": "spark",
+    "profile_options": {
+        "cluster": {
+            "display_name": "Cluster",
+            "choices": {
+                "none": {"display_name": "None", "default": True},
+                "prod": {"display_name": "Prod", "mesosspawner_override": {"role": "spark"}},
+            },
+        }
+    },
+}
+
+
+def test_roles_named_by_profile_option_choices_are_subscribed():
+    s = make_spawner(profile_list=[SPARK_CHOICE])
+    assert "spark" in s.framework_config().roles
+
+
+async def test_callable_profile_list_role_not_subscribed_is_refused_naming_framework_roles(stub):
+    spark = {"display_name": "Spark", "slug": "spark", "mesosspawner_override": {"role": "spark"}}
+    s = make_spawner(profile_list=lambda spawner: [spark])
+    await s.apply_user_options(s, {"profile": "spark"})
+    with pytest.raises(Exception) as info:
+        await asyncio.wait_for(s.start(), 5)
+    message = str(getattr(info.value, "jupyterhub_message", None) or info.value)
+    assert "'spark'" in message and "framework_roles" in message, message
+    assert not stub.launched  # it would have waited for offers of a role never subscribed
