@@ -15,6 +15,7 @@ import pwd
 import re
 import secrets
 import time
+from urllib.parse import urlparse
 
 from jupyterhub.spawner import Spawner
 
@@ -39,6 +40,7 @@ from traitlets import (
 )
 
 from . import naming, placement, profiles, taskinfo
+from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import TERMINAL_STATES
 from .progress import ProgressFeed
@@ -249,6 +251,25 @@ class MesosSpawner(Spawner):
     ).tag(config=True)
     kill_grace_seconds = Float(
         30.0, help="Seconds between SIGTERM and SIGKILL when a notebook is stopped."
+    ).tag(config=True)
+
+    env_file_delivery = Bool(
+        True,
+        help="""Docker containerizer: pass secret variables (JUPYTERHUB_API_TOKEN and others named
+        like tokens, passwords or keys) in a one-time env file that the Mesos fetcher downloads
+        from the hub into the task's sandbox, not as `docker run -e`, whose command line anyone
+        on the agent can read with `ps`. The agents must reach `env_file_host:env_file_port`.""",
+    ).tag(config=True)
+    env_file_ip = Unicode(
+        "", help="IP the one-time env-file server binds to (default: the hub's own bind IP)."
+    ).tag(config=True)
+    env_file_port = Int(0, help="Port of the one-time env-file server (0: any free port).").tag(
+        config=True
+    )
+    env_file_host = Unicode(
+        "",
+        help="""Host name or IP the Mesos agents use to reach the env-file server (default: the
+        host of the hub API URL that notebooks use).""",
     ).tag(config=True)
 
     use_agent_hostname = Bool(
@@ -552,6 +573,7 @@ class MesosSpawner(Spawner):
             gid=gid,
             servername=self.name or "",
         )
+        containerizer = "mesos" if self.gpus else self.containerizer
         spec = taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
             name=f"jupyter {naming.escape(self.user.name)}"
@@ -559,7 +581,7 @@ class MesosSpawner(Spawner):
             argv=tuple(self.cmd + self.get_args()),
             env=env,
             image=self.image,
-            containerizer="mesos" if self.gpus else self.containerizer,
+            containerizer=containerizer,
             network_mode=self.network_mode,
             container_port=self.container_port,
             user=system_user if (os.getuid() == 0 or self.image) else None,
@@ -571,8 +593,33 @@ class MesosSpawner(Spawner):
             kill_grace_seconds=self.kill_grace_seconds,
             force_pull_image=self.force_pull_image,
             docker_parameters=tuple(sorted(self.docker_parameters.items())),
+            env_file_uri=self._env_file_uri(env, containerizer),
         )
         return taskinfo.build_task_info(spec, p)
+
+    def _env_file_uri(self, env: dict[str, str], containerizer: str) -> str | None:
+        """Put this launch's secret variables in the one-time env-file server; its URL."""
+        self._discard_env_file()
+        if not (self.image and containerizer == "docker" and self.env_file_delivery):
+            return None
+        _, secret = taskinfo.split_secret_env(env)
+        if not secret:
+            return None
+        host = self.env_file_host or urlparse(self.hub.api_url).hostname or "127.0.0.1"
+        drop = EnvDrop.shared(
+            self.env_file_ip or self.hub.ip or "0.0.0.0", self.env_file_port, host
+        )
+        text = taskinfo.docker_env_file(secret)
+        self._env_file_key, url = drop.put(text, ttl=self.start_timeout + 60)
+        self._env_drop = drop
+        return url
+
+    def _discard_env_file(self) -> None:
+        # Fetched before the task can run, so once a launch has ended it is never needed again.
+        drop, key = getattr(self, "_env_drop", None), getattr(self, "_env_file_key", None)
+        if drop is not None and key:
+            drop.discard(key)
+        self._env_file_key = None
 
     def image_env(self) -> dict[str, str]:
         """Name the environment that produced a result: the image reference (and digest)."""
@@ -596,6 +643,7 @@ class MesosSpawner(Spawner):
         if self._feed is None or self._feed.finished:
             self._feed = ProgressFeed()
         feed = self._feed
+        feed.image = self.image
         try:
             ids = self._resolve_ids()
             request = self._request_for()
@@ -651,6 +699,8 @@ class MesosSpawner(Spawner):
         except asyncio.CancelledError:
             feed.fail("spawn cancelled")
             raise
+        finally:
+            self._discard_env_file()
         fw.last_stop.pop((self.user.name, self.name or ""), None)
         self.task_id = record.task_id
         self.agent_id = record.agent_id

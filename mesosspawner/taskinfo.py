@@ -30,6 +30,7 @@ _VOLUME_KEYS = ("host_path", "container_path", "mode")
 # Env vars whose values must never show up in labels (labels are visible in /master/state and
 # are what orphan detection reads; a token there would leak to anyone who can read the master).
 _SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|_KEY)$", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPARK_CONF_KEY = re.compile(r"spark\.[A-Za-z0-9_.\-]+")
 
 
@@ -64,6 +65,34 @@ class TaskSpec:
     kill_grace_seconds: float = 30.0
     force_pull_image: bool = False
     docker_parameters: tuple[tuple[str, str], ...] = ()
+    # Docker containerizer: the URL of a one-time env file holding the secret variables, which
+    # then stay out of the task's environment (``docker run -e`` shows them to ``ps``).
+    env_file_uri: str | None = None
+
+
+# Where the fetcher puts the env file, relative to the sandbox: the Docker executor runs
+# ``docker run`` from the sandbox, so ``--env-file`` finds it there.
+ENV_FILE_NAME = ".mesosspawner.env"
+
+
+def split_secret_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain, secret): secret variables are those named like tokens, passwords and keys."""
+    plain = {k: v for k, v in env.items() if not _SECRET_ENV.search(k)}
+    secret = {k: v for k, v in env.items() if _SECRET_ENV.search(k)}
+    return plain, secret
+
+
+def docker_env_file(env: Mapping[str, str]) -> str:
+    """``env`` in Docker's ``--env-file`` format (one NAME=VALUE a line, no quoting)."""
+    lines = []
+    for name in sorted(env):
+        value = env[name]
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"environment variable name {name!r} cannot go into an env file")
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise ValueError(f"environment variable {name}: an env file cannot hold a newline")
+        lines.append(f"{name}={value}\n")
+    return "".join(lines)
 
 
 def spark_ports_needed(spark: SparkSettings | None) -> int:
@@ -217,6 +246,8 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
     _check_labels(spec.labels, env)
 
     docker = spec.image is not None and spec.containerizer == "docker"
+    if docker and spec.env_file_uri:
+        env, _ = split_secret_env(env)
     argv = list(spec.argv)
     command: dict[str, Any] = {
         "shell": False,
@@ -230,6 +261,16 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
     }
     if spec.user and not docker:
         command["user"] = spec.user
+    if docker and spec.env_file_uri:
+        command["uris"] = [
+            {
+                "value": spec.env_file_uri,
+                "output_file": ENV_FILE_NAME,
+                "extract": False,
+                "cache": False,
+                "executable": False,
+            }
+        ]
 
     task: dict[str, Any] = {
         "name": spec.name,
@@ -343,6 +384,8 @@ def _container(spec: TaskSpec, placement: Placement) -> dict | None:
             ]
             docker["port_mappings"] = mappings
         parameters = []
+        if spec.env_file_uri:
+            parameters.append({"key": "env-file", "value": ENV_FILE_NAME})
         if spec.uid is not None:
             user = str(spec.uid) if spec.gid is None else f"{spec.uid}:{spec.gid}"
             parameters.append({"key": "user", "value": user})

@@ -107,8 +107,26 @@ def _command(spec: TaskSpec, mesos_containerizer: bool) -> tuple[list[str] | Non
     return None, ([str(value)] if value else []) + arguments
 
 
+def read_env_file(path: str) -> dict[str, str]:
+    """Docker's ``--env-file`` format: NAME=VALUE lines; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError as e:
+        raise RunnerError(f"docker parameter env-file: cannot read {path}: {e.strerror}") from None
+    env = {}
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if sep:
+            env[name.strip()] = value
+    return env
+
+
 def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create`` from a TaskSpec (pure; validates)."""
+    """Keyword arguments for ``client.containers.create`` from a TaskSpec (validates; reads
+    only an ``env-file`` parameter's file from the sandbox)."""
     container = spec.container or {}
     image = docker_image(container)
     if not image:
@@ -155,6 +173,12 @@ def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, An
                     f"docker parameter volume={value!r} must be /host:/container[:ro]"
                 )
             volumes[parts[0]] = {"bind": parts[1], "mode": parts[2] if len(parts) == 3 else "rw"}
+        elif key == "env-file":
+            # The docker CLI reads it on the agent, relative to the executor's directory: the
+            # sandbox. Variables given with -e win, as with `docker run`.
+            path = value if os.path.isabs(value) else os.path.join(spec.sandbox, value)
+            for k, v in read_env_file(path).items():
+                env.setdefault(k, v)
         elif key == "workdir":
             kwargs["working_dir"] = value
         elif key == "hostname":

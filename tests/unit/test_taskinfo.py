@@ -384,3 +384,42 @@ def test_any_template_either_fails_clearly_or_gives_a_clean_absolute_path(templa
     assert ".." not in path.split("/")
     if "{{" not in template and "}}" not in template:
         assert "{" not in path and "}" not in path  # every placeholder was expanded or refused
+
+
+def test_docker_secrets_travel_in_a_fetched_env_file_not_on_the_command_line():
+    url = "http://hub.lab:40123/env/" + "k" * 43
+    task = build_task_info(spec(image="lab/nb:1", uid=1001, gid=100, env_file_uri=url), placement())
+    assert "JUPYTERHUB_API_TOKEN" not in env_of(task)
+    assert env_of(task)["JUPYTERHUB_USER"] == "alice"
+    assert task["command"]["uris"] == [
+        {
+            "value": url,
+            "output_file": ".mesosspawner.env",
+            "extract": False,
+            "cache": False,
+            "executable": False,
+        }
+    ]
+    params = task["container"]["docker"]["parameters"]
+    assert {"key": "env-file", "value": ".mesosspawner.env"} in params
+    assert TOKEN not in repr(task)
+
+
+def test_env_file_only_for_the_docker_containerizer():
+    url = "http://hub.lab:40123/env/" + "k" * 43
+    gpu = build_task_info(
+        spec(image="lab/nb:1", containerizer="mesos", env_file_uri=url), placement()
+    )
+    assert env_of(gpu)["JUPYTERHUB_API_TOKEN"] == TOKEN  # the Mesos containerizer: env only
+    assert "uris" not in gpu["command"]
+
+
+def test_env_file_format_and_refusals():
+    from mesosspawner.taskinfo import docker_env_file, split_secret_env
+
+    plain, secret = split_secret_env(ENV | {"AWS_SECRET_ACCESS_KEY": "x", "DB_PASSWORD": "y"})
+    assert set(secret) == {"JUPYTERHUB_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD"}
+    assert "PATH" in plain and "JUPYTERHUB_USER" in plain
+    assert docker_env_file({"B_TOKEN": "2 = two", "A_KEY": "1"}) == "A_KEY=1\nB_TOKEN=2 = two\n"
+    with pytest.raises(ValueError, match="newline"):
+        docker_env_file({"X_TOKEN": "a\nb"})
