@@ -54,10 +54,11 @@ c.MesosSpawner.profile_list = [
 
 
 def tasks_by_id(state: dict) -> dict[str, dict]:
-    """Every task of every framework, running or completed (state.json splits them)."""
+    """Every task of every framework, running, unreachable or completed (state.json splits
+    them; real Mesos lists TASK_UNREACHABLE ones only under ``unreachable_tasks``)."""
     out = {}
     for fw in state["frameworks"] + state.get("completed_frameworks", []):
-        for task in fw.get("completed_tasks", []) + fw["tasks"]:
+        for task in fw.get("completed_tasks", []) + fw.get("unreachable_tasks", []) + fw["tasks"]:
             out[task["id"]] = dict(task, framework=fw)
     return out
 
