@@ -14,6 +14,7 @@ server's spawner state, where MesosSpawner records the ``image`` it launched.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -185,6 +186,21 @@ def _size(size: int | None) -> str:
     return f"{size} B"
 
 
+def api_authenticated(method):
+    """Like ``web.authenticated`` but 403 instead of a login redirect: API and log-stream
+    readers (fetch, EventSource) cannot follow the OAuth dance, and must not loop through it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self.current_user:
+            raise web.HTTPError(
+                403, "not logged in: open the page through the hub, or send a hub API token"
+            )
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def service(self) -> Service:
@@ -236,20 +252,20 @@ class IndexHandler(BaseHandler):
 
 
 class ImagesAPIHandler(BaseHandler):
-    @web.authenticated
+    @api_authenticated
     async def get(self) -> None:
         username, admin = self.who
         self.json({"images": await self.service.visible_images(username, admin)})
 
 
 class BuildsAPIHandler(BaseHandler):
-    @web.authenticated
+    @api_authenticated
     def get(self) -> None:
         username, admin = self.who
         builds = self.service.builder.builds_of(None if admin else username)
         self.json({"builds": [b.model() for b in builds]})
 
-    @web.authenticated
+    @api_authenticated
     async def post(self) -> None:
         username, _ = self.who
         if self.request.headers.get("Content-Type", "").startswith("application/json"):
@@ -297,7 +313,7 @@ class BuildAPIHandler(BaseHandler):
             raise web.HTTPError(404, f"no build {build_id} of yours")
         return build
 
-    @web.authenticated
+    @api_authenticated
     def get(self, build_id: str) -> None:
         self.json({"build": self._build(build_id).model(with_log=True)})
 
@@ -305,7 +321,7 @@ class BuildAPIHandler(BaseHandler):
 class BuildLogHandler(BuildAPIHandler):
     """The build log as Server-Sent Events: one ``line`` event per line, then ``done``."""
 
-    @web.authenticated
+    @api_authenticated
     async def get(self, build_id: str) -> None:
         build = self._build(build_id)
         self.set_header("Content-Type", "text/event-stream")
