@@ -33,6 +33,12 @@ resources = "cpus:1;mem:2048;ports:[{_BASE + 30}-{_BASE + 59}]"
 AGENT_RESOURCES = f"cpus:2;mem:4096;ports:[{_BASE + 60}-{_BASE + 99}]"
 
 
+def plain_config(master: str, homes, extra: str = "") -> str:
+    """The e2e hub config for plain command tasks: no volumes (a default Mesos agent refuses to
+    mount them into a task without an image); notebooks work in the host directory itself."""
+    return mesos_config(master, homes, "c.MesosSpawner.volumes = []\n" + extra)
+
+
 async def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +72,7 @@ async def test_gpu_request_on_cluster_without_gpus_fails_fast_naming_gpus(
     test_users,
 ):
     cluster = await localmesos_proc(NO_GPU_CLUSTER)
-    hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
+    hub = await hub_factory(plain_config(cluster.url, homes)).launch()
     user = test_users[0].name
     await hub.create_user(user)
 
@@ -96,7 +102,7 @@ async def test_busy_cluster_shows_waiting_progress_then_starts(
 ):
     cluster = await localmesos_proc(SMALL_CLUSTER)
     hub = await hub_factory(
-        mesos_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
+        plain_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
     ).launch()
     first, second = test_users[0].name, test_users[1].name
     for user in (first, second):
@@ -121,7 +127,7 @@ async def test_waiting_spawn_fails_at_start_timeout_saying_why_and_never_launche
     hub_factory, localmesos_proc, homes, test_users
 ):
     cluster = await localmesos_proc(SMALL_CLUSTER)
-    config = mesos_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
+    config = plain_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
     hub = await hub_factory(config, start_timeout=8).launch()
     first, second = test_users[0].name, test_users[1].name
     for user in (first, second):
@@ -153,7 +159,7 @@ async def test_agent_killed_poll_reports_stopped_with_reason(
     )
     agent = await localmesos_agent_proc(cluster.url, "lonely-1", AGENT_RESOURCES)
     hub = await hub_factory(
-        mesos_config(cluster.url, homes, "c.MesosSpawner.poll_interval = 1")
+        plain_config(cluster.url, homes, "c.MesosSpawner.poll_interval = 1")
     ).launch()
     user = test_users[0].name
     await hub.create_user(user)
@@ -186,7 +192,7 @@ async def test_master_failover_with_notebooks_running_loses_nothing(
     leader = await localmesos_proc(None, extra_args=common)
     standby = await localmesos_proc(None, extra_args=common)
     await localmesos_agent_proc(zk, "ha-1", AGENT_RESOURCES, state_url=leader.url)
-    hub = await hub_factory(mesos_config(zk, homes, "c.MesosSpawner.poll_interval = 1")).launch()
+    hub = await hub_factory(plain_config(zk, homes, "c.MesosSpawner.poll_interval = 1")).launch()
     users = [u.name for u in test_users[:2]]
     for user in users:
         await hub.create_user(user)
@@ -229,7 +235,7 @@ async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
     cluster = await localmesos_proc(None, extra_args=["--no-agents"])
     agent = await localmesos_agent_proc(cluster.url, "slow-1", AGENT_RESOURCES)
     hub = await hub_factory(
-        mesos_config(cluster.url, homes, "c.MesosSpawner.orphan_grace_seconds = 2")
+        plain_config(cluster.url, homes, "c.MesosSpawner.orphan_grace_seconds = 2")
     ).launch()
     user = test_users[0].name
     await hub.create_user(user)
