@@ -246,6 +246,14 @@ class MesosSpawner(Spawner):
     )
 
     force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
+    image_starts_as_root = Bool(
+        True,
+        help="""Mesos containerizer with an image (GPU notebooks): start the image's entrypoint
+        as root, so its start script (docker-stacks: NB_USER, NB_UID, NB_GID) creates the
+        person's user and drops root before the notebook starts. Off: the task runs as
+        `system_user`, which must then exist in the image. (The Docker containerizer always
+        starts the container as uid:gid.)""",
+    ).tag(config=True)
     docker_parameters = Dict(
         help="Extra `docker run` parameters for the Docker containerizer (key -> value)."
     ).tag(config=True)
@@ -558,6 +566,8 @@ class MesosSpawner(Spawner):
             env.update(_login_env(system_user))
         elif self.image:
             env.update(_docker_stacks_env(system_user, uid, gid))
+            if uid == 0 and self.allow_root:
+                env["ALLOW_ROOT"] = "yes"  # the start script's own opt-in for NB_UID 0
         spark = None
         if self.spark_master:
             spark = taskinfo.SparkSettings(
@@ -593,6 +603,7 @@ class MesosSpawner(Spawner):
             kill_grace_seconds=self.kill_grace_seconds,
             force_pull_image=self.force_pull_image,
             docker_parameters=tuple(sorted(self.docker_parameters.items())),
+            entrypoint_drops_root=self.image_starts_as_root,
             env_file_uri=self._env_file_uri(env, containerizer),
         )
         return taskinfo.build_task_info(spec, p)

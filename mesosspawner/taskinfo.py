@@ -68,6 +68,9 @@ class TaskSpec:
     # Docker containerizer: the URL of a one-time env file holding the secret variables, which
     # then stay out of the task's environment (``docker run -e`` shows them to ``ps``).
     env_file_uri: str | None = None
+    # Mesos containerizer with an image: its entrypoint (the docker-stacks start script) starts
+    # as root and drops to uid/gid; False: it runs as ``user``, which must exist in the image.
+    entrypoint_drops_root: bool = True
 
 
 # Where the fetcher puts the env file, relative to the sandbox: the Docker executor runs
@@ -259,7 +262,18 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
             "variables": [{"name": k, "value": env[k]} for k in sorted(env)],
         },
     }
-    if spec.user and not docker:
+    if spec.image is not None and spec.containerizer == "mesos":
+        # No value: Mesos (docker/runtime isolator) then runs the image's entrypoint with the
+        # arguments appended, as Docker does, so its start script runs before the notebook.
+        del command["value"]
+        if spec.entrypoint_drops_root:
+            _check_drop_target(spec, env)
+            # The start script begins as root, maps NB_USER/NB_UID/NB_GID and drops root: the
+            # person's name need not exist in the image (command.user must).
+            command["user"] = "root"
+        elif spec.user:
+            command["user"] = spec.user
+    elif spec.user and not docker:
         command["user"] = spec.user
     if docker and spec.env_file_uri:
         command["uris"] = [
@@ -330,6 +344,17 @@ def _check_spec(spec: TaskSpec, placement: Placement) -> None:
         _int(spec.uid, "uid")
     if spec.gid is not None:
         _int(spec.gid, "gid")
+
+
+def _check_drop_target(spec: TaskSpec, env: Mapping[str, str]) -> None:
+    """A root entrypoint must have a non-root uid to drop to (docker-stacks refuses NB_UID 0
+    unless ALLOW_ROOT=yes)."""
+    if spec.uid is None or (spec.uid == 0 and env.get("ALLOW_ROOT") != "yes"):
+        raise ValueError(
+            f"task {spec.task_id!r}: the image's entrypoint starts as root and must drop to the"
+            f" user's uid, but uid is {spec.uid!r}; set a non-root uid (NB_UID 0 also needs"
+            " ALLOW_ROOT=yes in the environment)"
+        )
 
 
 def _check_labels(labels: Mapping[str, str], env: Mapping[str, str]) -> None:

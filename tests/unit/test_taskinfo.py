@@ -74,13 +74,34 @@ def test_cpu_notebook_uses_docker_with_uid_gid_user_parameter():
 
 def test_gpu_notebook_uses_the_mesos_containerizer_with_a_docker_image():
     p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
-    t = build_task_info(spec(image="lab/gpu:1", containerizer="mesos", user="alice"), p)
+    t = build_task_info(
+        spec(image="lab/gpu:1", containerizer="mesos", user="alice", uid=1001, gid=100), p
+    )
     assert t["container"]["type"] == "MESOS"
     assert t["container"]["mesos"]["image"]["type"] == "DOCKER"
     assert t["container"]["mesos"]["image"]["docker"]["name"] == "lab/gpu:1"
-    assert t["command"]["user"] == "alice"
+    # The image's entrypoint (docker-stacks start script) starts as root, maps NB_UID/NB_GID
+    # and drops root: "alice" need not exist in the image. No value: Mesos then runs the
+    # entrypoint with the arguments appended, as Docker does.
+    assert t["command"]["user"] == "root"
+    assert "value" not in t["command"]
     assert t["command"]["arguments"] == ["jupyterhub-singleuser", "--port=31000"]
     assert scalar(resources_from_json(t["resources"]), "gpus") == 1
+
+
+def test_mesos_image_task_can_run_as_a_user_that_exists_in_the_image():
+    p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
+    kw = dict(image="lab/gpu:1", containerizer="mesos", user="alice", uid=1001, gid=100)
+    t = build_task_info(spec(entrypoint_drops_root=False, **kw), p)
+    assert t["command"]["user"] == "alice"
+    assert "value" not in t["command"]
+
+
+def test_root_entrypoint_needs_a_non_root_uid_to_drop_to():
+    p = placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]")
+    for uid in (None, 0):
+        with pytest.raises(ValueError, match="uid"):
+            build_task_info(spec(image="lab/gpu:1", containerizer="mesos", uid=uid, gid=0), p)
 
 
 def test_cpu_only_tasks_see_no_gpu_and_gpu_tasks_are_left_to_mesos():
@@ -89,7 +110,7 @@ def test_cpu_only_tasks_see_no_gpu_and_gpu_tasks_are_left_to_mesos():
     plain = env_of(build_task_info(spec(), placement()))
     assert plain["NVIDIA_VISIBLE_DEVICES"] == "void"
     gpu = build_task_info(
-        spec(image="lab/nb:1", containerizer="mesos"),
+        spec(image="lab/nb:1", containerizer="mesos", uid=1001),
         placement("cpus:1;mem:1024;gpus:1;ports:[31000-31000]"),
     )
     assert "NVIDIA_VISIBLE_DEVICES" not in env_of(gpu)
@@ -164,7 +185,9 @@ def test_force_pull_and_docker_parameters():
     )
     assert t["container"]["docker"]["force_pull_image"] is True
     assert t["container"]["docker"]["parameters"] == [{"key": "shm-size", "value": "1g"}]
-    t = build_task_info(spec(image="nb", containerizer="mesos", force_pull_image=True), placement())
+    t = build_task_info(
+        spec(image="nb", containerizer="mesos", uid=1001, force_pull_image=True), placement()
+    )
     assert t["container"]["mesos"]["image"]["cached"] is False
 
 
@@ -408,7 +431,7 @@ def test_docker_secrets_travel_in_a_fetched_env_file_not_on_the_command_line():
 def test_env_file_only_for_the_docker_containerizer():
     url = "http://hub.lab:40123/env/" + "k" * 43
     gpu = build_task_info(
-        spec(image="lab/nb:1", containerizer="mesos", env_file_uri=url), placement()
+        spec(image="lab/nb:1", containerizer="mesos", uid=1001, env_file_uri=url), placement()
     )
     assert env_of(gpu)["JUPYTERHUB_API_TOKEN"] == TOKEN  # the Mesos containerizer: env only
     assert "uris" not in gpu["command"]
