@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 LABEL_PREFIX = "org.mesosspawner.localmesos"
-SUPPORTED_PARAMETERS = ("user", "label", "env", "workdir", "hostname", "volume")
+SUPPORTED_PARAMETERS = ("user", "label", "env", "env-file", "workdir", "hostname", "volume")
 # Variables the agent computes for every task that also make sense inside a container; the rest of
 # the agent's own environment (PATH, HOME, ...) must not leak into the image.
 _PASSED_PREFIXES = ("MESOS_",)

@@ -4,7 +4,9 @@ launches the agent itself gives up on."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -12,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mesosspawner import naming, placement
+from mesosspawner import naming, placement, taskinfo
+from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
 from mesosspawner.mesos.resources import resources_to_json
 
@@ -163,3 +166,57 @@ async def test_executor_registration_timeout_is_retried_once_then_names_the_agen
     assert req.attempts == 2
     assert "executor_registration_timeout" in str(failed.value)
     assert active_tasks(cluster.master) == []
+
+
+@pytest.mark.docker
+async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
+    real_cluster, framework_on, docker_engine, base_image, tmp_path
+):
+    """Mesos's Docker executor runs `docker run -e NAME=VALUE` for the container's whole life;
+    the token must reach the container through the fetched env file instead."""
+    cluster = real_cluster(agents=(AGENT,), docker=True)
+    fw = await framework_on(cluster.url)
+    drop = EnvDrop("127.0.0.1", 0, "127.0.0.1")
+    drop.start()
+    token = secrets.token_hex(20)
+    env = {"JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_USER": "alice"}
+    _, secret = taskinfo.split_secret_env(env)
+    _, url = drop.put(taskinfo.docker_env_file(secret), ttl=120)
+    task_id = naming.task_id("jupyterhub", "alice", "", f"n{time.time_ns()}")
+    script = 'echo "$JUPYTERHUB_API_TOKEN $JUPYTERHUB_USER" > "$MESOS_SANDBOX/seen"; exec sleep 120'
+    spec = taskinfo.TaskSpec(
+        task_id=task_id,
+        name="jupyter alice",
+        argv=("sh", "-c", script),
+        env=env,
+        image=base_image,
+        uid=0,
+        gid=0,
+        env_file_uri=url,
+        kill_grace_seconds=1,
+    )
+    req = LaunchRequest(
+        request=placement.Request(key="alice", cpus=0.5, mem=64),
+        build_task=lambda p: taskinfo.build_task_info(spec, p),
+    )
+    try:
+        record = await asyncio.wait_for(fw.launch(req), 120)
+        assert record.state == "TASK_RUNNING"
+        seen = tmp_path.glob("real-mesos-0/**/runs/*/seen")
+        deadline = time.monotonic() + 30
+        files = []
+        while not files and time.monotonic() < deadline:
+            files = [f for f in seen if f.stat().st_size]
+            seen = tmp_path.glob("real-mesos-0/**/runs/*/seen")
+            await asyncio.sleep(0.5)
+        assert files, "the container never wrote its environment"
+        assert files[0].read_text().split() == [token, "alice"]
+        command_lines = subprocess.run(
+            ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+        ).stdout
+        # The executor's `docker run` is there, with the plain variables on its command line.
+        assert "JUPYTERHUB_USER=alice" in command_lines
+        assert token not in command_lines
+        assert len(drop) == 0  # fetched once, gone
+    finally:
+        drop.stop()
