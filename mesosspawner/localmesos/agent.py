@@ -38,6 +38,8 @@ from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
 log = logging.getLogger("mesosspawner.localmesos.agent")
 
 MAX_RETRY = 600.0
+# stout's os::host_default_path(): the PATH a Mesos task gets when its command sets none.
+HOST_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class MasterLink(Protocol):
@@ -123,6 +125,22 @@ class LocalAgent:
     def disconnected(self) -> None:
         self.master = None
 
+    def forget_uncheckpointed(self) -> None:
+        """An agent restart: tasks of frameworks that do not checkpoint die with it, silently
+        (nothing was written down to recover them from)."""
+        for key, at in list(self.tasks.items()):
+            if self.frameworks.get(at.framework_id, {}).get("checkpoint"):
+                continue
+            self._cancel_retry(at)
+            at.pending.clear()
+            at.state = "TASK_LOST"  # terminal: no update is sent for it any more
+            if at.runner is not None:
+                asyncio.get_running_loop().create_task(at.runner.kill(0))
+            elif at.job is not None:
+                at.job.cancel()
+            del self.tasks[key]
+            self.free_gpus = sorted(self.free_gpus + at.gpus)
+
     def reregistration_tasks(self) -> list[dict]:
         """The running tasks as the agent reports them when re-registering."""
         return [
@@ -180,7 +198,8 @@ class LocalAgent:
             kill_grace=grace,
             user=command.get("user") or framework.get("user") or None,
         )
-        spec.env = self._environment(spec, command)
+        checkpoint = bool(framework.get("checkpoint"))
+        spec.env = self._environment(spec, command, role, checkpoint)
         at = AgentTask(fid, task, role, spec, gpus=gpus, retry_delay=self.status_retry_interval)
         at.started = asyncio.get_running_loop().time()
         self.tasks[(fid, tid)] = at
@@ -246,21 +265,28 @@ class LocalAgent:
 
     # --------------------------------------------------------------- running a task
 
-    def _environment(self, spec: TaskSpec, command: dict) -> dict[str, str]:
-        env: dict[str, str] = {}
-        env.update(
-            {
-                "MESOS_SANDBOX": spec.sandbox,
-                "MESOS_DIRECTORY": spec.sandbox,
-                "MESOS_TASK_ID": spec.task_id,
-                "MESOS_FRAMEWORK_ID": spec.framework_id,
-                "MESOS_EXECUTOR_ID": spec.task_id,
-                "MESOS_AGENT_ID": spec.agent_id,
-                "MESOS_SLAVE_ID": spec.agent_id,
-                "MESOS_AGENT_ENDPOINT": f"127.0.0.1:{self.port}",
-                "MESOS_HOSTNAME": self.hostname,
-            }
-        )
+    def _environment(
+        self, spec: TaskSpec, command: dict, role: str, checkpoint: bool
+    ) -> dict[str, str]:
+        """What Mesos's command executor hands a command task: its own MESOS_*/LIBPROCESS_*
+        variables, the host's default PATH and the command's environment, nothing of the
+        agent's (no HOME, no USER, no MESOS_TASK_ID: MESOS_EXECUTOR_ID is the task id)."""
+        env = {
+            "MESOS_SANDBOX": spec.sandbox,
+            "MESOS_DIRECTORY": spec.sandbox,
+            "MESOS_EXECUTOR_ID": spec.task_id,
+            "MESOS_FRAMEWORK_ID": spec.framework_id,
+            "MESOS_SLAVE_ID": spec.agent_id,
+            "MESOS_SLAVE_PID": f"slave(1)@127.0.0.1:{self.port}",
+            "MESOS_AGENT_ENDPOINT": f"127.0.0.1:{self.port}",
+            "MESOS_ALLOCATION_ROLE": role,
+            "MESOS_CHECKPOINT": "1" if checkpoint else "0",
+            "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "5secs",
+            "MESOS_HTTP_COMMAND_EXECUTOR": "0",
+            "LIBPROCESS_IP": "127.0.0.1",
+            "LIBPROCESS_PORT": "0",
+            "PATH": HOST_DEFAULT_PATH,
+        }
         for var in (command.get("environment") or {}).get("variables") or []:
             if isinstance(var, dict) and "name" in var:
                 env[str(var["name"])] = str(var.get("value", ""))

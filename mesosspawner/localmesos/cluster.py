@@ -202,7 +202,12 @@ class LocalCluster:
         else:
             assert self.master is not None
             agent_id = self.master.register_agent(
-                cfg.hostname, cfg.resources, cfg.attributes, DirectAgentLink(agent), port=agent.port
+                cfg.hostname,
+                cfg.resources,
+                cfg.attributes,
+                DirectAgentLink(agent),
+                port=agent.port,
+                ip=self.master.ip,
             )
             agent.registered(agent_id, DirectMasterLink(self.master))
         return agent
@@ -218,21 +223,34 @@ class LocalCluster:
             self.master.agent_disconnected(agent.agent_id)
 
     def disconnect_agent(self, hostname: str) -> None:
-        """The agent loses its master (its process crashed, or a partition): its tasks keep
-        running and their updates wait; the master notices and, after its timeout, marks the
-        agent unreachable. ``reconnect_agent`` brings it back with its tasks."""
-        agent = self.agents[hostname]
-        if self.zk or self.master is None or not agent.agent_id:
-            raise RuntimeError("disconnect_agent needs an in-process agent without ZooKeeper")
+        """The agent's connection to the master breaks (its process crashed): the master
+        notices at once; tasks keep running (those of frameworks that do not checkpoint are
+        lost). ``reconnect_agent(hostname, restarted=True)`` brings it back."""
+        agent = self._in_process(hostname)
         agent.disconnected()
         self.master.agent_disconnected(agent.agent_id)
 
-    def reconnect_agent(self, hostname: str) -> None:
-        """Re-register a disconnected agent with the same id and its tasks, as a real agent
-        does after a restart with recovery or when a partition heals."""
-        agent = self.agents[hostname]
+    def partition_agent(self, hostname: str) -> None:
+        """The agent stops answering but its connection looks fine (a partition, a frozen
+        process): the master only notices when the agent misses its pings, and what it sends
+        meanwhile waits. ``reconnect_agent(hostname)`` heals it."""
+        agent = self._in_process(hostname)
+        agent.disconnected()
+        master_agent = self.master.agents.get(agent.agent_id)
+        if master_agent is not None:
+            master_agent.link = HeldAgentLink(master_agent.link)
+        self.master.agent_unresponsive(agent.agent_id)
+
+    def reconnect_agent(self, hostname: str, *, restarted: bool = False) -> None:
+        """Re-register the agent with the same id and its tasks, as a real agent does after a
+        restart with recovery (``restarted``: the tasks of frameworks that do not checkpoint
+        did not survive it) or when a partition heals."""
+        agent = self._in_process(hostname)
         cfg = self._agent_config(hostname)
-        assert self.master is not None and agent.agent_id
+        if restarted:
+            agent.forget_uncheckpointed()
+        master_agent = self.master.agents.get(agent.agent_id)
+        held = master_agent.link if master_agent is not None else None
         agent_id = self.master.register_agent(
             cfg.hostname,
             cfg.resources,
@@ -242,8 +260,36 @@ class LocalCluster:
             agent_id=agent.agent_id,
             tasks=agent.reregistration_tasks(),
             frameworks=list(agent.frameworks.values()),
+            ip=self.master.ip,
         )
         agent.registered(agent_id, DirectMasterLink(self.master))
+        if isinstance(held, HeldAgentLink):
+            held.release()
+
+    def _in_process(self, hostname: str) -> LocalAgent:
+        agent = self.agents[hostname]
+        if self.zk or self.master is None or not agent.agent_id:
+            raise RuntimeError(f"agent {hostname!r} is not an in-process agent without ZooKeeper")
+        return agent
+
+
+class HeldAgentLink:
+    """What the master sends a partitioned agent: kept until the partition heals, then
+    delivered in order (a frozen agent reads its socket when it wakes)."""
+
+    def __init__(self, link) -> None:
+        self.link = link
+        self.held: list[tuple[str, tuple]] = []
+
+    def __getattr__(self, name: str):
+        if name not in ("launch", "kill", "acknowledge", "shutdown_framework"):
+            raise AttributeError(name)
+        return lambda *args: self.held.append((name, args))
+
+    def release(self) -> None:
+        for name, args in self.held:
+            getattr(self.link, name)(*args)
+        self.held.clear()
 
 
 def _is_ipv4(host: str) -> bool:

@@ -229,9 +229,11 @@ class Agent:
         resources: list[Resource],
         attributes: list[Attribute],
         link: AgentLink,
+        ip: str = "127.0.0.1",
     ) -> None:
         self.id = agent_id
         self.hostname = hostname
+        self.ip = ip
         self.port = port
         self.total = merge(resources)
         self.attributes = attributes
@@ -711,7 +713,8 @@ class Master:
             "hostname": agent.hostname,
             "url": {
                 "scheme": "http",
-                "address": {"hostname": agent.hostname, "ip": "127.0.0.1", "port": agent.port},
+                # The agent's own address, as it registered (Mesos: the agent's libprocess IP).
+                "address": {"hostname": agent.hostname, "ip": agent.ip, "port": agent.port},
                 "path": "/slave(1)",
             },
             "resources": [
@@ -1050,6 +1053,7 @@ class Master:
         agent_id: str | None = None,
         tasks: Iterable[dict] = (),
         frameworks: Iterable[dict] = (),
+        ip: str = "127.0.0.1",
     ) -> str:
         """Register (or re-register, with ``agent_id`` and running ``tasks``) an agent."""
         if agent_id and agent_id in self.agents:
@@ -1070,7 +1074,7 @@ class Master:
             timer.cancel()
         if self.registry is not None:
             self.registry.admit(agent_id)
-        agent = Agent(agent_id, hostname, port, resources, attributes, link)
+        agent = Agent(agent_id, hostname, port, resources, attributes, link, ip)
         self.agents[agent_id] = agent
         infos = {_value(f.get("id")): f for f in frameworks if isinstance(f, dict)}
         # As Mesos: an agent the master did not expect (it was unreachable, or is unknown)
@@ -1098,6 +1102,10 @@ class Master:
         for key, grace in list(agent.killed_tasks.items()):
             if key in alive:
                 agent.link.kill(key[0], key[1], grace)
+        for fid, tid in alive - set(agent.tasks):
+            # Declared lost while the agent was away (its framework does not checkpoint):
+            # nobody owns it any more.
+            agent.link.kill(fid or "", tid or "", 0)
 
     def _reregistered_update(self, task: Task, message: str) -> None:
         fw = self.frameworks.get(task.framework_id)
@@ -1158,6 +1166,36 @@ class Master:
         agent.connected = False
         for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
             self._remove_offer(offer, rescind=True)
+        # Mesos (Master::exited): the tasks of frameworks that do not checkpoint cannot
+        # survive an agent restart, so they are lost at once; the others wait for the agent.
+        for task in list(agent.tasks.values()):
+            fw = self.frameworks.get(task.framework_id)
+            if fw is None or fw.info.get("checkpoint") or is_terminal(task.state):
+                continue
+            status = {
+                "task_id": {"value": task.task_id},
+                "agent_id": {"value": agent_id},
+                "executor_id": {"value": task.task_id},
+                "state": "TASK_LOST",
+                "source": "SOURCE_MASTER",
+                "reason": "REASON_AGENT_DISCONNECTED",
+                "message": f"Agent {agent.hostname} disconnected",
+                "timestamp": time.time(),
+            }
+            task.state = "TASK_LOST"
+            task.status_update_state = None
+            task.latest_status = status
+            task.statuses.append(status)
+            self._remove_task(task)
+            fw.send({"type": "UPDATE", "update": {"status": status}})
+        self.agent_unresponsive(agent_id)
+
+    def agent_unresponsive(self, agent_id: str) -> None:
+        """The agent stopped answering pings (its connection may look fine): unreachable
+        after the timeout unless it re-registers first."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.unreachable_timer is not None:
+            return
         agent.unreachable_timer = self._later(
             self.agent_unreachable_timeout, self.mark_unreachable, agent_id
         )
@@ -1241,7 +1279,7 @@ class Master:
                     reserved.setdefault(r.role, []).append(r)
             a.static_state = {
                 "id": a.id,
-                "pid": f"slave(1)@127.0.0.1:{a.port}",
+                "pid": f"slave(1)@{a.ip}:{a.port}",
                 "hostname": a.hostname,
                 "port": a.port,
                 "registered_time": a.registered_time,

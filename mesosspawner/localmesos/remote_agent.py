@@ -109,6 +109,7 @@ class AgentSubscribeHandler(BaseHandler):
             agent_id=body.get("agent_id"),
             tasks=body.get("tasks") or [],
             frameworks=body.get("frameworks") or [],
+            ip=self.request.remote_ip or "127.0.0.1",
         )
         self.set_status(200)
         self.set_header("Content-Type", "application/json")

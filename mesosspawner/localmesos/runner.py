@@ -33,9 +33,8 @@ class TaskSpec:
     sandbox: str  # absolute path of the task's sandbox directory (exists, owned by the user)
     command: dict  # TaskInfo.command JSON: value, shell (default true), arguments, user, env
     container: dict | None  # TaskInfo.container JSON (type DOCKER / MESOS, docker / mesos.image)
-    # The task's own environment: MESOS_* vars + command.environment + GPU vars. Not the agent's
-    # environment: LocalProcessRunner adds that underneath (as the Mesos containerizer does for
-    # command tasks); a container gets only these.
+    # The task's whole environment, as Mesos's command executor builds it: MESOS_* vars, PATH
+    # and command.environment. Nothing of the agent's own environment reaches a task.
     env: dict[str, str]
     ports: list[int] = field(default_factory=list)  # host ports the task was given
     gpus: list[int] = field(default_factory=list)  # whole GPU device indices the task was given
@@ -97,7 +96,7 @@ class LocalProcessRunner:
 
     async def start(self, spec: TaskSpec, report: ReportFn) -> None:
         kwargs: dict = {}
-        env = {**os.environ, **spec.env}
+        env = dict(spec.env)
         user = spec.user
         if user:
             try:
@@ -111,14 +110,11 @@ class LocalProcessRunner:
                 kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=groups)
                 with contextlib.suppress(OSError):
                     os.chown(spec.sandbox, pw.pw_uid, pw.pw_gid)
-                env.setdefault("HOME", pw.pw_dir)
             elif pw.pw_uid != os.geteuid():
                 me = pwd.getpwuid(os.geteuid()).pw_name
                 raise RunnerError(
                     f"Failed to switch to user {user!r}: the agent runs as {me!r}, not root"
                 )
-            env.setdefault("USER", user)
-            env.setdefault("LOGNAME", user)
         argv = argv_of(spec.command)
         if not argv[0]:
             raise RunnerError("command.value is empty")

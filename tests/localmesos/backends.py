@@ -160,10 +160,10 @@ class LocalBackend(Backend):
         self.cluster.disconnect_agent(hostname)
 
     async def restart_agent(self, hostname: str) -> None:
-        self.cluster.reconnect_agent(hostname)
+        self.cluster.reconnect_agent(hostname, restarted=True)
 
     async def partition(self, hostname: str) -> None:
-        self.cluster.disconnect_agent(hostname)
+        self.cluster.partition_agent(hostname)
 
     async def heal(self, hostname: str) -> None:
         self.cluster.reconnect_agent(hostname)

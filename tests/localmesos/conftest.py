@@ -8,7 +8,11 @@ chunking and RecordIO are seen as sent).
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,13 +33,17 @@ def backend_kind(request) -> str:
 
 
 @pytest.fixture
-async def make_backend(backend_kind, tmp_path) -> AsyncIterator[Callable[..., Backend]]:
+async def make_backend(backend_kind) -> AsyncIterator[Callable[..., Backend]]:
     """Factory: ``await make_backend(offer_timeout=None)`` starts a master with agents
     ``agent-1``, ``gpu-1`` (2 GPUs) and ``spark-1`` (spark-reserved); all stopped at teardown."""
     started: list[Backend] = []
+    dirs: list[str] = []
 
     async def make(*, offer_timeout: float | None = None) -> Backend:
-        work = tmp_path / f"{backend_kind}-{len(started)}"
+        # World-traversable (tmp_path is not): tasks run as other users (command.user).
+        work = Path(tempfile.mkdtemp(prefix=f"conformance-{backend_kind}-"))
+        os.chmod(work, 0o755)
+        dirs.append(str(work))
         if backend_kind == "real":
             extra = (f"--offer_timeout={int(offer_timeout * 1000)}ms",) if offer_timeout else ()
             b: Backend = await start_real(work, master_extra=extra)
@@ -47,6 +55,8 @@ async def make_backend(backend_kind, tmp_path) -> AsyncIterator[Callable[..., Ba
     yield make
     for b in started:
         await b.close()
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

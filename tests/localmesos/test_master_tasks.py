@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import pwd
 
 import pytest
 
@@ -30,7 +31,7 @@ async def _running(s, offer, task_id, command="sleep 30", **res):
     return states
 
 
-async def test_launch_runs_starting_running_finished_with_uuids(connect, cluster):
+async def test_launch_runs_starting_running_finished_with_uuids(connect):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
@@ -45,36 +46,29 @@ async def test_launch_runs_starting_running_finished_with_uuids(connect, cluster
         seen.append(status)
         await s.ack(status)
     assert [st["state"] for st in seen] == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
-    sandbox = cluster.agents["agent-1"].tasks or None
-    assert sandbox is None or "t-ok" not in {k[1] for k in sandbox}
 
 
-async def test_task_environment_and_sandbox_files(connect, cluster):
+async def test_task_environment_and_sandbox_files(connect, backend):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
-    task = command_task(offer, "t-env", 'echo "$MESOS_TASK_ID $GREETING" > out; pwd', cpus=0.1)
+    command = (
+        'echo "$MESOS_EXECUTOR_ID $GREETING ${HOME-nohome} ${MESOS_TASK_ID-unset}" > out; '
+        'pwd > where; echo "$MESOS_SANDBOX" >> where'
+    )
+    task = command_task(offer, "t-env", command, cpus=0.1)
     task["command"]["environment"] = {"variables": [{"name": "GREETING", "value": "hi"}]}
     await s.accept([offer["id"]["value"]], [task])
     while (status := await s.update("t-env"))["state"] != "TASK_FINISHED":
         await s.ack(status)
-    agent = cluster.agents["agent-1"]
-    sandbox = os.path.join(
-        cluster.work_dir,
-        "slaves",
-        agent.agent_id,
-        "frameworks",
-        s.framework_id,
-        "executors",
-        "t-env",
-        "runs",
-        "latest",
-    )
-    assert open(os.path.join(sandbox, "out")).read() == "t-env hi\n"
-    assert open(os.path.join(sandbox, "stdout")).read().strip() == sandbox
+    sandbox = backend.sandbox("agent-1", offer["agent_id"]["value"], s.framework_id, "t-env")
+    # The command executor's environment, not the agent's: no HOME, no MESOS_TASK_ID.
+    assert open(os.path.join(sandbox, "out")).read() == "t-env hi nohome unset\n"
+    where = open(os.path.join(sandbox, "where")).read().split()
+    assert {os.path.realpath(p) for p in where} == {os.path.realpath(sandbox)}
 
 
-async def test_shell_false_execs_value_with_arguments(connect, cluster):
+async def test_shell_false_execs_value_with_arguments(connect, backend):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
@@ -83,20 +77,9 @@ async def test_shell_false_execs_value_with_arguments(connect, cluster):
     await s.accept([offer["id"]["value"]], [task])
     while (status := await s.update("t-exec"))["state"] != "TASK_FINISHED":
         await s.ack(status)
-    agent = cluster.agents["agent-1"]
-    stdout = os.path.join(
-        cluster.work_dir,
-        "slaves",
-        agent.agent_id,
-        "frameworks",
-        s.framework_id,
-        "executors",
-        "t-exec",
-        "runs",
-        "latest",
-        "stdout",
-    )
-    assert open(stdout).read() == "a b $X\n"
+    sandbox = backend.sandbox("agent-1", offer["agent_id"]["value"], s.framework_id, "t-exec")
+    # Real Mesos's command executor logs to stdout too: look for the task's own line.
+    assert "a b $X" in open(os.path.join(sandbox, "stdout")).read().splitlines()
 
 
 async def test_failing_command_is_task_failed(connect):
@@ -110,20 +93,88 @@ async def test_failing_command_is_task_failed(connect):
     assert "3" in status["message"]
 
 
-async def test_unknown_user_is_task_failed_with_message(connect):
+@pytest.mark.parametrize(
+    ("where", "partition_aware", "expected"),
+    [
+        ("command", False, "TASK_LOST"),
+        ("command", True, "TASK_DROPPED"),
+        ("framework", False, "TASK_LOST"),
+    ],
+)
+async def test_user_must_exist_on_the_agent(connect, where, partition_aware, expected):
+    # The agent chowns the sandbox to the task's user (command.user, else the framework's)
+    # before anything runs: no TASK_STARTING, and the task is lost/dropped, not failed.
+    s = connect()
+    caps = [{"type": "PARTITION_AWARE"}] if partition_aware else []
+    info = framework_info(capabilities=caps)
+    if where == "framework":
+        info["user"] = "no-such-user-xyz"
+    await s.subscribe(info)
+    offer = await _offer_from(s, "agent-1")
+    task = command_task(offer, "t-user", "true", cpus=0.1)
+    if where == "command":
+        task["command"]["user"] = "no-such-user-xyz"
+    await s.accept([offer["id"]["value"]], [task])
+    status = await s.update("t-user")
+    assert status["state"] == expected
+    assert status["source"] == "SOURCE_AGENT"
+    assert status["reason"] == "REASON_EXECUTOR_TERMINATED"
+    assert "No such user 'no-such-user-xyz'" in status["message"]
+    assert status["uuid"]  # an agent's update: acknowledged like any other
+    await s.ack(status)
+
+
+async def test_volumes_on_a_command_task_are_refused(connect):
+    # A default agent (no filesystem/linux or volume isolator) cannot mount volumes.
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
-    task = command_task(offer, "t-user", "true", cpus=0.1)
-    task["command"]["user"] = "no-such-user-xyz"
+    task = command_task(offer, "t-vol", "sleep 30", cpus=0.1)
+    task["container"] = {
+        "type": "MESOS",
+        "volumes": [{"container_path": "data", "host_path": "/tmp", "mode": "RW"}],
+    }
     await s.accept([offer["id"]["value"]], [task])
-    while (status := await s.update("t-user"))["state"] == "TASK_STARTING":
-        await s.ack(status)
+    status = await s.update("t-vol")
     assert status["state"] == "TASK_FAILED"
-    assert "no-such-user-xyz" in status["message"]
+    assert status["source"] == "SOURCE_AGENT"
+    assert status["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+    assert "Volumes in ContainerInfo is not supported" in status["message"]
 
 
-async def test_kill_sends_sigterm_then_killed(connect, cluster):
+async def test_task_id_rules(connect):
+    s = connect()
+    await s.subscribe(framework_info())
+    offer = await _offer_from(s, "agent-1")
+    bad = {
+        "a/b": "contains invalid characters",
+        "back\\slash": "contains invalid characters",
+        "ctl\x01char": "contains invalid characters",
+        "tab\tchar": "contains invalid characters",
+        "x" * 256: "must not be greater than 255 characters",
+        "..": "is disallowed",
+    }
+    good = ["with space", "y" * 255]
+    tasks = [command_task(offer, tid, "sleep 30", cpus=0.1) for tid in [*bad, *good]]
+    await s.accept([offer["id"]["value"]], tasks)
+    seen: dict[str, dict] = {}
+    while len(seen) < len(bad) + len(good):
+        status = await s.update()
+        tid = status["task_id"]["value"]
+        if status["state"] == "TASK_ERROR":
+            seen[tid] = status
+        elif status["state"] == "TASK_RUNNING":
+            seen[tid] = status
+        if "uuid" in status:
+            await s.ack(status)
+    for tid, message in bad.items():
+        assert seen[tid]["state"] == "TASK_ERROR", tid
+        assert seen[tid]["reason"] == "REASON_TASK_INVALID"
+        assert message in seen[tid]["message"], (tid, seen[tid]["message"])
+    assert all(seen[tid]["state"] == "TASK_RUNNING" for tid in good)
+
+
+async def test_kill_sends_sigterm_then_killed(connect):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
@@ -156,13 +207,14 @@ async def test_kill_escalates_to_sigkill_after_grace(connect):
     assert status["message"] == "Command terminated with signal Killed"
 
 
-async def test_unacknowledged_update_is_resent_with_same_uuid(connect):
+async def test_unacknowledged_update_is_resent_with_same_uuid(connect, backend):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
     await s.accept([offer["id"]["value"]], [command_task(offer, "t-retry", "sleep 30", cpus=0.1)])
     first = await s.update("t-retry")
-    again = await s.update("t-retry", timeout=5)  # retry interval 0.5 s in the fixture
+    # localmesos retries after 0.5 s in the fixture; real Mesos after 10 s (not a flag).
+    again = await s.update("t-retry", timeout=backend.status_retry_interval + 5)
     assert again["uuid"] == first["uuid"]
     assert again["state"] == first["state"] == "TASK_STARTING"
     await s.ack(first)
@@ -231,33 +283,25 @@ async def test_bad_tasks_get_task_error(connect):
     assert "duplicate" in errors["t-fine"]
 
 
-async def test_gpu_task_sees_whole_devices(connect, cluster):
+async def test_gpu_task_gets_no_invented_device_variables(connect, backend):
+    # Real Mesos accounts whole GPUs and isolates them through device cgroups (the nvidia
+    # isolator); it sets neither CUDA_VISIBLE_DEVICES nor NVIDIA_VISIBLE_DEVICES.
     s = connect()
     await s.subscribe(framework_info(capabilities=[{"type": "GPU_RESOURCES"}]))
     offer = await _offer_from(s, "gpu-1")
-    task = command_task(
-        offer, "t-gpu", 'echo "$CUDA_VISIBLE_DEVICES/$NVIDIA_VISIBLE_DEVICES"', cpus=0.1, gpus=2
-    )
+    command = 'echo "[${CUDA_VISIBLE_DEVICES-unset}/${NVIDIA_VISIBLE_DEVICES-unset}]" > gpus'
+    task = command_task(offer, "t-gpu", command, cpus=0.1, gpus=2)
     await s.accept([offer["id"]["value"]], [task])
     while (status := await s.update("t-gpu"))["state"] != "TASK_FINISHED":
         await s.ack(status)
-    agent = cluster.agents["gpu-1"]
-    stdout = os.path.join(
-        cluster.work_dir,
-        "slaves",
-        agent.agent_id,
-        "frameworks",
-        s.framework_id,
-        "executors",
-        "t-gpu",
-        "runs",
-        "latest",
-        "stdout",
-    )
-    assert open(stdout).read() == "0,1/0,1\n"
+    sandbox = backend.sandbox("gpu-1", offer["agent_id"]["value"], s.framework_id, "t-gpu")
+    assert open(os.path.join(sandbox, "gpus")).read() == "[unset/unset]\n"
+    half = command_task(offer, "t-half", "true", cpus=0.1, gpus=1)
+    await s.accept([offer["id"]["value"]], [half])  # the offer is used up: invalid
+    assert (await s.update("t-half"))["state"] == "TASK_LOST"
 
 
-async def test_explicit_and_implicit_reconciliation(connect, cluster):
+async def test_explicit_and_implicit_reconciliation(connect):
     s = connect()
     await s.subscribe(framework_info())
     offer = await _offer_from(s, "agent-1")
@@ -301,7 +345,7 @@ async def test_reconcile_unknown_tasks_partition_aware(connect):
     assert got == {"u1": "TASK_UNKNOWN", "u2": "TASK_GONE"}
 
 
-async def test_state_json_lists_tasks_with_statuses(connect, cluster):
+async def test_state_json_lists_tasks_with_statuses(connect, backend):
     import json
 
     from tornado.httpclient import AsyncHTTPClient
@@ -315,7 +359,7 @@ async def test_state_json_lists_tasks_with_statuses(connect, cluster):
     while (status := await s.update("t-state"))["state"] != "TASK_RUNNING":
         await s.ack(status)
     await s.ack(status)
-    state = json.loads((await AsyncHTTPClient().fetch(f"{cluster.url}/master/state")).body)
+    state = json.loads((await AsyncHTTPClient().fetch(f"{backend.url}/master/state")).body)
     fw = next(f for f in state["frameworks"] if f["id"] == s.framework_id)
     t = fw["tasks"][0]
     assert t["id"] == "t-state"
@@ -329,53 +373,55 @@ async def test_state_json_lists_tasks_with_statuses(connect, cluster):
     assert agent["used_resources"]["cpus"] == 0.5
 
 
-async def test_multi_role_task_without_allocation_info_is_task_error(connect):
+async def test_missing_allocation_info_is_filled_in(connect, backend):
+    # The master injects the offer's allocation_info into the operations (master.cpp).
     s = connect()
     await s.subscribe(framework_info(roles=["web"], capabilities=[{"type": "MULTI_ROLE"}]))
     offer = await _offer_from(s, "agent-1")
-    task = command_task(offer, "t-noalloc", "true", cpus=0.1)
+    task = command_task(offer, "t-noalloc", "sleep 30", cpus=0.1)
     for r in task["resources"]:
         del r["allocation_info"]
+    await _running_task(s, offer, task)
+    state = await backend.state()
+    fw = next(f for f in state["frameworks"] if f["id"] == s.framework_id)
+    assert [(t["id"], t["role"]) for t in fw["tasks"]] == [("t-noalloc", "web")]
+
+
+async def test_allocation_info_of_another_role_is_task_error(connect):
+    s = connect()
+    await s.subscribe(framework_info(roles=["web"], capabilities=[{"type": "MULTI_ROLE"}]))
+    offer = await _offer_from(s, "agent-1")
+    task = command_task(offer, "t-otherrole", "sleep 30", cpus=0.1)
+    for r in task["resources"]:
+        r["allocation_info"] = {"role": "elsewhere"}
     await s.accept([offer["id"]["value"]], [task])
-    status = await s.update("t-noalloc")
+    status = await s.update("t-otherrole")
     assert status["state"] == "TASK_ERROR"
-    assert "allocat" in status["message"]
+    assert status["reason"] == "REASON_TASK_INVALID"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-async def test_command_user_runs_as_that_user_when_root(cluster_config):
-    import pwd
+async def _running_task(s, offer, task):
+    await s.accept([offer["id"]["value"]], [task])
+    tid = task["task_id"]["value"]
+    while (status := await s.update(tid))["state"] != "TASK_RUNNING":
+        assert status["state"] == "TASK_STARTING", status
+        await s.ack(status)
+    await s.ack(status)
 
-    from mesosspawner.localmesos.cluster import LocalCluster
-    from mesosspawner.localmesos.testing import RawScheduler
 
-    c = LocalCluster(cluster_config, port=0, heartbeat_interval=5)  # its own world-readable dir
-    await c.start()
-    s = RawScheduler(c.url)
-    try:
-        await s.subscribe(framework_info())
-        offer = await _offer_from(s, "agent-1")
-        task = command_task(offer, "t-nobody", 'id -u; echo "$USER"', cpus=0.1)
-        task["command"]["user"] = "nobody"
-        await s.accept([offer["id"]["value"]], [task])
-        while (status := await s.update("t-nobody"))["state"] in ("TASK_STARTING", "TASK_RUNNING"):
-            await s.ack(status)
-        assert status["state"] == "TASK_FINISHED", status
-        agent = c.agents["agent-1"]
-        sandbox = os.path.join(
-            c.work_dir,
-            "slaves",
-            agent.agent_id,
-            "frameworks",
-            s.framework_id,
-            "executors",
-            "t-nobody",
-            "runs",
-            "latest",
-        )
-        nobody = pwd.getpwnam("nobody")
-        assert open(os.path.join(sandbox, "stdout")).read() == f"{nobody.pw_uid}\nnobody\n"
-        assert os.stat(sandbox).st_uid == nobody.pw_uid
-    finally:
-        await s.close()
-        await c.stop()
+async def test_command_user_runs_as_that_user(connect, backend):
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    nobody = pwd.getpwnam("nobody")
+    s = connect()
+    await s.subscribe(framework_info())
+    offer = await _offer_from(s, "agent-1")
+    task = command_task(offer, "t-nobody", "id -u > me; id -un >> me", cpus=0.1)
+    task["command"]["user"] = "nobody"
+    await s.accept([offer["id"]["value"]], [task])
+    while (status := await s.update("t-nobody"))["state"] in ("TASK_STARTING", "TASK_RUNNING"):
+        await s.ack(status)
+    assert status["state"] == "TASK_FINISHED", status
+    sandbox = backend.sandbox("agent-1", offer["agent_id"]["value"], s.framework_id, "t-nobody")
+    assert open(os.path.join(sandbox, "me")).read() == f"{nobody.pw_uid}\nnobody\n"
+    assert os.stat(sandbox).st_uid == nobody.pw_uid
