@@ -212,7 +212,7 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
         assert files, "the container never wrote its environment"
         assert files[0].read_text().split() == [token, "alice"]
         command_lines = subprocess.run(
-            ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+            ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
         ).stdout
         # The executor's `docker run` is there, with the plain variables on its command line.
         assert "JUPYTERHUB_USER=alice" in command_lines
