@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mesosspawner.userimages import image_repo
+from mesosspawner.userimages import image_repo, user_component
 from tests.e2e.mesos_env import start_ready
 from tests.images_service.hubsetup import (
     PIP_MODULE,
@@ -58,7 +58,10 @@ async def test_person_builds_image_sees_it_and_spawns_with_it(
     assert code == 200 and body["builds"] == [], body
     assert user_repos(docker_client, registry) == before
 
-    # A build with one pip package: cold.
+    # A build with one pip package, cold: no layers of an earlier run's build of it in the engine.
+    for image in docker_client.images.list():
+        if any("/mesosspawner-users/" + user_component(alice.name) + "/" in t for t in image.tags):
+            docker_client.images.remove(image.id, force=True)
     request = {"base": "base-notebook", "pip": [PIP_PACKAGE]}
     started = time.monotonic()
     code, body = await service(hub, alice.name, "POST", "api/builds", request)
