@@ -160,10 +160,23 @@ def test_repositories_are_per_person_and_docker_valid():
 
 def test_profile_offers_images_pinned_by_digest():
     images = [
-        ui.UserImage("r:5000", "mesosspawner-users/mss-2dalice/base-notebook", "abc", DIGEST,
-                     owner="mss-alice", packages="pip: six", created="2026-01-02"),
-        ui.UserImage("r:5000", "mesosspawner-users/mss-2dalice/base-notebook", "def", DIGEST,
-                     owner="mss-alice", created="2026-01-01"),
+        ui.UserImage(
+            "r:5000",
+            "mesosspawner-users/mss-2dalice/base-notebook",
+            "abc",
+            DIGEST,
+            owner="mss-alice",
+            packages="pip: six",
+            created="2026-01-02",
+        ),
+        ui.UserImage(
+            "r:5000",
+            "mesosspawner-users/mss-2dalice/base-notebook",
+            "def",
+            DIGEST,
+            owner="mss-alice",
+            created="2026-01-01",
+        ),
     ]
     assert ui.user_images_profile([]) is None
     profile = ui.user_images_profile(images)
