@@ -177,7 +177,8 @@ class SchedulerHandler(BaseHandler):
         except Exception as e:  # noqa: BLE001 - a malformed body must not break the master
             log.exception("call %s failed", call.get("type"))
             return self.error_text(400, f"Failed to validate scheduler::Call: {e}")
-        self.set_status(202)
+        # Mesos answers UPDATE_FRAMEWORK with 200 OK, every other call with 202 Accepted.
+        self.set_status(200 if call.get("type") == "UPDATE_FRAMEWORK" else 202)
         self.finish()
 
     async def _subscribe(self, master: Master, call: dict) -> None:

@@ -1,9 +1,11 @@
 """Master failover through a real ZooKeeper, with pymesos as the framework.
 
-Two localmesos masters share one ``zk://`` path and an agent runs as its own process, as in a
-real cluster. When the leading master crashes, the other takes over; pymesos, which finds the
-leader through ZooKeeper on its own, re-subscribes under the same framework id, and the agent
-re-registers with the task still running.
+Two masters share one ``zk://`` path and an agent runs as its own process, as in a real
+cluster: two localmesos masters and a localmesos agent process, or (``-k real``) two real
+Mesos 1.11.0 masters (replicated log, quorum 1) and a real agent. When the leading master
+crashes, the other takes over; pymesos, which finds the leader through ZooKeeper on its own,
+re-subscribes under the same framework id, and the agent re-registers with the task still
+running.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import uuid
 import pytest
 from kazoo.client import KazooClient
 
+from tests.services import real_mesos
 from tests.services.pymesos_peer import (
     Peer,
+    RealMesosMaster,
     command_task,
     framework_info,
     get_json,
@@ -58,10 +62,23 @@ def task_states(master, framework_id: str) -> dict[str, str]:
     }
 
 
-def test_framework_reregisters_with_the_new_leader_after_a_crash(
-    zookeeper, unique_zk_path, tmp_path
-):
+@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
+def masters(request, zookeeper, unique_zk_path, tmp_path):
+    """(zk URL, first leader, standby): two masters on one ZooKeeper path and one agent."""
     zk_url = zookeeper.url(unique_zk_path)
+    if request.param == "real":
+        request.getfixturevalue("real_mesos_home")
+        agents = (
+            {"hostname": AGENT, "resources": "cpus:2;mem:1024;disk:1000;ports:[41300-41399]"},
+        )
+        cluster = real_mesos.start_cluster(tmp_path / "real", agents, zk=zk_url, masters=2)
+        try:
+            first = cluster.master
+            second = next(m for m in cluster.masters if m is not first)
+            yield zk_url, RealMesosMaster(first), RealMesosMaster(second)
+        finally:
+            cluster.stop()
+        return
     started = []
     try:
         first = start_localmesos(
@@ -78,7 +95,7 @@ def test_framework_reregisters_with_the_new_leader_after_a_crash(
         agent = start_localmesos(
             [
                 "agent", "--master", zk_url, "--hostname", AGENT,
-                "--resources", "cpus:2;mem:1024;ports:[41300-41399]",
+                "--resources", "cpus:2;mem:1024;disk:1000;ports:[41300-41399]",
                 "--work-dir", str(tmp_path / "agent"),
             ],
             tmp_path / "agent.log",
@@ -88,44 +105,53 @@ def test_framework_reregisters_with_the_new_leader_after_a_crash(
             "the agent to register with the leader",
             lambda: AGENT in agents_of(first),
         )
-
-        peer = Peer()
-        task_id = f"failover-{uuid.uuid4().hex[:8]}"
-        framework = framework_info("failover", failover_timeout=600.0)
-        with run_driver(peer, framework, zk_url, failover=True) as driver:
-            registered = peer.next("registered", timeout=30).data
-            framework_id = registered["framework_id"]["value"]
-            assert registered["master_info"]["port"] == first.port
-            offer = peer.offers_from({AGENT})[AGENT]
-            driver.launchTasks(offer["id"], [command_task(offer, task_id, "exec sleep 120")])
-            peer.update_for(task_id, "TASK_RUNNING")
-
-            first.kill()
-
-            reregistered = peer.next("reregistered", timeout=90)
-            assert reregistered.data["master_info"]["port"] == second.port
-            assert driver.framework_id == framework_id
-            assert leader_port(zookeeper, unique_zk_path) == second.port
-            wait_until(
-                "the agent to re-register with its running task",
-                lambda: task_states(second, framework_id) == {task_id: "TASK_RUNNING"},
-                timeout=60,
-            )
-
-            driver.reconcileTasks([{"task_id": {"value": task_id}}])
-            peer.update_for(
-                task_id,
-                "TASK_RUNNING",
-                lambda s: s.get("reason") == "REASON_RECONCILIATION",
-                timeout=30,
-            )
-            # Offers the crashed master made are void; the new leader must make its own.
-            offered = peer.next("offer", lambda o: o["hostname"] == AGENT, timeout=30)
-            while offered.at < reregistered.at:
-                offered = peer.next("offer", lambda o: o["hostname"] == AGENT, timeout=30)
-
-            driver.killTask({"value": task_id})
-            peer.update_for(task_id, "TASK_KILLED", timeout=30)
+        yield zk_url, first, second
     finally:
         for lm in reversed(started):
             lm.stop()
+
+
+def test_framework_reregisters_with_the_new_leader_after_a_crash(
+    masters, zookeeper, unique_zk_path
+):
+    zk_url, first, second = masters
+    assert leader_port(zookeeper, unique_zk_path) == first.port
+    peer = Peer()
+    task_id = f"failover-{uuid.uuid4().hex[:8]}"
+    # checkpoint: the agent keeps the task through the failover (real Mesos removes the
+    # tasks of frameworks that do not checkpoint when an agent's connection breaks).
+    framework = framework_info("failover", failover_timeout=600.0, checkpoint=True)
+    with run_driver(peer, framework, zk_url, failover=True) as driver:
+        registered = peer.next("registered", timeout=30).data
+        framework_id = registered["framework_id"]["value"]
+        assert registered["master_info"]["port"] == first.port
+        offer = peer.offers_from({AGENT})[AGENT]
+        driver.launchTasks(offer["id"], [command_task(offer, task_id, "exec sleep 120")])
+        peer.update_for(task_id, "TASK_RUNNING")
+
+        first.kill()
+
+        reregistered = peer.next("reregistered", timeout=90)
+        assert reregistered.data["master_info"]["port"] == second.port
+        assert driver.framework_id == framework_id
+        assert leader_port(zookeeper, unique_zk_path) == second.port
+        wait_until(
+            "the agent to re-register with its running task",
+            lambda: task_states(second, framework_id) == {task_id: "TASK_RUNNING"},
+            timeout=60,
+        )
+
+        driver.reconcileTasks([{"task_id": {"value": task_id}}])
+        peer.update_for(
+            task_id,
+            "TASK_RUNNING",
+            lambda s: s.get("reason") == "REASON_RECONCILIATION",
+            timeout=30,
+        )
+        # Offers the crashed master made are void; the new leader must make its own.
+        offered = peer.next("offer", lambda o: o["hostname"] == AGENT, timeout=30)
+        while offered.at < reregistered.at:
+            offered = peer.next("offer", lambda o: o["hostname"] == AGENT, timeout=30)
+
+        driver.killTask({"value": task_id})
+        peer.update_for(task_id, "TASK_KILLED", timeout=30)

@@ -1,7 +1,8 @@
 """pymesos, a scheduler driver written for real Mesos, works against localmesos unchanged.
 
 Every test runs pymesos's own MesosSchedulerDriver (its thread, its HTTP and RecordIO handling)
-against a localmesos master process started from its command line.
+against a localmesos master process started from its command line, and against real Mesos
+1.11.0 with the same agents (``-k real``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import uuid
 
 import pytest
 
+from tests.services import real_mesos
 from tests.services.pymesos_peer import (
     Peer,
+    RealMesosMaster,
     command_task,
     framework_info,
     get_json,
@@ -27,6 +30,23 @@ pytestmark = pytest.mark.timeout(120)
 
 PLAIN, GPU, SPARK = "plain-1", "gpu-1", "spark-1"
 ALL = {PLAIN, GPU, SPARK}
+AGENTS = (
+    {
+        "hostname": PLAIN,
+        "resources": "cpus:2;mem:2048;disk:1000;ports:[41000-41099]",
+        "attributes": "rack:r1",
+    },
+    {
+        "hostname": GPU,
+        "resources": "cpus:2;mem:2048;disk:1000;gpus:2;ports:[41100-41199]",
+        "attributes": "rack:r1;gpu_model:test",
+    },
+    {
+        "hostname": SPARK,
+        "resources": "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:1000;ports:[41200-41299]",
+        "attributes": "rack:r2;spark_cluster:test",
+    },
+)
 CLUSTER = f"""
 [[agent]]
 hostname = "{PLAIN}"
@@ -40,14 +60,25 @@ attributes = "rack:r1;gpu_model:test"
 
 [[agent]]
 hostname = "{SPARK}"
-resources = "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;ports:[41200-41299]"
+resources = "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:1000;ports:[41200-41299]"
 attributes = "rack:r2;spark_cluster:test"
 """
 
 
-@pytest.fixture(scope="module")
-def master(tmp_path_factory):
-    work = tmp_path_factory.mktemp("pymesos-master")
+@pytest.fixture(
+    scope="module", params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
+)
+def master(request, tmp_path_factory):
+    """The master every test of the module shares: localmesos's CLI or real Mesos."""
+    work = tmp_path_factory.mktemp(f"pymesos-{request.param}")
+    if request.param == "real":
+        request.getfixturevalue("real_mesos_home")
+        cluster = real_mesos.start_cluster(work, AGENTS)
+        try:
+            yield RealMesosMaster(cluster.master)
+        finally:
+            cluster.stop()
+        return
     config = work / "cluster.toml"
     config.write_text(CLUSTER)
     lm = start_localmesos(["--config", str(config), "--port", "0"], work / "master.log")
@@ -164,7 +195,7 @@ def test_command_task_runs_and_is_killed(master, peer, tmp_path):
     marker = tmp_path / "started"
     with run_driver(peer, framework_info("launch"), master.address) as driver:
         offer = peer.offers_from({PLAIN})[PLAIN]
-        command = f'echo "$MESOS_TASK_ID" > {marker} && exec sleep 60'
+        command = f'echo "$MESOS_EXECUTOR_ID" > {marker} && exec sleep 60'
         driver.launchTasks(offer["id"], [command_task(offer, task_id, command)])
 
         running = peer.update_for(task_id, "TASK_RUNNING")

@@ -174,7 +174,9 @@ class RealMaster(MesosProcess):
             state = self.state()
         except (OSError, ValueError):
             return False
-        return state.get("pid") == state.get("leader")
+        # A standby redirects /master/state to the leader: the answer must be this master's own.
+        own = str(state.get("pid", "")).endswith(f":{self.port}")
+        return own and state.get("pid") == state.get("leader")
 
     def agents(self) -> list[dict]:
         return _get_json(f"{self.url}/master/slaves")["slaves"]
@@ -185,8 +187,8 @@ class RealMaster(MesosProcess):
             if not self.running:
                 raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
             try:
-                state = self.state()
-                if not leader or state.get("pid") == state.get("leader"):
+                self.state()
+                if not leader or self.is_leader():
                     return
             except (OSError, ValueError):
                 pass
