@@ -41,6 +41,7 @@ class LocalCluster:
         status_retry_interval: float = 10.0,
         allocation_interval: float = 1.0,
         agent_reregister_timeout: float = 600.0,
+        executor_registration_timeout: float = 60.0,
         work_dir: str | None = None,
         with_agents: bool = True,
     ) -> None:
@@ -54,6 +55,7 @@ class LocalCluster:
         self.status_retry_interval = status_retry_interval
         self.allocation_interval = allocation_interval
         self.agent_reregister_timeout = agent_reregister_timeout
+        self.executor_registration_timeout = executor_registration_timeout
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="localmesos-")
         if self._own_work_dir:
@@ -192,6 +194,7 @@ class LocalCluster:
             self.work_dir,
             port=self._agent_port,
             status_retry_interval=self.status_retry_interval,
+            executor_registration_timeout=self.executor_registration_timeout,
         )
         self._agent_port += 1
         self.agents[hostname] = agent

@@ -124,6 +124,22 @@ def read_env_file(path: str) -> dict[str, str]:
     return env
 
 
+# src/slave/containerizer/docker.cpp: MIN_CPU_SHARES, CPU_SHARES_PER_CPU, MIN_MEMORY.
+MIN_CPU_SHARES = 2
+CPU_SHARES_PER_CPU = 1024
+MIN_MEMORY_MB = 32
+
+
+def docker_limits(cpus: float, mem: float) -> dict[str, int]:
+    """``containers.create`` limits the Docker containerizer sets from the task's resources."""
+    out = {}
+    if cpus > 0:
+        out["cpu_shares"] = max(int(cpus * CPU_SHARES_PER_CPU), MIN_CPU_SHARES)
+    if mem > 0:
+        out["mem_limit"] = int(max(mem, MIN_MEMORY_MB) * 1024 * 1024)
+    return out
+
+
 def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, Any]:
     """Keyword arguments for ``client.containers.create`` from a TaskSpec (validates; reads
     only an ``env-file`` parameter's file from the sandbox)."""
@@ -222,6 +238,10 @@ def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, An
         kwargs["user"] = user
     if docker.get("privileged"):
         kwargs["privileged"] = True
+    if not mesos_containerizer:
+        # As the Docker containerizer runs it: `docker run --cpu-shares --memory`, a hard
+        # memory limit and CPU weight from the task's resources (no CFS quota by default).
+        kwargs.update(docker_limits(spec.cpus, spec.mem))
     return {
         "image": image,
         "name": name,

@@ -38,6 +38,8 @@ class TaskSpec:
     env: dict[str, str]
     ports: list[int] = field(default_factory=list)  # host ports the task was given
     gpus: list[int] = field(default_factory=list)  # whole GPU device indices the task was given
+    cpus: float = 0.0  # the task's cpus and mem (MB) resources
+    mem: float = 0.0
     kill_grace: float = 3.0  # kill_policy.grace_period, seconds (Mesos default 3 s)
     user: str | None = None  # command.user, or the framework's user when unset
 

@@ -34,21 +34,36 @@ def backend_kind(request) -> str:
 
 @pytest.fixture
 async def make_backend(backend_kind) -> AsyncIterator[Callable[..., Backend]]:
-    """Factory: ``await make_backend(offer_timeout=None)`` starts a master with agents
+    """Factory: ``await make_backend(offer_timeout=None, docker=False, ...)`` starts a master with
+    agents
     ``agent-1``, ``gpu-1`` (2 GPUs) and ``spark-1`` (spark-reserved); all stopped at teardown."""
     started: list[Backend] = []
     dirs: list[str] = []
 
-    async def make(*, offer_timeout: float | None = None) -> Backend:
+    async def make(
+        *,
+        offer_timeout: float | None = None,
+        docker: bool = False,
+        executor_registration_timeout: float | None = None,
+    ) -> Backend:
         # World-traversable (tmp_path is not): tasks run as other users (command.user).
         work = Path(tempfile.mkdtemp(prefix=f"conformance-{backend_kind}-"))
         os.chmod(work, 0o755)
         dirs.append(str(work))
         if backend_kind == "real":
             extra = (f"--offer_timeout={int(offer_timeout * 1000)}ms",) if offer_timeout else ()
-            b: Backend = await start_real(work, master_extra=extra)
+            agent_extra = ()
+            if executor_registration_timeout:
+                ms = int(executor_registration_timeout * 1000)
+                agent_extra = (f"--executor_registration_timeout={ms}ms",)
+            b: Backend = await start_real(
+                work, master_extra=extra, agent_extra=agent_extra, docker=docker
+            )
         else:
-            b = await start_local(work, offer_timeout=offer_timeout)
+            options = {}
+            if executor_registration_timeout:
+                options["executor_registration_timeout"] = executor_registration_timeout
+            b = await start_local(work, offer_timeout=offer_timeout, **options)
         started.append(b)
         return b
 
