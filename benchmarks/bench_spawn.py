@@ -1,11 +1,14 @@
-"""Time-to-ready of N concurrent spawns: MesosSpawner on localmesos vs LocalProcessSpawner.
+"""Time-to-ready of N concurrent spawns: MesosSpawner on real Mesos and on localmesos vs
+LocalProcessSpawner.
 
-    python benchmarks/bench_spawn.py [--n 1,20,100] [--spawners local,mesos] [--json FILE]
+    python benchmarks/bench_spawn.py [--n 1,20,100] [--spawners local,mesos,real] [--json FILE]
 
-Both spawners run in the same invocation against a fresh real JupyterHub (with
+Every spawner runs in the same invocation against a fresh real JupyterHub (with
 configurable-http-proxy) per run, with the same `jupyterhub-singleuser` command, as the same
-system users. Time-to-ready is the latency of the REST spawn request `POST /users/NAME/server`
-with `slow_spawn_timeout` raised so the hub answers only when the server is up and routed.
+system users. `real` is MesosSpawner on a real Apache Mesos 1.11.0 master and agent
+(tests/services/real_mesos.py; skipped with the reason when Mesos is not installed).
+Time-to-ready is the latency of the REST spawn request `POST /users/NAME/server` with
+`slow_spawn_timeout` raised so the hub answers only when the server is up and routed.
 Needs root (notebooks run as the benchmark's system users). See benchmarks/README.md.
 """
 
@@ -30,9 +33,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests.e2e.harness import Hub, LocalMesos, kill_notebooks_of_hub  # noqa: E402
+from tests.services import real_mesos  # noqa: E402
 from tests.services.notebook_env import ensure_notebook_env, ensure_user  # noqa: E402
 
-SPAWNER_LABELS = {"local": "LocalProcessSpawner", "mesos": "MesosSpawner"}
+SPAWNER_LABELS = {
+    "local": "LocalProcessSpawner",
+    "mesos": "MesosSpawner on localmesos",
+    "real": "MesosSpawner on real Mesos 1.11",
+}
 USER_PREFIX = "msbench"
 
 HUB_CONFIG = """
@@ -58,16 +66,18 @@ c.JupyterHub.spawner_class = "localprocess"
 """
 
 
-def cluster_toml(n: int, cpu: float, mem_mb: int) -> str:
+def agent_resources(n: int, cpu: float, mem_mb: int) -> str:
     """One plain agent big enough for n notebooks, on a port range unlikely to be in use."""
     base = random.randrange(40, 59) * 1000
     cpus = max(4.0, n * cpu * 1.5)
     mem = max(4096, int(n * mem_mb * 1.5))
-    return (
-        "[[agent]]\n"
-        'hostname = "bench-1"\n'
-        f'resources = "cpus:{cpus:g};mem:{mem};disk:100000;ports:[{base}-{base + 999}]"\n'
-    )
+    return f"cpus:{cpus:g};mem:{mem};disk:100000;ports:[{base}-{base + 999}]"
+
+
+def cluster_toml(n: int, cpu: float, mem_mb: int) -> str:
+    """localmesos's cluster file with the one agent of ``agent_resources``."""
+    resources = agent_resources(n, cpu, mem_mb)
+    return f'[[agent]]\nhostname = "bench-1"\nresources = "{resources}"\n'
 
 
 @dataclass
@@ -131,13 +141,22 @@ async def bench(
     nb_bin = ensure_notebook_env()
     config = HUB_CONFIG.format(timeout=args.timeout)
     mesos: LocalMesos | None = None
+    real: real_mesos.RealCluster | None = None
+    master = None
     if spawner == "mesos":
         mesos = LocalMesos(workdir / "localmesos", cluster_toml(n, args.cpu, args.mem_mb))
         mesos.start()
         await mesos.wait_ready()
+        master = mesos.url
+    elif spawner == "real":
+        # The same one agent, as a real mesos-agent (Mesos containerizer, plain command tasks).
+        spec = {"hostname": "bench-1", "resources": agent_resources(n, args.cpu, args.mem_mb)}
+        real = await asyncio.to_thread(real_mesos.start_cluster, workdir / "real-mesos", (spec,))
+        master = real.url
+    if master is not None:
         config += MESOS_CONFIG.format(
             spawner_class=mesos_spawner_class(),
-            master=mesos.url,
+            master=master,
             cpu=args.cpu,
             mem=f"{args.mem_mb}M",
         )
@@ -169,6 +188,8 @@ async def bench(
         if mesos is not None:
             await mesos.stop()
             mesos.cleanup()
+        if real is not None:
+            await asyncio.to_thread(real.stop)
     return run
 
 
@@ -180,29 +201,39 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def table(runs: list[Run], ns: list[int]) -> str:
+COLUMNS = {"local": "local", "mesos": "localmesos", "real": "real mesos"}
+
+
+def table(runs: list[Run], ns: list[int], spawners: list[str]) -> str:
+    """Median and p95 per spawner, then each Mesos column's ratio to LocalProcessSpawner."""
     by = {(r.spawner, r.n): r for r in runs}
-    head = (
-        f"{'N':>4}  {'local ok':>8} {'median s':>8} {'p95 s':>7}   "
-        f"{'mesos ok':>8} {'median s':>8} {'p95 s':>7}   {'median ratio':>12} {'p95 ratio':>9}"
-    )
+    ratios = [s for s in spawners if s != "local" and "local" in spawners]
+    head = f"{'N':>4}"
+    for s in spawners:
+        head += f"  {COLUMNS[s] + ' ok':>14} {'median s':>8} {'p95 s':>7}"
+    for s in ratios:
+        head += f"  {COLUMNS[s] + '/local':>16} {'p95':>6}"
     lines = [
-        "time-to-ready (s), LocalProcessSpawner vs MesosSpawner on localmesos; ratio = mesos/local",
+        "time-to-ready (s): "
+        + " vs ".join(SPAWNER_LABELS[s] for s in spawners)
+        + ("; ratio = mesos/local (median, p95)" if ratios else ""),
         head,
         "-" * len(head),
     ]
     for n in ns:
-        lo, me = by.get(("local", n)), by.get(("mesos", n))
-
-        def ok(r: Run | None) -> str:
-            return "-" if r is None else f"{len(r.times)}/{r.n}"
-
-        lines.append(
-            f"{n:>4}  {ok(lo):>8} {fmt(lo and lo.median):>8} {fmt(lo and lo.p95):>7}   "
-            f"{ok(me):>8} {fmt(me and me.median):>8} {fmt(me and me.p95):>7}   "
-            f"{ratio(me and me.median, lo and lo.median):>12} "
-            f"{ratio(me and me.p95, lo and lo.p95):>9}"
-        )
+        line = f"{n:>4}"
+        for s in spawners:
+            r = by.get((s, n))
+            ok = "-" if r is None else f"{len(r.times)}/{r.n}"
+            line += f"  {ok:>14} {fmt(r and r.median):>8} {fmt(r and r.p95):>7}"
+        lo = by.get(("local", n))
+        for s in ratios:
+            me = by.get((s, n))
+            line += (
+                f"  {ratio(me and me.median, lo and lo.median):>16}"
+                f" {ratio(me and me.p95, lo and lo.p95):>6}"
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -213,6 +244,9 @@ async def main_async(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown spawner(s) {sorted(unknown)}; choose from {sorted(SPAWNER_LABELS)}")
         return 2
+    if "real" in spawners and real_mesos.why_unavailable():
+        print(f"skipping the real-Mesos column: {real_mesos.why_unavailable()}", flush=True)
+        spawners.remove("real")
     print("preparing notebook environment and users ...", flush=True)
     ensure_notebook_env()
     users = [f"{USER_PREFIX}{i:03d}" for i in range(1, max(ns) + 1)]
@@ -225,7 +259,7 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"N={n} {SPAWNER_LABELS[spawner]} ...", flush=True)
             try:
                 run = await bench(spawner, n, users, Path(tmp) / f"{spawner}-{n}", args)
-            except AssertionError as e:  # the hub or localmesos did not come up
+            except (AssertionError, RuntimeError, TimeoutError) as e:  # a service did not come up
                 print(f"  run failed: {e}", flush=True)
                 run = Run(spawner, n, failures=[str(e).splitlines()[0]])
             print(
@@ -239,7 +273,7 @@ async def main_async(args: argparse.Namespace) -> int:
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
-    print(table(runs, ns))
+    print(table(runs, ns, spawners))
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -261,7 +295,11 @@ async def main_async(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", default="1,20,100", help="comma list of concurrent spawn counts")
-    p.add_argument("--spawners", default="local,mesos", help="comma list of: local, mesos")
+    p.add_argument(
+        "--spawners",
+        default="local,mesos,real",
+        help="comma list of: local, mesos (localmesos), real (real Mesos 1.11)",
+    )
     p.add_argument("--cpu", type=float, default=0.1, help="cpus per Mesos notebook")
     p.add_argument("--mem-mb", type=int, default=256, help="MB of memory per Mesos notebook")
     p.add_argument("--timeout", type=int, default=900, help="seconds one spawn may take")
@@ -279,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _cancel_on_sigterm(coro) -> int:
-    """Turn SIGTERM into cancellation so every hub and localmesos is cleaned up."""
+    """Turn SIGTERM into cancellation so every hub and Mesos cluster is cleaned up."""
     task = asyncio.ensure_future(coro)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
