@@ -4,12 +4,17 @@ starts a server with it and lands in JupyterLab. Screenshots are saved in the te
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tests.images_service.hubsetup import PIP_PACKAGE, PREFIX, images_hub
 
+# Also kept where the other browser tests keep theirs: pytest prunes old tmp dirs.
+ARTIFACTS = Path(os.environ.get("MESOSSPAWNER_ARTIFACTS", "test-artifacts"))
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.browser, pytest.mark.timeout(2400)]
 
 
@@ -72,7 +77,9 @@ async def test_person_builds_watches_log_and_spawns_in_browser(
 
     shot = tmp_path / "images-service-page.png"
     await page.screenshot(path=str(shot), full_page=True)
-    print(f"\nscreenshot of the images page: {shot}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    kept = shutil.copy(shot, ARTIFACTS / shot.name)
+    print(f"\nscreenshot of the images page: {shot} (copy: {Path(kept).resolve()})")
 
     await page.click("#spawn-link")
     await page.wait_for_url(f"**/user/{user.name}/**", timeout=300_000)
