@@ -26,7 +26,7 @@ async def test_command_health_check_reports_and_kills(connect):
     s = connect()
     await s.subscribe(framework_info())
     offer = next(o for o in await s.offers() if o["hostname"] == "agent-1")
-    task = command_task(offer, "t-health", "touch ok; sleep 1; rm ok; sleep 30", cpus=0.1)
+    task = command_task(offer, "t-health", "touch ok; sleep 3; rm ok; sleep 30", cpus=0.1)
     task["health_check"] = {
         "type": "COMMAND",
         "command": {"value": "test -f ok"},

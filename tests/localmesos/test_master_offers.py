@@ -198,3 +198,58 @@ async def test_offers_are_split_between_frameworks(connect, partition_aware):
     assert not ids_a & ids_b
     hosts = [o["hostname"] for o in got_a + got_b]
     assert len(hosts) == len(set(hosts))  # one agent's resources are never offered twice
+
+
+async def test_dynamic_reservation_is_offered_and_carried_into_the_task(connect, backend):
+    # Real Mesos honours RESERVE and offers the reservation back (type DYNAMIC, labels kept);
+    # a task must carry it unchanged. localmesos ignores RESERVE: a documented difference
+    # (docs/localmesos-vs-mesos.md), pinned here so a change on either side is noticed.
+    s = connect()
+    caps = [{"type": "MULTI_ROLE"}, {"type": "RESERVATION_REFINEMENT"}]
+    await s.subscribe(framework_info(roles=["web"], capabilities=caps))
+    offer = next(o for o in await _collect(s, 0.6) if o["hostname"] == "agent-1")
+    reservation = {
+        "type": "DYNAMIC",
+        "role": "web",
+        "labels": {"labels": [{"key": "owner", "value": "conformance"}]},
+    }
+    cpus = {
+        "name": "cpus",
+        "type": "SCALAR",
+        "scalar": {"value": 0.5},
+        "allocation_info": {"role": "web"},
+        "reservations": [reservation],
+    }
+    reserve = {"type": "RESERVE", "reserve": {"resources": [cpus]}}
+    accept = {"offer_ids": [offer["id"]], "operations": [reserve], "filters": {"refuse_seconds": 0}}
+    assert (await s.call({"type": "ACCEPT", "accept": accept}))[0] == 202
+    again = next(o for o in await _collect(s, 1.0) if o["hostname"] == "agent-1")
+    dynamic = [r for r in again["resources"] if r.get("reservations")]
+    if backend.name == "localmesos":
+        assert dynamic == []
+        return
+    assert dynamic == [cpus]
+    task = command_task(again, "t-dynamic", "sleep 30", mem=32)
+    task["resources"].append(dynamic[0])
+    await s.accept([again["id"]["value"]], [task])
+    while (status := await s.update("t-dynamic"))["state"] != "TASK_RUNNING":
+        assert status["state"] == "TASK_STARTING", status
+        await s.ack(status)
+    slaves = await backend.slaves()
+    agent = next(a for a in slaves if a["hostname"] == "agent-1")
+    assert agent["reserved_resources"]["web"]["cpus"] == 0.5
+
+
+async def test_revive_or_suppress_of_an_unsubscribed_role_is_dropped(connect):
+    # 202, and the whole call is dropped (master.cpp): the subscribed role stays suppressed.
+    s = connect()
+    await s.subscribe(
+        framework_info(roles=["web"], capabilities=[{"type": "MULTI_ROLE"}]),
+        suppressed_roles=["web"],
+    )
+    for kind in ("REVIVE", "SUPPRESS"):
+        code, text = await s.call({"type": kind, kind.lower(): {"roles": ["web", "elsewhere"]}})
+        assert (code, text) == (202, "")
+    assert await _collect(s, 1.0) == []
+    assert (await s.call({"type": "REVIVE", "revive": {"roles": ["web"]}}))[0] == 202
+    assert {o["allocation_info"]["role"] for o in await _collect(s, 1.0)} == {"web"}
