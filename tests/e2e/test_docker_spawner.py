@@ -5,6 +5,7 @@ registry, running as the user's uid/gid."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -35,6 +36,7 @@ async def test_docker_notebook_runs_as_user_and_writes_as_user(
     extra = f"""
 c.MesosSpawner.image = {pinned!r}
 c.MesosSpawner.containerizer = "docker"
+c.MesosSpawner.force_pull_image = True
 c.MesosSpawner.network_mode = "host"
 c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
 c.MesosSpawner.environment = {{}}
@@ -47,6 +49,7 @@ c.MesosSpawner.volumes = [
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
     user = test_users[2]
     await hub.create_user(user.name)
+    since = int(time.time()) - 1
     state = await start_ready(hub, user.name)
 
     master = await master_state(cluster.url)
@@ -54,8 +57,20 @@ c.MesosSpawner.volumes = [
     assert task["container"]["type"] == "DOCKER"
     assert task["container"]["docker"]["image"] == pinned
     assert agent_of(master, task)["hostname"] == "cpu-1"
-    # The image came from the registry: the pull shows in the task's status history.
-    assert "TASK_STARTING" in [s["state"] for s in task["statuses"]]
+    # The image came from the registry: the engine pulled exactly the pinned reference.
+    assert task["container"]["docker"]["force_pull_image"] is True
+    events = await asyncio.to_thread(
+        lambda: list(
+            docker_client.events(
+                since=since,
+                until=int(time.time()) + 1,
+                decode=True,
+                filters={"type": "image", "event": "pull"},
+            )
+        )
+    )
+    pulled = [e.get("id") or e.get("Actor", {}).get("ID") for e in events]
+    assert pinned in pulled, pulled
 
     code, status = await hub.get_through_proxy(user.name, path="api/status")
     assert code == 200, status
@@ -80,3 +95,51 @@ c.MesosSpawner.volumes = [
     tasks = tasks_by_id(await master_state(cluster.url))
     assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
     assert container.id not in [c.id for c in docker_client.containers.list()]
+
+
+async def test_gpu_profile_with_image_runs_as_the_users_uid_through_the_start_script(
+    hub_factory, localmesos_proc, homes, test_users, notebook_image, docker_client
+):
+    """GPU notebooks use the Mesos containerizer with the image (the Docker containerizer has
+    no GPUs). The person's name does not exist in the image: the image's start script starts
+    as root, maps NB_UID/NB_GID and drops root. (The lab's GPU image is this base notebook plus
+    NVIDIA variables; no GPU is present here, localmesos accounts the device.)"""
+    cluster = await localmesos_proc(CLUSTER)
+    extra = f"""
+c.MesosSpawner.image = {notebook_image!r}
+c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
+c.MesosSpawner.environment = {{}}
+c.MesosSpawner.notebook_dir = "/work"
+"""
+    hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
+    user = test_users[1]
+    await hub.create_user(user.name)
+    state = await start_ready(hub, user.name, options={"profile": "gpu"})
+
+    master = await master_state(cluster.url)
+    task = tasks_by_id(master)[state["task_id"]]
+    assert task["container"]["type"] == "MESOS"
+    assert task["container"]["mesos"]["image"]["docker"]["name"] == notebook_image
+    assert task["resources"]["gpus"] == 1
+    assert agent_of(master, task)["hostname"] == "gpu-1"
+
+    code, status = await hub.get_through_proxy(user.name, path="api/status")
+    assert code == 200, status
+
+    (container,) = [
+        c
+        for c in docker_client.containers.list()
+        if state["task_id"] in (c.name or "") or state["task_id"] in str(c.labels)
+    ]
+    # tini (the image's init) and the start script begin as root; the notebook must not.
+    top = container.top(ps_args="-ww -o pid,uid,gid,args")["Processes"]
+    notebook = [
+        p for p in top if "jupyterhub-singleuser" in p[-1] and "start-notebook" not in p[-1]
+    ]
+    assert notebook, top
+    assert all((int(p[1]), int(p[2])) == (user.uid, user.gid) for p in notebook), top
+    await assert_notebook_writes_as_user(hub, user, homes, "from-gpu.txt")
+
+    await hub.stop_server(user.name)
+    tasks = tasks_by_id(await master_state(cluster.url))
+    assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
