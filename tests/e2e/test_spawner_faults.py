@@ -264,3 +264,37 @@ async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
     await wait_for(killed, 45, f"orphan {orphan} to be killed")
     log = hub.log_text()
     assert f"Killing orphan task {orphan}" in log
+
+
+ONE_GPU_CLUSTER = f"""
+[[agent]]
+hostname = "gpu-1"
+resources = "cpus:4;mem:8192;gpus:1;ports:[{_BASE + 100}-{_BASE + 129}]"
+"""
+
+
+async def test_hub_restart_with_the_only_gpu_in_use_a_gpu_spawn_waits_not_fails(
+    hub_factory, localmesos_proc, homes, test_users
+):
+    cluster = await localmesos_proc(ONE_GPU_CLUSTER)
+    config = plain_config(cluster.url, homes)
+    hub = await hub_factory(config).launch()
+    first, second = test_users[0].name, test_users[1].name
+    for user in (first, second):
+        await hub.create_user(user)
+    assert await hub.start_server(first, options={"profile": "gpu"}) in (201, 202)
+    await hub.wait_server_ready(first)
+
+    hub.kill()  # the survivor keeps the only GPU
+    await hub.restart(config + "\nc.MesosSpawner.start_timeout = 8\n")
+    await hub.wait_server_ready(first, timeout=30)
+    restarted_at = len(hub.log_text())
+
+    code, body = await hub.start_server_response(second, options={"profile": "gpu"})
+    if code in (201, 202):
+        await wait_for(lambda: _server_gone(hub, second), 30, "the waiting spawn to give up")
+    log = hub.log_text()[restarted_at:] + str(body)
+    assert "never start" not in log, log[-3000:]
+    assert "Gave up after 6 seconds" in log and "GPU" in log, log[-3000:]
+    states = task_states(await master_state(cluster.url))
+    assert list(states.values()).count("TASK_RUNNING") == 1  # only the survivor
