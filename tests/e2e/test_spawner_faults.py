@@ -298,3 +298,19 @@ async def test_hub_restart_with_the_only_gpu_in_use_a_gpu_spawn_waits_not_fails(
     assert "Gave up after 6 seconds" in log and "GPU" in log, log[-3000:]
     states = task_states(await master_state(cluster.url))
     assert list(states.values()).count("TASK_RUNNING") == 1  # only the survivor
+
+
+async def test_typo_in_placement_strategy_fails_the_spawn_at_once_naming_it(
+    hub_factory, localmesos_proc, homes, test_users
+):
+    cluster = await localmesos_proc(NO_GPU_CLUSTER)
+    config = plain_config(cluster.url, homes, 'c.MesosSpawner.placement_strategy = "binpak"')
+    hub = await hub_factory(config).launch()
+    user = test_users[0].name
+    await hub.create_user(user)
+    started = time.monotonic()
+    code, body = await hub.start_server_response(user)
+    assert code >= 400, body
+    assert time.monotonic() - started < 10
+    assert "binpak" in hub.log_text() and "binpack" in hub.log_text()
+    assert task_states(await master_state(cluster.url)) == {}
