@@ -38,17 +38,11 @@ def ports_of(task: dict) -> set[int]:
     return held
 
 
-async def test_cpu_profile_plain_command_task_runs_as_the_user(
-    hub_factory, real_mesos, homes, test_users
-):
-    cluster = real_mesos()
-    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
-    user = test_users[0]
-    await hub.create_user(user.name)
-    state = await start_ready(hub, user.name)
+async def check_cpu_profile(hub, cluster, user, state: dict, homes) -> None:
+    """The default (CPU) profile: a plain command task on the plain agent, run by the real
+    agent as the user's uid/gid, writing into the user's directory as the user."""
     code, status = await hub.get_through_proxy(user.name, path="api/status")
     assert code == 200, status
-
     master = await master_state(cluster.url)
     task = tasks_by_id(master)[state["task_id"]]
     assert task["state"] == "TASK_RUNNING"
@@ -64,20 +58,10 @@ async def test_cpu_profile_plain_command_task_runs_as_the_user(
     token = task_env(state["task_id"])["JUPYTERHUB_API_TOKEN"]
     assert token not in json.dumps(master)
 
-    await hub.stop_server(user.name)
-    task = tasks_by_id(await master_state(cluster.url))[state["task_id"]]
-    assert task["state"] == "TASK_KILLED"
 
-
-async def test_spark_profile_lands_on_spark_reserved_agent_with_its_ports(
-    hub_factory, real_mesos, homes, test_users
-):
-    cluster = real_mesos()
-    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
-    user = test_users[2]
-    await hub.create_user(user.name)
-    state = await start_ready(hub, user.name, options={"profile": "spark"})
-
+async def check_spark_profile(hub, cluster, user, state: dict) -> None:
+    """The Spark profile: role ``spark`` resources on the spark-reserved agent, its extra
+    ports from the offer, and the SPARK_* environment that points Spark at them."""
     master = await master_state(cluster.url)
     task = tasks_by_id(master)[state["task_id"]]
     spark_agent = agent_of(master, task)
@@ -86,9 +70,7 @@ async def test_spark_profile_lands_on_spark_reserved_agent_with_its_ports(
     assert task["role"] == "spark"
     assert task["resources"]["cpus"] == 2
     assert "spark" in task["framework"]["roles"]
-    reserved = spark_agent["reserved_resources"]["spark"]
-    assert reserved["cpus"] == 4
-    # What the master counts as used by role spark on that agent is this task's share.
+    assert spark_agent["reserved_resources"]["spark"]["cpus"] == 4
     assert spark_agent["used_resources"]["cpus"] >= 2
 
     env = task_env(state["task_id"])
@@ -113,24 +95,31 @@ async def test_spark_profile_lands_on_spark_reserved_agent_with_its_ports(
     assert code == 200
 
 
-async def test_hub_restart_loses_nothing_and_relaunches_nothing(
+async def test_cpu_and_spark_profiles_then_hub_restart_loses_and_relaunches_nothing(
     hub_factory, real_mesos, homes, test_users
 ):
+    """One hub and cluster for three checks (each hub and notebook start costs 10-30 s on a
+    loaded 2-core machine): CPU profile, Spark profile, then a SIGKILLed hub's restart."""
     cluster = real_mesos()
     hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN)).launch()
-    users = test_users[:2]
-    for user in users:
+    cpu_user, spark_user = test_users[0], test_users[2]
+    for user in (cpu_user, spark_user):
         await hub.create_user(user.name)
-    started = await asyncio.gather(*(start_ready(hub, user.name) for user in users))
-    states = {user.name: state for user, state in zip(users, started, strict=True)}
+    cpu, spark = await asyncio.gather(
+        start_ready(hub, cpu_user.name),
+        start_ready(hub, spark_user.name, options={"profile": "spark"}),
+    )
+    await check_cpu_profile(hub, cluster, cpu_user, cpu, homes)
+    await check_spark_profile(hub, cluster, spark_user, spark)
+
     before = await master_state(cluster.url)
     framework_id = before["frameworks"][0]["id"]
-    assert len(tasks_by_id(before)) == 2
+    assert set(tasks_by_id(before)) == {cpu["task_id"], spark["task_id"]}
 
     hub.kill()  # SIGKILL: no chance to clean up
     await hub.restart()
 
-    for user in test_users[:2]:
+    for user in (cpu_user, spark_user):
         server = await hub.wait_server_ready(user.name, timeout=30)
         assert server["ready"]
         code, _ = await hub.get_through_proxy(user.name, path="api/status")
@@ -140,7 +129,13 @@ async def test_hub_restart_loses_nothing_and_relaunches_nothing(
     assert after["frameworks"][0]["active"] is True
     assert after.get("completed_frameworks", []) == []
     tasks = tasks_by_id(after)
-    assert set(tasks) == {s["task_id"] for s in states.values()}  # 0 relaunched
-    assert all(t["state"] == "TASK_RUNNING" for t in tasks.values())  # 0 lost
-    for t in tasks.values():
-        assert [s["state"] for s in t["statuses"]][-1] == "TASK_RUNNING"
+    assert set(tasks) == {cpu["task_id"], spark["task_id"]}  # 0 relaunched
+    for t in tasks.values():  # 0 lost: RUNNING throughout, no other state since
+        assert t["state"] == "TASK_RUNNING"
+        assert [st["state"] for st in t["statuses"]][-1] == "TASK_RUNNING"
+
+    # The restarted hub still owns its notebooks: stopping one kills its task.
+    await hub.stop_server(cpu_user.name)
+    tasks = tasks_by_id(await master_state(cluster.url))
+    assert tasks[cpu["task_id"]]["state"] == "TASK_KILLED"
+    assert tasks[spark["task_id"]]["state"] == "TASK_RUNNING"
