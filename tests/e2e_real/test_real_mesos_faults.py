@@ -17,6 +17,15 @@ c.MesosSpawner.profile_list.append(
     {"display_name": "Huge", "slug": "huge", "mesosspawner_override": {"cpu_limit": 64}}
 )
 """
+# A host volume on a task without an image: fits every offer, but a default agent (posix
+# filesystem isolator) refuses it at launch.
+VOLUME = """
+c.MesosSpawner.profile_list.append(
+    {{"display_name": "Volume", "slug": "volume", "mesosspawner_override": {{"volumes": [
+        {{"host_path": {homes!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
+    ]}}}}
+)
+"""
 
 
 async def _spawn_fails_fast(hub, user: str, profile: str) -> tuple[float, str]:
@@ -33,9 +42,10 @@ async def test_requests_that_never_fit_fail_within_5s_naming_what_is_missing(
     hub_factory, real_mesos, homes, test_users
 ):
     cluster = real_mesos()
-    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN + HUGE)).launch()
-    gpu_user, huge_user = test_users[0].name, test_users[1].name
-    for user in (gpu_user, huge_user):
+    volume = VOLUME.format(homes=str(homes))
+    hub = await hub_factory(mesos_config(cluster.url, homes, PLAIN + HUGE + volume)).launch()
+    gpu_user, huge_user, volume_user = (u.name for u in test_users)
+    for user in (gpu_user, huge_user, volume_user):
         await hub.create_user(user)
 
     elapsed, message = await _spawn_fails_fast(hub, gpu_user, "gpu")
@@ -49,6 +59,13 @@ async def test_requests_that_never_fit_fail_within_5s_naming_what_is_missing(
     assert elapsed <= 5, f"a 64-cpu request took {elapsed:.1f}s to fail"
     assert "64 cpus" in (message + log), message
     assert task_states(await master_state(cluster.url)) == {}
+
+    # Launched, refused by the real agent, and the person is told the agent's reason at once.
+    elapsed, message = await _spawn_fails_fast(hub, volume_user, "volume")
+    log = hub.log_text()
+    assert elapsed <= 5, f"the refused volume took {elapsed:.1f}s to fail"
+    assert "Volumes in ContainerInfo is not supported" in (message + log), message
+    assert set(task_states(await master_state(cluster.url)).values()) == {"TASK_FAILED"}
 
 
 async def test_agent_killed_poll_reports_server_stopped_with_reason(
