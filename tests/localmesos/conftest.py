@@ -1,8 +1,8 @@
 """Fixtures for the localmesos conformance tests, which run against BOTH masters.
 
-``backend`` is localmesos (in-process) or real Mesos 1.11.0 (``-k real`` selects the latter);
-a test that only makes sense for localmesos (its CLI, cluster file, internals) says so with
-``@localmesos_only``. ``connect`` opens raw v1 scheduler connections (plain sockets, so
+``backend`` is localmesos (in-process) or real Mesos 1.11.0 (``-k real`` selects the latter).
+Tests of what only localmesos has (its CLI, cluster file, processes, internals) do not ask for a
+backend and run once. ``connect`` opens raw v1 scheduler connections (plain sockets, so
 chunking and RecordIO are seen as sent).
 """
 
@@ -20,9 +20,6 @@ from mesosspawner.localmesos.testing import RawScheduler, start_cli, stop_cli
 from tests.localmesos.backends import Backend, cluster_config, start_local, start_real
 
 BACKENDS = ["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
-
-# Pins a test (or module) to localmesos: it checks something real Mesos has no counterpart for.
-localmesos_only = pytest.mark.parametrize("backend_kind", ["localmesos"], indirect=True)
 
 
 @pytest.fixture(params=BACKENDS)
