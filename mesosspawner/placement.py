@@ -7,8 +7,9 @@ Rules (DESIGN §4, §6):
 
 * roles: a request for role R takes cpus/mem/disk/gpus/ports from R's reservations first and
   then from unreserved ``*`` resources, and only from offers allocated to R (or offers without
-  ``allocation_info``: a framework without MULTI_ROLE). A ``*`` request only takes unreserved
-  resources, so a Spark reservation is never used for an ordinary notebook.
+  ``allocation_info``: a framework without MULTI_ROLE); among those, an agent holding R's
+  reservations is preferred. A ``*`` request only takes unreserved resources, so a Spark
+  reservation is never used for an ordinary notebook.
 * GPU-agent avoidance: a request without GPUs never lands on an agent that has GPUs while an
   agent without GPUs fits, so GPU machines stay free for the people who need them.
 * Marathon-style constraints: ``LIKE``/``UNLIKE`` (full-match regex), ``IS``, ``CLUSTER``,
@@ -374,6 +375,12 @@ def place(
         if request.gpus == 0:
             plain = [c for c in candidates if c[0].agent_id not in gpu_hosts]
             candidates = plain or candidates
+        if request.role != UNRESERVED:
+            # Real Mesos offers an agent's unreserved resources to any subscribed role (DRF),
+            # so role R's request also fits ordinary agents: an agent holding R's reservations
+            # (the Spark cluster's machines for role spark) wins whenever one fits.
+            reserved = [c for c in candidates if any(r.role == request.role for r in c[1][0])]
+            candidates = reserved or candidates
         offer, (resources, ports) = min(candidates, key=lambda c: order(c[0]))
         remaining[offer.id] = subtract(remaining[offer.id], resources)  # raises if over-allocating
         free_cpus[offer.agent_id] -= scalar(resources, "cpus")

@@ -128,6 +128,23 @@ def test_unreserved_request_never_uses_a_spark_reservation():
     assert place([Request("r", cpus=3, mem=512)], [legacy]) == []
 
 
+def test_role_request_prefers_the_agent_with_its_reservation_over_unreserved_offered_to_it():
+    # Real Mesos (DRF) offers a plain agent's unreserved resources to role spark as well; the
+    # Spark notebook must still land on the spark-reserved agent, whatever spread would say.
+    offers = [
+        offer("o-plain", "a-plain", "cpus:8;mem:8192;ports:[31000-31009]", role="spark"),
+        offer(
+            "o-spark", "z-spark", "cpus(spark):2;mem(spark):2048;ports:[33000-33009]", role="spark"
+        ),
+    ]
+    [p] = place([Request("r", cpus=2, mem=1024, ports=4, role="spark")], offers)
+    assert p.hostname == "z-spark"
+    assert scalar(p.resources, "cpus", "spark") == 2
+    # When no reserved agent fits, unreserved resources offered to the role still do.
+    [p] = place([Request("r", cpus=4, mem=1024, role="spark")], offers)
+    assert p.hostname == "a-plain"
+
+
 def test_request_only_uses_offers_allocated_to_its_role():
     offers = [offer("o-plain", "plain-1", PLAIN, role="*")]
     assert place([Request("r", cpus=1, mem=512, role="spark")], offers) == []
