@@ -54,6 +54,12 @@ def master_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="first resend interval of unacknowledged status updates (default 10 s)",
     )
+    p.add_argument(
+        "--zk-session-timeout",
+        type=float,
+        default=10.0,
+        help="ZooKeeper session timeout: how long a crashed leader's znode lives on (default 10 s)",
+    )
     p.add_argument("--work-dir", help="where task sandboxes go (default: a temporary directory)")
     p.add_argument("--no-agents", action="store_true", help="start the master without its agents")
     p.add_argument("--log-level", default="WARNING")
@@ -122,6 +128,7 @@ async def _master_main(args: argparse.Namespace, config) -> int:
         agent_unreachable_timeout=args.agent_unreachable_timeout,
         agent_reregister_timeout=args.agent_reregister_timeout,
         status_retry_interval=args.status_retry_interval,
+        zk_session_timeout=args.zk_session_timeout,
         work_dir=args.work_dir,
         with_agents=not args.no_agents,
     )

@@ -42,6 +42,7 @@ class LocalCluster:
         allocation_interval: float = 1.0,
         agent_reregister_timeout: float = 600.0,
         executor_registration_timeout: float = 60.0,
+        zk_session_timeout: float = 10.0,
         work_dir: str | None = None,
         with_agents: bool = True,
     ) -> None:
@@ -56,6 +57,7 @@ class LocalCluster:
         self.allocation_interval = allocation_interval
         self.agent_reregister_timeout = agent_reregister_timeout
         self.executor_registration_timeout = executor_registration_timeout
+        self.zk_session_timeout = zk_session_timeout
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="localmesos-")
         if self._own_work_dir:
@@ -97,7 +99,9 @@ class LocalCluster:
         if self.zk:
             from .zk import MasterContender
 
-            self._contender = MasterContender(self.zk, self._new_master().master_info())
+            self._contender = MasterContender(
+                self.zk, self._new_master().master_info(), self.zk_session_timeout
+            )
             self._contender.on_change = self._leadership_changed
             await self._contender.start()
         else:

@@ -116,6 +116,7 @@ class Task:
     status_update_uuid: str | None = None
     resources_released: bool = False
     latest_status: dict | None = None
+    share_vector: tuple[float, ...] | None = None  # cpus, mem, disk, gpus for DRF shares
     _static_json: dict | None = None
     # state.json of a task changes only with its state or statuses: cache it for 10,000 tasks.
     _json: dict | None = None
@@ -1601,6 +1602,10 @@ def _state_sum(resources: Iterable[Resource]) -> dict:
 _SHARED_KINDS = ("cpus", "mem", "disk", "gpus")
 
 
+def _share_vector(res: list[Resource]) -> tuple[float, ...]:
+    return tuple(scalar(res, k) for k in _SHARED_KINDS)
+
+
 class _Shares:
     """Dominant resource shares of roles and frameworks (tasks plus outstanding offers)
     against the connected agents' totals, updated as one allocation pass makes offers."""
@@ -1616,18 +1621,22 @@ class _Shares:
         for fw in master.frameworks.values():
             for task in fw.tasks.values():
                 if not task.resources_released:
-                    self.add(fw.id, task.role, task.resources)
+                    if task.share_vector is None:  # resources never change: sum them once
+                        task.share_vector = _share_vector(task.resources)
+                    self._add_vector(fw.id, task.role, task.share_vector)
             for offer in fw.offers.values():
                 self.add(fw.id, offer.role, offer.resources)
 
     def add(self, framework_id: str, role: str, res: Iterable[Resource]) -> None:
-        res = list(res)
+        self._add_vector(framework_id, role, _share_vector(list(res)))
+
+    def _add_vector(self, framework_id: str, role: str, vector: tuple[float, ...]) -> None:
         for bucket in (
             self.roles.setdefault(role, {}),
             self.frameworks.setdefault(framework_id, {}),
         ):
-            for k in _SHARED_KINDS:
-                bucket[k] = bucket.get(k, 0.0) + scalar(res, k)
+            for k, v in zip(_SHARED_KINDS, vector, strict=True):
+                bucket[k] = bucket.get(k, 0.0) + v
 
     def _dominant(self, alloc: dict[str, float] | None) -> float:
         if not alloc:

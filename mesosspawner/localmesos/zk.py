@@ -40,8 +40,10 @@ def leader_of(children: list[str]) -> str | None:
 class LeaderWatch:
     """Watches the path; ``on_change(leader_info | None, leader_znode | None)`` on the loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, session_timeout: float = 10.0) -> None:
         self.hosts, self.path = parse_zk_url(url)
+        # mesos-master --zk_session_timeout (10 s): how long a crashed master's znode outlives it.
+        self.session_timeout = session_timeout
         self.client = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.on_change: Callable[[dict | None, str | None], None] | None = None
@@ -55,7 +57,7 @@ class LeaderWatch:
     def _start_sync(self) -> None:
         from kazoo.client import KazooClient
 
-        self.client = KazooClient(hosts=self.hosts, timeout=10.0)
+        self.client = KazooClient(hosts=self.hosts, timeout=self.session_timeout)
         self.client.start(timeout=15)
         self.client.ensure_path(self.path)
         self._before_watch()
@@ -108,8 +110,8 @@ def _close(client) -> None:
 class MasterContender(LeaderWatch):
     """Publishes this master's MasterInfo and reports ``on_change(leader_info, am_leader)``."""
 
-    def __init__(self, url: str, master_info: dict) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, master_info: dict, session_timeout: float = 10.0) -> None:
+        super().__init__(url, session_timeout)
         self.master_info = master_info
         self.znode: str | None = None
         self.on_change: Callable[[dict | None, bool], None] | None = None  # type: ignore[assignment]

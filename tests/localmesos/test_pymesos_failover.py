@@ -31,6 +31,8 @@ from tests.services.pymesos_peer import (
 pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(180)]
 
 AGENT = "failover-1"
+# As real Mesos's MASTER_TEST_FLAGS: a crashed leader's znode goes after 5 s, not 10.
+ZK_SESSION = ("--zk-session-timeout", "5")
 
 
 def leader_port(zookeeper, path: str) -> int | None:
@@ -82,12 +84,12 @@ def masters(request, zookeeper, unique_zk_path, tmp_path):
     started = []
     try:
         first = start_localmesos(
-            ["--no-agents", "--zk", zk_url, "--port", "0"], tmp_path / "master-1.log"
+            ["--no-agents", "--zk", zk_url, *ZK_SESSION, "--port", "0"], tmp_path / "master-1.log"
         )
         started.append(first)
         wait_until("the first master to lead", lambda: leader_port(zookeeper, unique_zk_path))
         second = start_localmesos(
-            ["--no-agents", "--zk", zk_url, "--port", "0"], tmp_path / "master-2.log"
+            ["--no-agents", "--zk", zk_url, *ZK_SESSION, "--port", "0"], tmp_path / "master-2.log"
         )
         started.append(second)
         assert leader_port(zookeeper, unique_zk_path) == first.port
