@@ -5,10 +5,11 @@ The same scenarios as tests/e2e/test_spawner_faults.py, judged by the real maste
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import mesos_config, start_ready, tasks_by_id
+from tests.e2e.mesos_env import mesos_config, spawner_state, start_ready, tasks_by_id
 from tests.e2e.test_spawner_faults import _logged_in_get, _server_gone, task_states, wait_for
 from tests.e2e_real.test_real_mesos_spawner import PLAIN
 
@@ -68,23 +69,43 @@ async def test_requests_that_never_fit_fail_within_5s_naming_what_is_missing(
     assert set(task_states(await master_state(cluster.url)).values()) == {"TASK_FAILED"}
 
 
-async def test_agent_killed_poll_reports_server_stopped_with_reason(
+async def test_partition_that_heals_keeps_the_server_then_killed_agent_stops_it_with_reason(
     hub_factory, real_mesos, homes, test_users
 ):
     cluster = real_mesos()
     # unreachable_grace_seconds: how long a partition may heal before the server counts as
-    # stopped (120 s by default); short here, as the master's ping timeouts are.
-    extra = PLAIN + "c.MesosSpawner.poll_interval = 1\nc.MesosSpawner.unreachable_grace_seconds = 2"
+    # stopped (120 s by default); short here, as the master's ping timeouts are (1 s x 3).
+    extra = PLAIN + "c.MesosSpawner.poll_interval = 1\nc.MesosSpawner.unreachable_grace_seconds = 8"
     hub = await hub_factory(mesos_config(cluster.url, homes, extra)).launch()
     user = test_users[0].name
     await hub.create_user(user)
-    state = await start_ready(hub, user)
+    task_id = (await start_ready(hub, user))["task_id"]
+    agent = cluster.agent("plain-1")
 
-    # The master notices after --agent_ping_timeout x --max_agent_ping_timeouts (1 s x 3 here).
-    cluster.agent("plain-1").kill()
+    async def task_is(state: str) -> bool:
+        return task_states(await master_state(cluster.url)).get(task_id) == state
+
+    # A partition that heals: the stopped agent misses 3 pings, the master marks its task
+    # UNREACHABLE; woken, the agent re-registers and the master reports the task RUNNING again.
+    agent.send(signal.SIGSTOP)
+    try:
+        await wait_for(lambda: task_is("TASK_UNREACHABLE"), 20, "the task to become unreachable")
+    finally:
+        agent.send(signal.SIGCONT)
+    await wait_for(lambda: task_is("TASK_RUNNING"), 30, "the task to come back RUNNING")
+    await asyncio.sleep(2)  # two poll intervals
+    assert (await spawner_state(hub, user))["task_id"] == task_id  # the same task, re-adopted
+    assert (await hub.user_model(user))["servers"][""]["ready"]
+    code, _ = await hub.get_through_proxy(user, path="api/status")
+    assert code == 200
+    assert "stopped: task" not in hub.log_text()
+
+    # A killed agent does not come back: once the grace has passed, poll() reports the server
+    # stopped, and the person sees why where they would start it again.
+    agent.kill()
     await wait_for(lambda: _server_gone(hub, user), 45, "the hub to notice the lost agent")
     states = task_states(await master_state(cluster.url))
-    assert states[state["task_id"]] in ("TASK_UNREACHABLE", "TASK_LOST"), states
+    assert states[task_id] in ("TASK_UNREACHABLE", "TASK_LOST"), states
     code, text = await asyncio.to_thread(_logged_in_get, hub.url, user, f"/hub/spawn/{user}")
     assert code == 200
     assert "Your last server stopped: task unreachable" in text or "task lost" in text, text
