@@ -158,9 +158,9 @@ async def test_agent_killed_poll_reports_stopped_with_reason(
         None, extra_args=["--no-agents", "--agent-unreachable-timeout", "2"]
     )
     agent = await localmesos_agent_proc(cluster.url, "lonely-1", AGENT_RESOURCES)
-    hub = await hub_factory(
-        plain_config(cluster.url, homes, "c.MesosSpawner.poll_interval = 1")
-    ).launch()
+    # The hub waits unreachable_grace_seconds (120 by default) for a partition to heal.
+    extra = "c.MesosSpawner.poll_interval = 1\nc.MesosSpawner.unreachable_grace_seconds = 2"
+    hub = await hub_factory(plain_config(cluster.url, homes, extra)).launch()
     user = test_users[0].name
     await hub.create_user(user)
     assert await hub.start_server(user) in (201, 202)
