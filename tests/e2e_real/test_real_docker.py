@@ -6,8 +6,10 @@ registry, running as the user's uid/gid and writing into the user's host directo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 
+import docker
 import pytest
 
 from mesosspawner.images import registry_digest
@@ -43,7 +45,7 @@ async def test_cpu_profile_in_image_on_docker_containerizer_runs_and_writes_as_u
     digest = await asyncio.to_thread(registry_digest, registry, repo, tag)
     assert digest and digest.startswith("sha256:")
     pinned = f"{registry}/{repo}@{digest}"
-    cluster = real_mesos(docker=True)
+    cluster = real_mesos(docker=True, agent_extra=("--docker_remove_delay=1secs",))
     extra = f"""
 c.MesosSpawner.image = {pinned!r}
 c.MesosSpawner.containerizer = "docker"
@@ -71,25 +73,29 @@ c.MesosSpawner.volumes = [
     assert code == 200, status
 
     container = _container_of(docker_client, task)
-    exit_code, out = container.exec_run("id")
-    assert exit_code == 0
-    assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
-    # Real Mesos puts hard limits on Docker tasks: 256 MB, and 0.25 cpus as CPU shares.
-    host_config = container.attrs["HostConfig"]
-    assert host_config["Memory"] == 256 * 1024 * 1024
-    assert host_config["CpuShares"] == 256
-    env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
-    assert env["MESOSSPAWNER_IMAGE"] == pinned
-    assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
-    # The API token reaches the notebook but not the `docker run` command line on the agent.
-    token = env.get("JUPYTERHUB_API_TOKEN")
-    assert token, sorted(env)
-    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    assert token not in ps
+    try:
+        exit_code, out = container.exec_run("id")
+        assert exit_code == 0
+        assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
+        # Real Mesos puts hard limits on Docker tasks: 256 MB, and 0.25 cpus as CPU shares.
+        host_config = container.attrs["HostConfig"]
+        assert host_config["Memory"] == 256 * 1024 * 1024
+        assert host_config["CpuShares"] == 256
+        env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
+        assert env["MESOSSPAWNER_IMAGE"] == pinned
+        assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
+        # The API token reaches the notebook but not the `docker run` command line on the agent.
+        token = env.get("JUPYTERHUB_API_TOKEN")
+        assert token, sorted(env)
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+        assert token not in ps
 
-    await assert_notebook_writes_as_user(hub, user, homes, "from-real-docker.txt")
+        await assert_notebook_writes_as_user(hub, user, homes, "from-real-docker.txt")
 
-    await hub.stop_server(user.name)
-    tasks = tasks_by_id(await master_state(cluster.url))
-    assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
-    assert container.id not in [c.id for c in docker_client.containers.list()]
+        await hub.stop_server(user.name)
+        tasks = tasks_by_id(await master_state(cluster.url))
+        assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
+        assert container.id not in [c.id for c in docker_client.containers.list()]
+    finally:  # a container that exited stays until the agent's --docker_remove_delay
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
