@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = REPO_ROOT / "build" / "mesos-1.11.0"
 BUNDLE_DIR = REPO_ROOT.parent / "shared" / "real-mesos"
 STOP_GRACE_SECONDS = 10.0
+POLL_SECONDS = 0.05  # a master and its agents are up in about half a second: look often
 
 # Short timeouts so a test sees agent loss and failover in seconds rather than minutes; every
 # other flag keeps Mesos's default.
@@ -192,7 +193,7 @@ class RealMaster(MesosProcess):
                     return
             except (OSError, ValueError):
                 pass
-            time.sleep(0.2)
+            time.sleep(POLL_SECONDS)
         raise TimeoutError(f"{self.name} not ready after {timeout} s:\n{self.log_tail()}")
 
 
@@ -215,7 +216,7 @@ class RealAgent(MesosProcess):
                         return agent
             except (OSError, ValueError):
                 pass
-            time.sleep(0.2)
+            time.sleep(POLL_SECONDS)
         raise TimeoutError(f"{self.name} did not register after {timeout} s:\n{self.log_tail()}")
 
 
@@ -384,7 +385,7 @@ def start_cluster(
             for m in cluster.masters:
                 if not m.running:
                     raise RuntimeError(f"{m.name} exited:\n{m.log_tail()}")
-            time.sleep(0.2)
+            time.sleep(POLL_SECONDS)
         address = zk or f"127.0.0.1:{cluster.masters[0].port}"
         for spec in agents:
             a = agent(
