@@ -38,7 +38,9 @@ RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"})
 # the container and reports REASON_CONTAINER_LAUNCH_FAILED with one of these messages instead.
 REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
 _CUT_SHORT = re.compile(
-    r"destroyed while (fetching|pulling)|failed to fetch all uris.*(killed|signal)", re.I
+    r"destroyed while (fetching|pulling)|failed to fetch all uris.*(killed|signal)"
+    r"|failed to launch container: discarded",
+    re.I,
 )
 REGISTRATION_TIMEOUT_HINT = (
     "the Mesos agent gave up waiting for the container to start (often a slow image pull): "

@@ -168,3 +168,28 @@ async def test_other_failures_are_not_retried():
     with pytest.raises(LaunchFailed, match="command_executor_failed"):
         await launching
     await fw.stop()
+
+
+@pytest.mark.parametrize(
+    "reason, message",
+    [
+        # What Mesos 1.11's Docker containerizer sends when a pull outlasts the timeout.
+        ("REASON_CONTAINER_LAUNCH_FAILED", "Failed to launch container: discarded; image pull"),
+        ("REASON_CONTAINER_LAUNCH_FAILED", "Container destroyed while pulling image"),
+        ("REASON_EXECUTOR_REGISTRATION_TIMEOUT", "Executor did not register within 1mins"),
+    ],
+)
+async def test_launch_cut_short_by_the_registration_timeout_is_retried_once(reason, message):
+    fw = make_framework()
+    await subscribe(fw)
+    req = request("carol")
+    launching = asyncio.ensure_future(fw.launch(req))
+    await asyncio.sleep(0)
+    for attempt in range(2):
+        await fw.offers([OFFER | {"id": {"value": f"o{attempt}"}}])
+        task_id = fw.client.of("launch")[-1][0]
+        await fw.update(status(task_id, "TASK_FAILED", reason=reason, message=message))
+    with pytest.raises(LaunchFailed, match="raise the agent's --executor_registration_timeout"):
+        await launching
+    assert len(fw.client.of("launch")) == 2
+    await fw.stop()
