@@ -33,7 +33,7 @@ from mesosspawner.mesos.resources import (
 from ..mesos.states import TERMINAL_STATES as TERMINAL
 from .fetcher import FetchError, fetch_uris
 from .health import HealthPolicy, HealthState, probe
-from .runner import LocalProcessRunner, RunnerError, TaskSpec, docker_image
+from .runner import AgentTaskSpec, LocalProcessRunner, RunnerError, docker_image
 
 log = logging.getLogger("mesosspawner.localmesos.agent")
 
@@ -53,7 +53,7 @@ class AgentTask:
     framework_id: str
     info: dict
     role: str
-    spec: TaskSpec
+    spec: AgentTaskSpec
     runner: object = None
     state: str = "TASK_STAGING"
     statuses: list[dict] = field(default_factory=list)
@@ -187,7 +187,7 @@ class LocalAgent:
         grace = 3.0
         with contextlib.suppress(TypeError, ValueError, KeyError):
             grace = int(policy["grace_period"]["nanoseconds"]) / 1e9
-        spec = TaskSpec(
+        spec = AgentTaskSpec(
             task_id=tid,
             framework_id=fid,
             agent_id=self.agent_id or "",
@@ -271,7 +271,7 @@ class LocalAgent:
     # --------------------------------------------------------------- running a task
 
     def _environment(
-        self, spec: TaskSpec, command: dict, role: str, checkpoint: bool
+        self, spec: AgentTaskSpec, command: dict, role: str, checkpoint: bool
     ) -> dict[str, str]:
         """What Mesos's command executor hands a command task: its own MESOS_*/LIBPROCESS_*
         variables, the host's default PATH and the command's environment, nothing of the
@@ -299,7 +299,7 @@ class LocalAgent:
         # sets neither, so a framework must not come to rely on them here.
         return env
 
-    def _runner_for(self, spec: TaskSpec):
+    def _runner_for(self, spec: AgentTaskSpec):
         image = docker_image(spec.container)
         if image is None:
             return LocalProcessRunner()

@@ -20,7 +20,7 @@ from tornado import httpserver, web
 
 from .agent import DirectAgentLink, DirectMasterLink, LocalAgent
 from .config import AgentConfig, ClusterConfig, default_cluster
-from .http import routes
+from .handlers import routes
 from .master import Master
 from .remote_agent import AgentSession, agent_routes
 

@@ -1,4 +1,7 @@
-"""The cluster file (TOML, DESIGN §5) → ``ClusterConfig``; and the default cluster for this machine.
+"""The cluster file → ``ClusterConfig``; and the default cluster for this machine.
+
+The file is TOML: ``[master]`` (``port``, optional ``zk``) and ``[[agent]]`` tables
+(``hostname``, ``resources``, ``attributes`` in ``mesos-agent --resources/--attributes`` syntax).
 
 Every error is a ``ClusterConfigError`` whose one-line message names the file, the offending text
 and why, so the CLI can print it and exit 2 without a traceback.

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .runner import ReportFn, RunnerError, TaskSpec, docker_image
+from .runner import AgentTaskSpec, ReportFn, RunnerError, docker_image
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _split_kv(value: str, what: str) -> tuple[str, str]:
     return key, val if sep else ""
 
 
-def _volume(spec: TaskSpec, volume: dict) -> tuple[str, dict]:
+def _volume(spec: AgentTaskSpec, volume: dict) -> tuple[str, dict]:
     container_path = volume.get("container_path")
     host_path = volume.get("host_path")
     if not container_path or not host_path:
@@ -93,7 +93,7 @@ def _volume(spec: TaskSpec, volume: dict) -> tuple[str, dict]:
     return host_path, {"bind": container_path, "mode": mode.lower()}
 
 
-def _command(spec: TaskSpec, mesos_containerizer: bool) -> tuple[list[str] | None, list[str]]:
+def _command(spec: AgentTaskSpec, mesos_containerizer: bool) -> tuple[list[str] | None, list[str]]:
     """(entrypoint override or None, command) under the containerizer's rules."""
     cmd = spec.command or {}
     value = cmd.get("value")
@@ -140,8 +140,8 @@ def docker_limits(cpus: float, mem: float) -> dict[str, int]:
     return out
 
 
-def container_config(spec: TaskSpec, host_ip: str = "127.0.0.1") -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create`` from a TaskSpec (validates; reads
+def container_config(spec: AgentTaskSpec, host_ip: str = "127.0.0.1") -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create`` from a AgentTaskSpec (validates; reads
     only an ``env-file`` parameter's file from the sandbox)."""
     container = spec.container or {}
     image = docker_image(container)
@@ -297,13 +297,13 @@ class DockerRunner:
         self._host_ip = host_ip
         self._client = None
         self._container = None
-        self._spec: TaskSpec | None = None
+        self._spec: AgentTaskSpec | None = None
         self._killed = False
         self._abandoned = False
         self._log_jobs: list[asyncio.Future] = []
         self._result: tuple[int | None, str] | None = None
 
-    async def start(self, spec: TaskSpec, report: ReportFn) -> None:
+    async def start(self, spec: AgentTaskSpec, report: ReportFn) -> None:
         self._spec = spec
         config = container_config(spec, self._host_ip)
         image = config["image"]

@@ -1,8 +1,8 @@
 """The master's state machine: frameworks, agents, offers, allocation, tasks, status updates.
 
 Transport-free: frameworks are reached through a ``Stream`` (``send(event)``, ``close()``) and
-agents through an ``AgentLink``; timers use the running asyncio loop. ``http.py`` feeds it calls,
-``agent.py`` / ``remote_agent.py`` feed it registrations and status updates. Hot paths are
+agents through an ``AgentLink``; timers use the running asyncio loop. ``handlers.py`` feeds it
+calls, ``agent.py`` / ``remote_agent.py`` feed it registrations and status updates. Hot paths are
 per-agent or per-task (no pass over all tasks per offer), so 1,000 agents / 10,000 tasks stay cheap.
 """
 
@@ -157,7 +157,7 @@ _STATUS_KEYS = ("state", "timestamp", "container_status", "healthy")
 
 
 @dataclass
-class Offer:
+class OfferRecord:
     offer_id: str
     framework_id: str
     agent_id: str
@@ -178,7 +178,7 @@ class Framework:
         self.tasks: dict[str, Task] = {}
         self.unreachable_tasks: dict[str, Task] = {}
         self.completed_tasks: deque[Task] = deque(maxlen=MAX_COMPLETED_TASKS)
-        self.offers: dict[str, Offer] = {}
+        self.offers: dict[str, OfferRecord] = {}
         self.suppressed: set[str] = set()
         self.filters: dict[tuple[str, str], Filter] = {}
         self.stream: Stream | None = None
@@ -348,7 +348,7 @@ class Master:
         self.recovered_agents: dict[str, asyncio.TimerHandle | None] = {}
         self.registry: Registry | None = None
         self.agent_reregister_timeout = agent_reregister_timeout
-        self.offers: dict[str, Offer] = {}
+        self.offers: dict[str, OfferRecord] = {}
         self._fw_seq = itertools.count()
         self._agent_seq = itertools.count(0)
         self._offer_seq = itertools.count()
@@ -629,7 +629,7 @@ class Master:
                     by_role.setdefault(role, []).append(fw)
         shares = _Shares(self) if len(wanting) > 1 or len(by_role) > 1 else None
         now = self._now()
-        batches: dict[str, list[Offer]] = {}
+        batches: dict[str, list[OfferRecord]] = {}
         for agent in self.agents.values():
             if not agent.connected:
                 continue
@@ -672,8 +672,8 @@ class Master:
 
     def _make_offer(
         self, fw: Framework, agent: Agent, role: str, res: list[Resource], remaining: list[Resource]
-    ) -> Offer:
-        offer = Offer(f"{self.id}-O{next(self._offer_seq)}", fw.id, agent.id, role, res)
+    ) -> OfferRecord:
+        offer = OfferRecord(f"{self.id}-O{next(self._offer_seq)}", fw.id, agent.id, role, res)
         self.offers[offer.offer_id] = offer
         fw.offers[offer.offer_id] = offer
         agent.add_offered(res, remaining)
@@ -688,7 +688,7 @@ class Master:
             self._remove_offer(offer, rescind=True)
             self.schedule_allocation()
 
-    def _remove_offer(self, offer: Offer, *, rescind: bool) -> None:
+    def _remove_offer(self, offer: OfferRecord, *, rescind: bool) -> None:
         self.offers.pop(offer.offer_id, None)
         fw = self.frameworks.get(offer.framework_id)
         if fw is not None:
@@ -702,7 +702,7 @@ class Master:
         if agent is not None:
             agent.release_offered(offer.resources)
 
-    def _offer_json(self, fw: Framework, offer: Offer) -> dict:
+    def _offer_json(self, fw: Framework, offer: OfferRecord) -> dict:
         agent = self.agents[offer.agent_id]
         refinement = "RESERVATION_REFINEMENT" in fw.capabilities
         # Mesos clears allocation_info for frameworks that are not MULTI_ROLE capable.
@@ -729,7 +729,9 @@ class Master:
             out["allocation_info"] = {"role": alloc}
         return out
 
-    def _add_filter(self, fw: Framework, offer: Offer, res: list[Resource], filters: dict) -> None:
+    def _add_filter(
+        self, fw: Framework, offer: OfferRecord, res: list[Resource], filters: dict
+    ) -> None:
         try:
             refuse = float((filters or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS))
         except (TypeError, ValueError):
@@ -795,7 +797,7 @@ class Master:
                         "REASON_TASK_GROUP_INVALID",
                         "localmesos does not support task groups (LAUNCH_GROUP)",
                     )
-        offers: list[Offer] = []
+        offers: list[OfferRecord] = []
         error = None
         if not offer_ids:
             error = "No offers specified"

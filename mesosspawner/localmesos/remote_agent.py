@@ -43,7 +43,7 @@ from mesosspawner.mesos.resources import (
 )
 
 from .agent import LocalAgent
-from .http import BaseHandler
+from .handlers import BaseHandler
 
 log = logging.getLogger("mesosspawner.localmesos.remote_agent")
 

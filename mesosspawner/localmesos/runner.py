@@ -1,6 +1,6 @@
 """How an agent runs one task: the ``TaskRunner`` interface and the local-process runner.
 
-The agent builds a ``TaskSpec`` from the TaskInfo and picks a runner: ``DockerRunner``
+The agent builds a ``AgentTaskSpec`` from the TaskInfo and picks a runner: ``DockerRunner``
 (``docker_runner.py``) when the task carries a Docker image, ``LocalProcessRunner`` otherwise
 (the Mesos containerizer without an image). A runner never sends status updates itself; the
 agent turns ``start``/``wait`` results into TASK_STARTING / RUNNING / FINISHED / FAILED / KILLED.
@@ -23,7 +23,7 @@ class RunnerError(Exception):
 
 
 @dataclass
-class TaskSpec:
+class AgentTaskSpec:
     """Everything a runner needs, already resolved by the agent (plain data)."""
 
     task_id: str
@@ -50,7 +50,7 @@ ReportFn = Callable[[str, str], None]
 class TaskRunner(Protocol):
     """One runner instance runs exactly one task."""
 
-    async def start(self, spec: TaskSpec, report: ReportFn) -> None:
+    async def start(self, spec: AgentTaskSpec, report: ReportFn) -> None:
         """Start the task and return once it runs.
 
         ``report(state, message)`` may be called with ``"TASK_STARTING"`` to tell the framework
@@ -96,7 +96,7 @@ class LocalProcessRunner:
         self._proc: asyncio.subprocess.Process | None = None
         self._killed = False
 
-    async def start(self, spec: TaskSpec, report: ReportFn) -> None:
+    async def start(self, spec: AgentTaskSpec, report: ReportFn) -> None:
         kwargs: dict = {}
         env = dict(spec.env)
         user = spec.user

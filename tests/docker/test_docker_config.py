@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mesosspawner.localmesos.docker_runner import SANDBOX_MOUNT, container_config, container_name
-from mesosspawner.localmesos.runner import RunnerError, TaskSpec
+from mesosspawner.localmesos.runner import AgentTaskSpec, RunnerError
 
 
-def spec(command=None, docker=None, volumes=None, ports=(31000, 31001), **kw) -> TaskSpec:
+def spec(command=None, docker=None, volumes=None, ports=(31000, 31001), **kw) -> AgentTaskSpec:
     container = {"type": "DOCKER", "docker": {"image": "lab/nb:1", **(docker or {})}}
     if volumes is not None:
         container["volumes"] = volumes
-    return TaskSpec(
+    return AgentTaskSpec(
         task_id="alice-1",
         framework_id="fw",
         agent_id="agent-S0",

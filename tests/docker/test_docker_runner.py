@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from mesosspawner.localmesos.docker_runner import DockerRunner, container_name
-from mesosspawner.localmesos.runner import RunnerError, TaskSpec
+from mesosspawner.localmesos.runner import AgentTaskSpec, RunnerError
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
@@ -22,7 +22,7 @@ def make_spec(tmp_path, image, command, *, docker=None, volumes=None, ports=(), 
     container = {"type": "DOCKER", "docker": {"image": image, **(docker or {})}}
     if volumes:
         container["volumes"] = volumes
-    return TaskSpec(
+    return AgentTaskSpec(
         task_id=f"t-{uuid.uuid4().hex[:8]}",
         framework_id="fw-test",
         agent_id="S-test",

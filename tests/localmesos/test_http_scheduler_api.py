@@ -1,4 +1,5 @@
-"""Raw HTTP conformance of POST /api/v1/scheduler and the GET endpoints (DESIGN §4)."""
+"""Raw HTTP conformance of POST /api/v1/scheduler and the GET endpoints (status codes, headers
+and bodies as Mesos 1.11's ``src/master/http.cpp`` answers them)."""
 
 from __future__ import annotations
 

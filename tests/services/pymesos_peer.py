@@ -3,8 +3,9 @@
 pymesos (written for real Mesos) runs its scheduler driver on its own thread and calls a
 ``Scheduler`` from there; ``Peer`` turns those callbacks into a thread-safe queue that a test reads
 with a timeout, so no test can hang on a callback that never comes. localmesos runs through its
-command line (DESIGN §5), exactly as the demo and an outside user start it; real Mesos
-(``RealMesosMaster``) stands behind the same interface, so the suites run against both.
+command line (``python -m mesosspawner.localmesos --config FILE --port N``), exactly as the
+demo and an outside user start it; real Mesos (``RealMesosMaster``) stands behind the same
+interface, so the suites run against both.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tornado handlers for the master's public endpoints (DESIGN §4/§5).
+"""Tornado handlers for the master's public endpoints, as real Mesos 1.11 serves them.
 
 ``POST /api/v1/scheduler`` (SUBSCRIBE stream in RecordIO, other calls 202), ``GET /version``,
 ``GET /master/state`` (and ``/state``), ``GET /master/slaves``, ``GET /health``,
@@ -21,7 +21,7 @@ from mesosspawner.mesos.recordio import encode
 
 from .master import VERSION, CallError, Master, validate_call
 
-log = logging.getLogger("mesosspawner.localmesos.http")
+log = logging.getLogger("mesosspawner.localmesos.handlers")
 
 
 class Leadership(Protocol):
