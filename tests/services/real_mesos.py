@@ -297,6 +297,8 @@ def agent(
             "--docker=/usr/bin/docker",
             "--docker_kill_orphans=false",
             "--docker_stop_timeout=5secs",
+            # Exited task containers would otherwise stay for Mesos's default of 6 hours.
+            "--docker_remove_delay=1secs",
         ]
     else:
         argv.append("--containerizers=mesos")
