@@ -37,9 +37,9 @@ c.MesosSpawner.cpu_limit = 0.25
 c.MesosSpawner.mem_limit = "256M"
 c.MesosSpawner.kill_grace_seconds = 3
 c.MesosSpawner.notebook_dir = {str(homes)!r} + "/{{username}}"
-c.MesosSpawner.volumes = [
-    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
-]
+# No volumes: plain command tasks run on the agent's own filesystem, and a default Mesos agent
+# refuses volumes on them. Tests with images add theirs in ``extra``.
+c.MesosSpawner.volumes = []
 c.MesosSpawner.profile_list = [
     {{"display_name": "CPU", "slug": "cpu", "default": True}},
     {{"display_name": "GPU", "slug": "gpu", "mesosspawner_override": {{"gpus": 1}}}},
