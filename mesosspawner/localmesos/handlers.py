@@ -19,7 +19,10 @@ from tornado.iostream import StreamClosedError
 
 from mesosspawner.mesos.recordio import encode
 
-from .master import VERSION, CallError, Master, validate_call
+from .master import CallError, Master
+from .model import VERSION
+from .state_json import slaves_state
+from .validation import validate_call
 
 log = logging.getLogger("mesosspawner.localmesos.handlers")
 
@@ -237,7 +240,7 @@ class SlavesHandler(BaseHandler):
         master = self.leading_master()
         if master is None:
             return
-        self.write_json({"slaves": master.state_json()["slaves"], "recovered_slaves": []})
+        self.write_json(slaves_state(master))
 
 
 class HealthHandler(BaseHandler):
