@@ -24,11 +24,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from . import placement as plc
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.resources import Resource, merge, subtract
-from .mesos.states import ACTIVE_STATES, TERMINAL_STATES
+from .mesos.states import ACTIVE_STATES, STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
+from .mesos.wire import number, value_of
 from .naming import task_id_prefix
 
-# States in which the notebook cannot be reached, although Mesos may still bring it back.
-STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
 # An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
 # master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
 RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"})
@@ -327,7 +326,7 @@ class MesosFramework(EventHandler):
         if record.state not in TERMINAL_STATES:
             # Mesos resends no KILL: orphan cleanup keeps trying until a terminal state.
             retry = (
-                f"orphan cleanup retries every {self.config.orphan_grace_seconds:g} s"
+                f"orphan cleanup retries every {number(self.config.orphan_grace_seconds)} s"
                 if self.config.orphan_kill
                 else "orphan cleanup is off: it is killed when Mesos reports it again"
             )
@@ -540,7 +539,7 @@ class MesosFramework(EventHandler):
 
     async def subscribed(self, event: dict) -> None:
         sub = event.get("subscribed", event)
-        framework_id = sub["framework_id"]["value"]
+        framework_id = value_of(sub["framework_id"])
         if framework_id != self.client.framework_id or self.config.id_file:
             self._save_framework_id(framework_id)
         self.client.framework_id = framework_id
@@ -686,7 +685,7 @@ class MesosFramework(EventHandler):
                 if not req.future.done():
                     req.future.set_exception(LaunchFailed(f"Could not build the Mesos task: {e}"))
                 continue
-            task_id = info["task_id"]["value"]
+            task_id = value_of(info["task_id"])
             req.task_id = task_id
             req.attempts += 1
             self.pending.pop(req.request.key, None)
@@ -750,14 +749,14 @@ class MesosFramework(EventHandler):
         self.log.debug("Offer %s rescinded", offer_id)
 
     async def update(self, status: dict) -> None:
-        task_id = status.get("task_id", {}).get("value")
+        task_id = value_of(status.get("task_id"))
         if not task_id:
             return
         state = status.get("state", "TASK_UNKNOWN")
         record = self.tasks.get(task_id)
         if record is None:
             record = self.tasks[task_id] = TaskRecord(task_id, claimed=False)
-        agent = status.get("agent_id", {}).get("value")
+        agent = value_of(status.get("agent_id"))
         if agent:
             record.agent_id = agent
         reason = status.get("reason", "")
@@ -799,7 +798,7 @@ class MesosFramework(EventHandler):
             if not req.future.done():
                 req.future.set_result(record)
             return
-        if state in ("TASK_STAGING", "TASK_STARTING"):
+        if state in STARTING_STATES:
             req.on_event("starting", {"record": record})
             return
         if state in STOPPED_STATES or state == "TASK_KILLING":
@@ -891,7 +890,7 @@ class MesosFramework(EventHandler):
         await asyncio.gather(*kills)
 
     def describe_request(self, request: plc.Request) -> str:
-        parts = [f"{request.cpus:g} cpus", f"{request.mem:g} MB memory"]
+        parts = [f"{number(request.cpus)} cpus", f"{number(request.mem)} MB memory"]
         if request.gpus:
             parts.append(f"{request.gpus} GPU{'s' if request.gpus > 1 else ''}")
         if request.role != "*":

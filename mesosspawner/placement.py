@@ -42,6 +42,7 @@ from .mesos.resources import (
     subtract,
     values_to_ranges,
 )
+from .mesos.wire import number
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
 STRATEGIES = ("spread", "binpack")
@@ -427,7 +428,7 @@ def shortfall(
 
 
 def _noun(name: str, amount: float) -> str:
-    n = _num(amount)
+    n = number(amount)
     if name == "gpus":
         return f"{n} GPU" if amount == 1 else f"{n} GPUs"
     if name == "mem":
@@ -437,10 +438,6 @@ def _noun(name: str, amount: float) -> str:
     if name == "ports":
         return f"{n} port" if amount == 1 else f"{n} ports"
     return f"{n} cpus" if amount != 1 else f"{n} cpu"
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _missing(
@@ -497,7 +494,7 @@ def _missing(
         best = max(sum(scalar(o.resources, name, r) for r in roles) for o in matching)
         if round(best * 1000) < round(want * 1000):
             what = "has" if name == "gpus" else verb
-            have = f"({largest}: {_num(best)})"
+            have = f"({largest}: {number(best)})"
             return f"no agent {what} {_noun(name, want)}{role}{state} {have}{suffix}"
     if request.ports:
         best = max(

@@ -42,7 +42,8 @@ from traitlets import (
 from . import naming, placement, profiles, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
-from .mesos.states import TERMINAL_STATES
+from .mesos.states import LIVE_STATES, TERMINAL_STATES
+from .mesos.wire import number
 from .progress import ProgressFeed
 
 
@@ -702,7 +703,7 @@ class MesosSpawner(Spawner):
             why = self._waiting_reason(fw, req)
             feed.fail(why)
             raise _spawn_error(
-                f"Gave up after {patience:g} seconds: {why}", reason="timeout"
+                f"Gave up after {number(patience)} seconds: {why}", reason="timeout"
             ) from None
         except LaunchFailed as e:
             feed.fail(str(e))
@@ -767,7 +768,7 @@ class MesosSpawner(Spawner):
             record = fw.task(self.task_id)
             if record is None or record.state == "TASK_UNKNOWN":
                 return None
-        if record.state in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"):
+        if record.state in LIVE_STATES:
             return None
         if (
             record.state == "TASK_UNREACHABLE"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .mesos.resources import resources_to_json, scalar
+from .mesos.wire import duration, id_json, number
 from .naming import escape, path_component
 from .placement import Placement
 
@@ -236,7 +237,7 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
     gpus = scalar(placement.resources, "gpus")
     if gpus and spec.image and spec.containerizer == "docker":
         raise ValueError(
-            f"task {spec.task_id}: {_num(gpus)} GPU(s) with the Docker containerizer: Mesos's"
+            f"task {spec.task_id}: {number(gpus)} GPU(s) with the Docker containerizer: Mesos's"
             " Docker containerizer has no GPU support; use containerizer 'mesos' for GPU images"
         )
     env = dict(spec.env)
@@ -288,8 +289,8 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
 
     task: dict[str, Any] = {
         "name": spec.name,
-        "task_id": {"value": spec.task_id},
-        "agent_id": {"value": placement.agent_id},
+        "task_id": id_json(spec.task_id),
+        "agent_id": id_json(placement.agent_id),
         "resources": resources_to_json(
             placement.resources, refinement=refinement, allocation_role=placement.allocation_role
         ),
@@ -302,14 +303,8 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
         task["labels"] = {
             "labels": [{"key": k, "value": spec.labels[k]} for k in sorted(spec.labels)]
         }
-    task["kill_policy"] = {
-        "grace_period": {"nanoseconds": int(round(spec.kill_grace_seconds * 1e9))}
-    }
+    task["kill_policy"] = {"grace_period": duration(spec.kill_grace_seconds)}
     return task
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _check_spec(spec: TaskSpec, placement: Placement) -> None:

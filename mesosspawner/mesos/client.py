@@ -40,6 +40,7 @@ from .http import (
     open_stream,
     subscribe,
 )
+from .wire import id_json, number, value_of
 
 __all__ = ["EventHandler", "MesosError", "NotSubscribed", "SchedulerClient"]
 
@@ -94,11 +95,6 @@ class EventHandler:
         """The subscribed stream was lost; the client is reconnecting."""
 
 
-def _id(value: str | dict) -> dict:
-    """``"abc"`` -> ``{"value": "abc"}`` (an id already in JSON form is kept)."""
-    return value if isinstance(value, dict) else {"value": value}
-
-
 class _StreamBroken(Exception):
     """The stream carried something that is not a well-formed Mesos event."""
 
@@ -145,7 +141,7 @@ class SchedulerClient:
         self.master = master
         self.framework_info = dict(framework_info)
         self.handler = handler
-        self.framework_id: str | None = _value_of(self.framework_info.get("id"))
+        self.framework_id: str | None = value_of(self.framework_info.get("id"))
         self.heartbeat_misses = heartbeat_misses
         self.backoff_max = backoff_max
         self.request_timeout = request_timeout
@@ -247,7 +243,7 @@ class SchedulerClient:
     async def accept(
         self, offer_ids: list[str], operations: list[dict], filters: dict | None = None
     ) -> None:
-        body: dict = {"offer_ids": [_id(o) for o in offer_ids], "operations": operations}
+        body: dict = {"offer_ids": [id_json(o) for o in offer_ids], "operations": operations}
         if filters is not None:
             body["filters"] = filters
         await self._call("ACCEPT", "accept", body)
@@ -260,7 +256,7 @@ class SchedulerClient:
         await self.accept(offer_ids, [operation], filters)
 
     async def decline(self, offer_ids: list[str], filters: dict | None = None) -> None:
-        body: dict = {"offer_ids": [_id(o) for o in offer_ids]}
+        body: dict = {"offer_ids": [id_json(o) for o in offer_ids]}
         if filters is not None:
             body["filters"] = filters
         await self._call("DECLINE", "decline", body)
@@ -276,25 +272,25 @@ class SchedulerClient:
     async def kill(
         self, task_id: str, agent_id: str | None = None, kill_policy: dict | None = None
     ) -> None:
-        body: dict = {"task_id": _id(task_id)}
+        body: dict = {"task_id": id_json(task_id)}
         if agent_id:
-            body["agent_id"] = _id(agent_id)
+            body["agent_id"] = id_json(agent_id)
         if kill_policy is not None:
             body["kill_policy"] = kill_policy
         await self._call("KILL", "kill", body)
 
     async def acknowledge(self, agent_id: str, task_id: str, uuid: str) -> None:
         """``uuid`` as it came in the status (base64)."""
-        body = {"agent_id": _id(agent_id), "task_id": _id(task_id), "uuid": uuid}
+        body = {"agent_id": id_json(agent_id), "task_id": id_json(task_id), "uuid": uuid}
         await self._call("ACKNOWLEDGE", "acknowledge", body)
 
     async def reconcile(self, tasks: list[tuple[str, str | None]] | None = None) -> None:
         """Explicit for ``[(task_id, agent_id or None), ...]``; implicit (all tasks) if empty."""
         entries = []
         for task_id, agent_id in tasks or ():
-            entry = {"task_id": _id(task_id)}
+            entry = {"task_id": id_json(task_id)}
             if agent_id:
-                entry["agent_id"] = _id(agent_id)
+                entry["agent_id"] = id_json(agent_id)
             entries.append(entry)
         await self._call("RECONCILE", "reconcile", {"tasks": entries})
 
@@ -304,15 +300,15 @@ class SchedulerClient:
         if self._principal:
             info.setdefault("principal", self._principal)
         if self.framework_id:
-            info["id"] = {"value": self.framework_id}
+            info["id"] = id_json(self.framework_id)
         await self._call("UPDATE_FRAMEWORK", "update_framework", {"framework_info": info})
         info.pop("id", None)
         self.framework_info = info
 
     async def send_message(self, agent_id: str, executor_id: str, data: bytes) -> None:
         body = {
-            "agent_id": _id(agent_id),
-            "executor_id": _id(executor_id),
+            "agent_id": id_json(agent_id),
+            "executor_id": id_json(executor_id),
             "data": base64.b64encode(data).decode(),
         }
         await self._call("MESSAGE", "message", body)
@@ -334,7 +330,7 @@ class SchedulerClient:
                 f"{call_type}: not subscribed to a Mesos master ({self._detector_text()}); "
                 "wait_subscribed() first"
             )
-        call: dict = {"type": call_type, "framework_id": {"value": self.framework_id}}
+        call: dict = {"type": call_type, "framework_id": id_json(self.framework_id)}
         if key is not None:
             call[key] = body
         headers = session.call_headers
@@ -503,9 +499,9 @@ class SchedulerClient:
                     session.last_activity = loop.time()
                     continue
                 if session.subscribed:
-                    reason = f"no event (not even a heartbeat) for {session.allowance:g} s"
+                    reason = f"no event (not even a heartbeat) for {number(session.allowance)} s"
                 else:
-                    reason = f"no SUBSCRIBED event within {session.allowance:g} s"
+                    reason = f"no SUBSCRIBED event within {number(session.allowance)} s"
                 session.abort(reason)
                 return
             # Never sleep long: SUBSCRIBED replaces the allowance (request_timeout) with the
@@ -525,8 +521,8 @@ class SchedulerClient:
         info = dict(self.framework_info)
         call: dict = {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}
         if self.framework_id:
-            info["id"] = {"value": self.framework_id}
-            call["framework_id"] = {"value": self.framework_id}
+            info["id"] = id_json(self.framework_id)
+            call["framework_id"] = id_json(self.framework_id)
         else:
             info.pop("id", None)
         headers, records = await subscribe(
@@ -712,7 +708,7 @@ class SchedulerClient:
         session = self._session
         if session is not None and session.calls is not None:
             await session.calls.room(_MAX_BACKLOG)
-        body = {"agent_id": {"value": agent_id}, "task_id": {"value": task_id}, "uuid": uuid}
+        body = {"agent_id": id_json(agent_id), "task_id": id_json(task_id), "uuid": uuid}
         try:
             future, target = self._submit("ACKNOWLEDGE", "acknowledge", body)
         except NotSubscribed as e:
@@ -744,13 +740,6 @@ def _check_answer(call_type: str, target: Target, code: int, reason: str, data: 
         message += " (it is no longer the leader; the client will follow)"
     kind = NotSubscribed if code == 403 and "subscribed" in text.lower() else MesosError
     raise kind(message, code, text)
-
-
-def _value_of(id_: object) -> str | None:
-    if isinstance(id_, dict):
-        value = id_.get("value")
-        return str(value) if value else None
-    return str(id_) if id_ else None
 
 
 def _closed_reason(target: Target, e: StreamClosedError) -> str:

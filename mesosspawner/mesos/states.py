@@ -17,3 +17,9 @@ TERMINAL_STATES = frozenset(
     }
 )
 ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"})
+# The launch has not got as far as running.
+STARTING_STATES = frozenset({"TASK_STAGING", "TASK_STARTING"})
+# Alive as far as Mesos knows: the notebook may be reached (or soon will be).
+LIVE_STATES = STARTING_STATES | {"TASK_RUNNING"}
+# States in which the notebook cannot be reached, although Mesos may still bring it back.
+STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
