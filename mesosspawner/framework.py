@@ -22,6 +22,7 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import placement as plc
+from .mesos import events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.resources import Resource, merge, subtract
 from .mesos.states import ACTIVE_STATES, STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
@@ -537,9 +538,8 @@ class MesosFramework(EventHandler):
 
     # ------------------------------------------------------------------ events
 
-    async def subscribed(self, event: dict) -> None:
-        sub = event.get("subscribed", event)
-        framework_id = value_of(sub["framework_id"])
+    async def subscribed(self, event: events.Subscribed) -> None:
+        framework_id = event.framework_id
         if framework_id != self.client.framework_id or self.config.id_file:
             self._save_framework_id(framework_id)
         self.client.framework_id = framework_id
@@ -617,7 +617,8 @@ class MesosFramework(EventHandler):
     async def disconnected(self, reason: str) -> None:
         self.log.warning("Lost the Mesos stream (%s); reconnecting", reason)
 
-    async def error(self, message: str) -> None:
+    async def error(self, event: events.Error) -> None:
+        message = event.message
         self.log.error(
             "Mesos master reports an error for framework %s: %s", self.config.name, message
         )
@@ -630,7 +631,8 @@ class MesosFramework(EventHandler):
                 if record.active:
                     self._set_state(record, "TASK_LOST", "framework removed by the master", "")
 
-    async def offers(self, offers: list[dict]) -> None:
+    async def offers(self, event: events.Offers) -> None:
+        offers = event.offers
         self.metrics["offers"].inc(len(offers))
         parsed = []
         now = time.monotonic()
@@ -639,7 +641,7 @@ class MesosFramework(EventHandler):
                 offer = plc.offer_from_json(data)
             except (KeyError, ValueError, TypeError) as e:
                 self.log.error("Declining malformed offer %s: %s", data.get("id"), e)
-                await self._safe(self.client.decline([data.get("id", {}).get("value", "")]))
+                await self._safe(self.client.decline([value_of(data.get("id")) or ""]))
                 continue
             parsed.append(offer)
             view = self.agents.get(offer.agent_id)
@@ -745,22 +747,20 @@ class MesosFramework(EventHandler):
     def _release(self, task_id: str) -> None:
         self._placed.pop(task_id, None)
 
-    async def rescind(self, offer_id: str) -> None:
-        self.log.debug("Offer %s rescinded", offer_id)
+    async def rescind(self, event: events.Rescind) -> None:
+        self.log.debug("Offer %s rescinded", event.offer_id)
 
-    async def update(self, status: dict) -> None:
-        task_id = value_of(status.get("task_id"))
+    async def update(self, status: events.TaskStatus) -> None:
+        task_id = status.task_id
         if not task_id:
             return
-        state = status.get("state", "TASK_UNKNOWN")
+        state = status.state
         record = self.tasks.get(task_id)
         if record is None:
             record = self.tasks[task_id] = TaskRecord(task_id, claimed=False)
-        agent = value_of(status.get("agent_id"))
-        if agent:
-            record.agent_id = agent
-        reason = status.get("reason", "")
-        message = status.get("message", "")
+        if status.agent_id:
+            record.agent_id = status.agent_id
+        reason, message = status.reason, status.message
         was_active = record.active
         self._set_state(record, state, message, reason)
         if task_id in self._unanswered:
@@ -783,13 +783,13 @@ class MesosFramework(EventHandler):
             self._survivors.discard(task_id)
         req = self.launching.get(task_id)
         if req is not None:
-            self._advance(req, record, status)
+            self._advance(req, record)
         if state in TERMINAL_STATES:
             self._release(task_id)
         if not record.claimed and record.active:
             self._schedule_orphan_check()
 
-    def _advance(self, req: LaunchRequest, record: TaskRecord, status: dict) -> None:
+    def _advance(self, req: LaunchRequest, record: TaskRecord) -> None:
         state = record.state
         if state == "TASK_RUNNING":
             self.launching.pop(record.task_id, None)
@@ -835,8 +835,8 @@ class MesosFramework(EventHandler):
     async def _send_kill(self, record: TaskRecord) -> None:
         await self._safe(self.client.kill(record.task_id, record.agent_id))
 
-    async def failure(self, event: dict) -> None:
-        self.log.warning("Mesos failure event: %s", event)
+    async def failure(self, event: events.Failure) -> None:
+        self.log.warning("Mesos failure event: %s", event.raw)
 
     # ------------------------------------------------------------------ offers flow control
 

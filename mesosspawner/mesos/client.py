@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from . import recordio
+from . import events, recordio
 from .detector import Detector, ZooKeeperDetector, make_detector
 from .http import (
     CallPipe,
@@ -46,8 +46,15 @@ __all__ = ["EventHandler", "MesosError", "NotSubscribed", "SchedulerClient"]
 
 _scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads's per-call checks
 
-# Event types this client knows but the handler interface does not expose.
-_IGNORED_EVENTS = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"})
+# The EventHandler method each event type goes to.
+_HANDLER_METHODS = {
+    events.TaskStatus: "update",
+    events.Offers: "offers",
+    events.Rescind: "rescind",
+    events.Error: "error",
+    events.Failure: "failure",
+    events.Message: "message",
+}
 _READ_SIZE = 64 * 1024
 _QUEUE_SIZE = 8  # batches (one per read, at most _READ_SIZE bytes) between reader and handler
 _MAX_BACKLOG = 512  # unanswered calls before acknowledgements hold the consumer back
@@ -70,25 +77,25 @@ class EventHandler:
     Exceptions are logged and contained: they never stop the stream or tear anything down.
     """
 
-    async def subscribed(self, event: dict) -> None:
-        """``event["subscribed"]``: framework_id, heartbeat_interval_seconds, master_info."""
+    async def subscribed(self, event: events.Subscribed) -> None:
+        """Subscribed (again): framework id, heartbeat interval, master info."""
 
-    async def offers(self, offers: list[dict]) -> None:
+    async def offers(self, event: events.Offers) -> None:
         """New offers; decline or accept them, or they are held until rescinded."""
 
-    async def rescind(self, offer_id: str) -> None:
+    async def rescind(self, event: events.Rescind) -> None:
         """An offer is no longer valid."""
 
-    async def update(self, status: dict) -> None:
-        """A TaskStatus. The client acknowledges it afterwards iff it carries a ``uuid``."""
+    async def update(self, status: events.TaskStatus) -> None:
+        """A task status. The client acknowledges it afterwards iff it carries a ``uuid``."""
 
-    async def failure(self, event: dict) -> None:
-        """An agent or executor failed (``event["failure"]``)."""
+    async def failure(self, event: events.Failure) -> None:
+        """An agent or executor failed."""
 
-    async def message(self, event: dict) -> None:
-        """A framework message from an executor (``event["message"]``, data base64)."""
+    async def message(self, event: events.Message) -> None:
+        """A framework message from an executor."""
 
-    async def error(self, message: str) -> None:
+    async def error(self, event: events.Error) -> None:
         """The master reported an ERROR, e.g. "Framework has been removed"."""
 
     async def disconnected(self, reason: str) -> None:
@@ -570,10 +577,10 @@ class SchedulerClient:
                 await asyncio.sleep(_COALESCE)
 
     def _parse_event(self, session: _Session, record: bytes) -> tuple | None:
-        """A record -> (handler method name, argument), or None for events not passed on."""
+        """A record -> (handler method name, typed event), or None for events not passed on."""
         try:
             text = record.decode()
-            event, end = _scan_json(text, 0)
+            data, end = _scan_json(text, 0)
             if end != len(text) and text[end:].strip():
                 raise ValueError(f"extra data at character {end}")
         except StopIteration as e:
@@ -583,53 +590,29 @@ class SchedulerClient:
             ) from None
         except ValueError as e:
             raise _StreamBroken(f"event is not JSON ({e}): {excerpt(record, 200)!r}") from None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise _StreamBroken(f"event without a type: {excerpt(record, 200)!r}")
-        kind = event["type"]
         try:
-            if kind == "UPDATE":
-                status = event["update"]["status"]
-                if not isinstance(status, dict):
-                    raise TypeError("status")
-                return ("update", status)
-            if kind == "OFFERS":
-                offers = event["offers"].get("offers", [])
-                if not isinstance(offers, list):
-                    raise TypeError("offers")
-                return ("offers", offers)
-            if kind == "HEARTBEAT":
-                return None
-            if kind == "RESCIND":
-                return ("rescind", event["rescind"]["offer_id"]["value"])
-            if kind == "SUBSCRIBED":
-                sub = event["subscribed"]
-                framework_id = sub["framework_id"]["value"]
-                interval = float(sub.get("heartbeat_interval_seconds") or 15.0)
-            elif kind == "ERROR":
-                message = str(event.get("error", {}).get("message", ""))
-                # Logged once: a removed framework gets the same ERROR at every re-subscription.
-                self._problem(f"the master at {session.target.url} reports an error: {message}")
-                return ("error", message)
-            elif kind == "FAILURE":
-                return ("failure", event)
-            elif kind == "MESSAGE":
-                return ("message", event)
-            elif kind in _IGNORED_EVENTS:
-                return None
-            else:
-                if kind not in self._unknown_events_seen:
-                    self._unknown_events_seen.add(kind)
-                    self.log.warning(
-                        "Ignoring Mesos event of unknown type %r from %s", kind, session.target.url
-                    )
-                return None
-        except (KeyError, TypeError, AttributeError, ValueError) as e:
-            raise _StreamBroken(
-                f"malformed {kind} event (bad or missing {e}): {excerpt(record, 200)!r}"
-            ) from None
+            event = events.parse(data)
+        except events.MalformedEvent as e:
+            raise _StreamBroken(f"{e}: {excerpt(record, 200)!r}") from None
+        if event is None:
+            kind = data["type"]
+            if not events.known(kind) and kind not in self._unknown_events_seen:
+                self._unknown_events_seen.add(kind)
+                self.log.warning(
+                    "Ignoring Mesos event of unknown type %r from %s", kind, session.target.url
+                )
+            return None
+        if isinstance(event, events.Heartbeat):
+            return None
+        if isinstance(event, events.Error):
+            # Logged once: a removed framework gets the same ERROR at every re-subscription.
+            self._problem(f"the master at {session.target.url} reports an error: {event.message}")
+        if not isinstance(event, events.Subscribed):
+            return (_HANDLER_METHODS[type(event)], event)
+        framework_id, interval = event.framework_id, event.heartbeat_interval
         # SUBSCRIBED: the session becomes usable for calls right away, before the handler runs.
         self.framework_id = framework_id
-        self.master_info = sub.get("master_info")
+        self.master_info = event.master_info
         self.heartbeat_interval = interval
         session.allowance = self.heartbeat_misses * interval
         if session.calls is not None:
@@ -676,7 +659,7 @@ class SchedulerClient:
                     self._handler_failed(name, None)
                 except Exception as e:  # noqa: BLE001 - a handler bug must not stop the stream
                     self._handler_failed(name, e)
-                if name == "update" and "uuid" in arg:
+                if name == "update" and arg.uuid is not None:
                     await self._acknowledge_later(arg)
                 now = loop.time()
                 if now - last_yield > _YIELD_EVERY:
@@ -695,15 +678,14 @@ class SchedulerClient:
             exc_info=e or True,
         )
 
-    async def _acknowledge_later(self, status: dict) -> None:
+    async def _acknowledge_later(self, status: events.TaskStatus) -> None:
         """Acknowledge without waiting for the answer, so the next event need not wait for it;
         only a long backlog of unanswered calls holds the consumer back."""
-        try:
-            agent_id = status["agent_id"]["value"]
-            task_id = status["task_id"]["value"]
-            uuid = status["uuid"]
-        except (KeyError, TypeError):
-            self._problem(f"cannot acknowledge a status without agent_id/task_id: {status!r:.200}")
+        agent_id, task_id, uuid = status.agent_id, status.task_id, status.uuid
+        if not agent_id or not task_id:
+            self._problem(
+                f"cannot acknowledge a status without agent_id/task_id: {status.raw!r:.200}"
+            )
             return
         session = self._session
         if session is not None and session.calls is not None:

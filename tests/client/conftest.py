@@ -21,7 +21,7 @@ FRAMEWORK = {
 
 
 class Recorder(EventHandler):
-    """Records every callback as (name, argument), in order; awaitable by condition."""
+    """Records every callback as (name, typed event), in order; awaitable by condition."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.events: list[tuple[str, object]] = []
@@ -47,14 +47,14 @@ class Recorder(EventHandler):
     async def subscribed(self, event):
         self._add("subscribed", event)
 
-    async def offers(self, offers):
-        self._add("offers", offers)
+    async def offers(self, event):
+        self._add("offers", event)
 
-    async def rescind(self, offer_id):
-        self._add("rescind", offer_id)
+    async def rescind(self, event):
+        self._add("rescind", event)
 
     async def update(self, status):
-        self.journal.append(f"handled:{status['task_id']['value']}")
+        self.journal.append(f"handled:{status.task_id}")
         self._add("update", status)
 
     async def failure(self, event):
@@ -63,8 +63,8 @@ class Recorder(EventHandler):
     async def message(self, event):
         self._add("message", event)
 
-    async def error(self, message):
-        self._add("error", message)
+    async def error(self, event):
+        self._add("error", event)
 
     async def disconnected(self, reason):
         self._add("disconnected", reason)

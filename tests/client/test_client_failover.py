@@ -39,12 +39,12 @@ class Scheduler(Recorder):
         self.subscribed_at.append(asyncio.get_running_loop().time())
         await super().subscribed(event)
 
-    async def offers(self, offers):
-        self.offered.extend(offers)
-        await super().offers(offers)
+    async def offers(self, event):
+        self.offered.extend(event.offers)
+        await super().offers(event)
 
     def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.of("update") if s["task_id"]["value"] == task_id]
+        return [s.state for s in self.of("update") if s.task_id == task_id]
 
 
 async def blocking(fn, *args):

@@ -13,6 +13,7 @@ from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import command_task, running_cluster
 from mesosspawner.mesos.client import MesosError
+from mesosspawner.mesos.events import TaskStatus
 from tests.client.conftest import Recorder
 
 USER = os.environ.get("USER") or "root"
@@ -50,26 +51,24 @@ class Scheduler(Recorder):
         super().__init__()
         self.pending_offers: list[dict] = []
 
-    async def offers(self, offers):
-        self.pending_offers.extend(offers)
-        await super().offers(offers)
+    async def offers(self, event):
+        self.pending_offers.extend(event.offers)
+        await super().offers(event)
 
-    async def rescind(self, offer_id):
-        self.pending_offers = [o for o in self.pending_offers if o["id"]["value"] != offer_id]
-        await super().rescind(offer_id)
+    async def rescind(self, event):
+        self.pending_offers = [o for o in self.pending_offers if o["id"]["value"] != event.offer_id]
+        await super().rescind(event)
 
     async def take_offer(self, timeout: float = 10.0) -> dict:
         await self.wait_for(lambda: self.pending_offers, timeout)
         return self.pending_offers.pop(0)
 
     def states(self, task_id: str) -> list[str]:
-        return [s["state"] for s in self.of("update") if s["task_id"]["value"] == task_id]
+        return [s.state for s in self.of("update") if s.task_id == task_id]
 
-    async def wait_state(self, task_id: str, state: str, timeout: float = 15.0) -> dict:
+    async def wait_state(self, task_id: str, state: str, timeout: float = 15.0) -> TaskStatus:
         await self.wait_for(lambda: state in self.states(task_id), timeout)
-        return next(
-            s for s in self.of("update") if s["task_id"]["value"] == task_id and s["state"] == state
-        )
+        return next(s for s in self.of("update") if s.task_id == task_id and s.state == state)
 
 
 async def state_of(cluster: LocalCluster, task_id: str) -> str | None:
@@ -93,12 +92,12 @@ async def test_subscribe_launch_acknowledge_kill(cluster, make_client):
     task = command_task(offer, "sleeper", "sleep 60", cpus=0.1, mem=32)
     await client.launch([offer["id"]["value"]], [task], {"refuse_seconds": 1})
     running = await handler.wait_state("sleeper", "TASK_RUNNING")
-    assert "uuid" in running
+    assert running.uuid is not None
     assert await state_of(cluster, "sleeper") == "TASK_RUNNING"
 
     await client.kill("sleeper", offer["agent_id"]["value"])
     killed = await handler.wait_state("sleeper", "TASK_KILLED")
-    assert killed["source"] != "SOURCE_MASTER"
+    assert killed.source != "SOURCE_MASTER"
     # Every agent update was acknowledged: localmesos stops resending, no duplicates arrive.
     await asyncio.sleep(1.5)  # three status retry intervals
     assert handler.states("sleeper").count("TASK_RUNNING") == 1
@@ -120,9 +119,9 @@ async def test_reconcile_explicit_and_implicit(cluster, make_client):
     await handler.wait_for(lambda: handler.states("ghost"))
     assert handler.states("ghost")[0] in ("TASK_LOST", "TASK_UNKNOWN", "TASK_GONE")
     await handler.wait_for(lambda: handler.states("long").count("TASK_RUNNING") >= 2)
-    reconciled = [s for s in handler.of("update")[before:] if s["task_id"]["value"] == "long"]
-    assert reconciled[0]["reason"] == "REASON_RECONCILIATION"
-    assert "uuid" not in reconciled[0]  # master-generated: never acknowledged
+    reconciled = [s for s in handler.of("update")[before:] if s.task_id == "long"]
+    assert reconciled[0].reason == "REASON_RECONCILIATION"
+    assert reconciled[0].uuid is None  # master-generated: never acknowledged
 
     count = handler.states("long").count("TASK_RUNNING")
     await client.reconcile()  # implicit: every task the master knows
@@ -142,7 +141,8 @@ async def test_decline_with_filter_keeps_the_agent_away_until_revive(cluster, ma
     await client.decline([declined["id"]["value"]], {"refuse_seconds": 60})
     await asyncio.sleep(1.0)  # many allocation intervals
     assert all(o["agent_id"]["value"] != agent for o in handler.pending_offers)
-    assert all(o["agent_id"]["value"] != agent for batch in handler.of("offers")[1:] for o in batch)
+    later = [o for batch in handler.of("offers")[1:] for o in batch.offers]
+    assert all(o["agent_id"]["value"] != agent for o in later)
 
     await client.revive()
     await handler.wait_for(

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from mesosspawner.mesos import recordio
+from mesosspawner.mesos import events, recordio
 from mesosspawner.mesos.client import MesosError, NotSubscribed, SchedulerClient
 from tests.client.conftest import FRAMEWORK, Recorder
 from tests.client.fake_master import (
@@ -59,7 +59,7 @@ async def test_subscribe_sends_framework_info_and_learns_the_framework_id(fake_m
     assert client.framework_id == fake_master.framework_id
     assert client.subscribed
     (event,) = handler.of("subscribed")
-    assert event["subscribed"]["framework_id"]["value"] == fake_master.framework_id
+    assert event.framework_id == fake_master.framework_id
     assert client.heartbeat_interval == 15.0
 
 
@@ -243,11 +243,12 @@ async def test_events_reach_the_handler_in_order_even_when_it_is_slow(fake_maste
         "failure",
         "error",
     ]
-    assert [o["id"]["value"] for o in handler.of("offers")[0]] == ["offer-1", "offer-2"]
-    assert handler.of("rescind") == ["offer-1"]
-    assert handler.of("message")[0]["message"]["data"] == "aGk="
-    assert handler.of("failure")[0]["failure"]["agent_id"] == {"value": "a"}
-    assert handler.of("error") == ["Framework has been removed"]
+    assert [o["id"]["value"] for o in handler.of("offers")[0].offers] == ["offer-1", "offer-2"]
+    assert handler.of("rescind") == [events.Rescind("offer-1")]
+    assert handler.of("message")[0].data == b"hi"
+    assert handler.of("message")[0].executor_id == "e"
+    assert handler.of("failure")[0].agent_id == "a"
+    assert handler.of("error") == [events.Error("Framework has been removed")]
 
 
 async def test_updates_with_uuid_are_acknowledged_after_the_handler_others_never(

@@ -23,8 +23,8 @@ class Counter(Recorder):
         self.offers_seen = 0
         self.updates_seen = 0
 
-    async def offers(self, offers):
-        self.offers_seen += len(offers)
+    async def offers(self, event):
+        self.offers_seen += len(event.offers)
 
     async def update(self, status):
         self.updates_seen += 1

@@ -15,6 +15,7 @@ from mesosspawner.framework import (
     MesosFramework,
     TaskRecord,
 )
+from mesosspawner.mesos import events
 
 
 class RecordingClient:
@@ -70,11 +71,15 @@ def make_framework(**overrides) -> MesosFramework:
 
 async def subscribe(fw: MesosFramework) -> None:
     fw.client.subscribed = True
-    await fw.subscribed({"subscribed": {"framework_id": {"value": "fw-1"}}})
+    await fw.subscribed(events.Subscribed(framework_id="fw-1"))
 
 
-def status(task_id: str, state: str, **extra) -> dict:
-    return {"task_id": {"value": task_id}, "agent_id": {"value": "a1"}, "state": state, **extra}
+def status(task_id: str, state: str, **extra) -> events.TaskStatus:
+    return events.TaskStatus(task_id=task_id, agent_id="a1", state=state, **extra)
+
+
+def offers(*offer_list: dict) -> events.Offers:
+    return events.Offers(tuple(offer_list))
 
 
 OFFER = {
@@ -144,7 +149,7 @@ async def test_invalid_offer_drop_is_retried_from_master_or_agent(source):
     req = request("alice")
     launching = asyncio.ensure_future(fw.launch(req))
     await asyncio.sleep(0)
-    await fw.offers([OFFER])
+    await fw.offers(offers(OFFER))
     first = fw.client.of("launch")[-1][0]
     await fw.update(
         status(first, "TASK_DROPPED", reason="REASON_INVALID_OFFERS", source=source, uuid="u")
@@ -162,7 +167,7 @@ async def test_other_failures_are_not_retried():
     await subscribe(fw)
     launching = asyncio.ensure_future(fw.launch(request("bob")))
     await asyncio.sleep(0)
-    await fw.offers([OFFER])
+    await fw.offers(offers(OFFER))
     first = fw.client.of("launch")[-1][0]
     await fw.update(status(first, "TASK_FAILED", reason="REASON_COMMAND_EXECUTOR_FAILED"))
     with pytest.raises(LaunchFailed, match="command_executor_failed"):
@@ -186,7 +191,7 @@ async def test_launch_cut_short_by_the_registration_timeout_is_retried_once(reas
     launching = asyncio.ensure_future(fw.launch(req))
     await asyncio.sleep(0)
     for attempt in range(2):
-        await fw.offers([OFFER | {"id": {"value": f"o{attempt}"}}])
+        await fw.offers(offers(OFFER | {"id": {"value": f"o{attempt}"}}))
         task_id = fw.client.of("launch")[-1][0]
         await fw.update(status(task_id, "TASK_FAILED", reason=reason, message=message))
     with pytest.raises(LaunchFailed, match="raise the agent's --executor_registration_timeout"):
