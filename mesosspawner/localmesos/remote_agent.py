@@ -30,11 +30,20 @@ import asyncio
 import contextlib
 import json
 import logging
-from urllib.parse import urlsplit
+from dataclasses import replace
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.iostream import IOStream, StreamClosedError
 
-from mesosspawner.mesos.recordio import Decoder, encode
+from mesosspawner.mesos.http import (
+    MesosError,
+    RecordStream,
+    Redirect,
+    Target,
+    open_stream,
+    subscribe,
+)
+from mesosspawner.mesos.recordio import encode
 from mesosspawner.mesos.resources import (
     attribute_from_json,
     attribute_to_json,
@@ -48,6 +57,8 @@ from .handlers import BaseHandler
 log = logging.getLogger("mesosspawner.localmesos.remote_agent")
 
 PING_INTERVAL = 5.0
+CONNECT_TIMEOUT = 10.0
+SUBSCRIBE_PATH = "/localmesos/agent/subscribe"
 
 
 # ------------------------------------------------------------------------------- master side
@@ -164,7 +175,7 @@ class AgentUpdateHandler(BaseHandler):
 def agent_routes(leadership) -> list:
     kw = {"leadership": leadership}
     return [
-        (r"/localmesos/agent/subscribe", AgentSubscribeHandler, kw),
+        (SUBSCRIBE_PATH, AgentSubscribeHandler, kw),
         (r"/localmesos/agent/update", AgentUpdateHandler, kw),
     ]
 
@@ -209,7 +220,7 @@ class AgentSession:
         self.master = master
         self.retry_delay = retry_delay
         self._task: asyncio.Task | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._stream: IOStream | None = None
         self._watch = None
         self.registered = asyncio.Event()
 
@@ -221,8 +232,8 @@ class AgentSession:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._writer is not None:
-            self._writer.close()
+        if self._stream is not None:
+            self._stream.close()
         if self._watch is not None:
             await self._watch.stop()
 
@@ -246,7 +257,14 @@ class AgentSession:
                 await self._session(url)
             except asyncio.CancelledError:
                 raise
-            except (OSError, ConnectionError, ValueError, HTTPClientError, EOFError) as e:
+            except (
+                OSError,
+                ConnectionError,
+                ValueError,
+                HTTPClientError,
+                EOFError,
+                MesosError,
+            ) as e:
                 log.info("agent %s: master connection lost (%s)", self.agent.hostname, e)
             except Exception:  # noqa: BLE001 - keep the agent alive whatever the master did
                 log.exception("agent %s: session failed", self.agent.hostname)
@@ -267,52 +285,34 @@ class AgentSession:
         }
 
     async def _session(self, url: str) -> None:
+        target = Target.parse(url)
         for _ in range(5):  # follow 307s to the leader
-            parts = urlsplit(url)
-            host, port = parts.hostname or "127.0.0.1", parts.port or 80
-            reader, writer = await asyncio.open_connection(host, port)
-            self._writer = writer
-            body = json.dumps(self._registration()).encode()
-            writer.write(
-                b"POST /localmesos/agent/subscribe HTTP/1.1\r\n"
-                + f"Host: {host}:{port}\r\nContent-Type: application/json\r\n".encode()
-                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-            status, headers = await _read_head(reader)
-            if status == 307 and "location" in headers:
-                writer.close()
-                loc = headers["location"]
-                url = ("http:" + loc) if loc.startswith("//") else loc
-                url = url.split("/localmesos", 1)[0]
-                continue
-            if status != 200:
-                writer.close()
-                raise ConnectionError(f"master at {url} answered {status}")
-            await self._consume(reader, headers, url)
-            return
+            stream = await open_stream(target, None, CONNECT_TIMEOUT)
+            self._stream = stream
+            try:
+                body = json.dumps(self._registration()).encode()
+                try:
+                    _headers, records = await subscribe(stream, target, body, b"", SUBSCRIBE_PATH)
+                except Redirect as r:
+                    leader = target.redirect(r.location)
+                    # The Location names the agent endpoint itself: keep the master's address.
+                    target = replace(leader, prefix=leader.prefix.removesuffix(SUBSCRIBE_PATH))
+                    continue
+                await self._consume(stream, records, target.url)
+                return
+            finally:
+                stream.close()
         raise ConnectionError(f"too many redirects from {url}")
 
-    async def _consume(self, reader: asyncio.StreamReader, headers: dict, url: str) -> None:
-        decoder = Decoder()
-        chunked = "chunked" in headers.get("transfer-encoding", "")
-        while True:
-            if chunked:
-                line = await reader.readline()
-                if not line:
-                    raise EOFError("master closed the stream")
-                size = int(line.strip().split(b";")[0] or b"0", 16)
-                if size == 0:
-                    raise EOFError("master ended the stream")
-                data = await reader.readexactly(size)
-                await reader.readexactly(2)
-            else:
-                data = await reader.read(65536)
-                if not data:
-                    raise EOFError("master closed the stream")
-            for record in decoder.feed(data):
+    async def _consume(self, stream: IOStream, records: RecordStream, url: str) -> None:
+        while not records.done:
+            try:
+                data = await stream.read_bytes(65536, partial=True)
+            except StreamClosedError:
+                raise EOFError("master closed the stream") from None
+            for record in records.feed(data):
                 self._command(json.loads(record), url)
+        raise EOFError("master ended the stream")
 
     def _command(self, cmd: dict, url: str) -> None:
         kind = cmd.get("type")
@@ -328,19 +328,3 @@ class AgentSession:
             a.acknowledge(cmd["framework_id"], cmd["task_id"], cmd["uuid"])
         elif kind == "SHUTDOWN_FRAMEWORK":
             a.shutdown_framework(cmd["framework_id"])
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    status_line = await reader.readline()
-    if not status_line:
-        raise EOFError("master closed the connection")
-    parts = status_line.decode("latin-1").split()
-    status = int(parts[1])
-    headers: dict[str, str] = {}
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers

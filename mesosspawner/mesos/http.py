@@ -599,15 +599,21 @@ async def open_stream(
 
 
 async def subscribe(
-    stream: IOStream, target: Target, body: bytes, auth_header: bytes
+    stream: IOStream,
+    target: Target,
+    body: bytes,
+    auth_header: bytes,
+    path: str = SCHEDULER_PATH,
 ) -> tuple[dict[str, str], RecordStream]:
     """POST a SUBSCRIBE call; the 200 answer's headers and the records of its streaming body.
 
     Raises Redirect on a 307 and MesosError, with the master's explanation, on any other status.
+    ``path`` is the scheduler endpoint unless another RecordIO stream is subscribed to (the
+    localmesos agent's).
     """
     request = (
         (
-            f"POST {target.prefix}{SCHEDULER_PATH} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            f"POST {target.prefix}{path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
             "Content-Type: application/json\r\nAccept: application/json\r\n"
             f"Content-Length: {len(body)}\r\n"
         ).encode()
