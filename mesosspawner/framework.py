@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -54,28 +54,31 @@ class LaunchFailed(Exception):
     """A launch ended before the task ran; the message is written for the person waiting."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FrameworkConfig:
+    """Everything the shared framework is configured with; ``MesosSpawner.framework_config()``
+    fills it from the spawner's traits, which hold the only defaults."""
+
     master: str
-    name: str = "jupyterhub"
-    user: str = "root"
-    roles: tuple[str, ...] = ("*",)
-    failover_timeout: float = 4 * 7 * 24 * 3600.0
-    principal: str | None = None
-    secret: str | None = None
-    ca_file: str | None = None
-    webui_url: str | None = None
-    id_file: str | None = None
-    hub_id: str = "jupyterhub"
-    refuse_seconds: float = 5.0
-    idle_refuse_seconds: float = 300.0
-    strategy: str = "spread"
-    orphan_grace_seconds: float = 300.0
-    orphan_kill: bool = True
+    name: str
+    user: str
+    roles: tuple[str, ...]
+    failover_timeout: float
+    principal: str | None
+    secret: str | None
+    ca_file: str | None
+    webui_url: str | None
+    id_file: str | None
+    hub_id: str
+    refuse_seconds: float
+    idle_refuse_seconds: float
+    strategy: str
+    orphan_grace_seconds: float
+    orphan_kill: bool
     # Mesos's reconciliation guide: reconcile periodically, and ask again for tasks the master
     # has not answered (it stays silent about agents it has not heard from since a failover).
-    reconcile_interval: float = 600.0
-    reconcile_retry_seconds: float = 5.0
+    reconcile_interval: float
+    reconcile_retry_seconds: float
 
 
 @dataclass
@@ -111,13 +114,42 @@ class TaskRecord:
         return text
 
 
+class LaunchObserver(Protocol):
+    """What a waiting spawn hears of its launch (``progress.ProgressFeed`` tells the person)."""
+
+    def queued(self, request: plc.Request) -> None: ...
+    def waiting(self, request: plc.Request) -> None: ...
+    def accepted(self, placement: plc.Placement, task_id: str) -> None: ...
+    def retry(self, why: str) -> None: ...
+    def starting(self, record: TaskRecord) -> None: ...
+
+
+class SilentObserver:
+    """A LaunchObserver nobody listens to."""
+
+    def queued(self, request: plc.Request) -> None:
+        pass
+
+    def waiting(self, request: plc.Request) -> None:
+        pass
+
+    def accepted(self, placement: plc.Placement, task_id: str) -> None:
+        pass
+
+    def retry(self, why: str) -> None:
+        pass
+
+    def starting(self, record: TaskRecord) -> None:
+        pass
+
+
 @dataclass
 class LaunchRequest:
     """A notebook waiting for resources. ``build_task`` turns a placement into a TaskInfo."""
 
     request: plc.Request
     build_task: Callable[[plc.Placement], dict]
-    on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+    observer: LaunchObserver = field(default_factory=SilentObserver)
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -154,7 +186,7 @@ class MesosFramework(EventHandler):
         self.tasks: dict[str, TaskRecord] = {}
         self.agents: dict[str, AgentView] = {}
         # (user, server) -> why its last task stopped, for the person's next visit.
-        self.last_stop: dict[tuple[str, str], str] = {}
+        self._last_stop: dict[tuple[str, str], str] = {}
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()
@@ -281,7 +313,7 @@ class MesosFramework(EventHandler):
         key = req.request.key
         self.pending[key] = req
         self.metrics["pending"].set(len(self.pending))
-        req.on_event("queued", {"request": req.request})
+        req.observer.queued(req.request)
         try:
             await self.ensure_started()
             await self._revive(req.request.role)
@@ -673,7 +705,7 @@ class MesosFramework(EventHandler):
             await self._safe(self.client.decline(unused, {"refuse_seconds": refuse}))
         if self.pending:
             for req in self.pending.values():
-                req.on_event("waiting", {"request": req.request, "capacity": self.capacity()})
+                req.observer.waiting(req.request)
         await self._maybe_suppress()
 
     async def _launch_on(self, offer_id: str, items: list[tuple[LaunchRequest, plc.Placement]]):
@@ -728,7 +760,7 @@ class MesosFramework(EventHandler):
         self.metrics["pending"].set(len(self.pending))
         for req, p in launched:
             self.log.info("Launched task %s on agent %s", req.task_id, p.hostname)
-            req.on_event("accepted", {"placement": p, "task_id": req.task_id})
+            req.observer.accepted(p, req.task_id)
 
     def _agent_attrs(self, agent_id: str) -> tuple:
         return self._agent_identity(agent_id)[1]
@@ -741,7 +773,7 @@ class MesosFramework(EventHandler):
             return
         req.task_id = None
         self.pending[req.request.key] = req
-        req.on_event("retry", {"why": why})
+        req.observer.retry(why)
         asyncio.ensure_future(self._revive(req.request.role))
 
     def _release(self, task_id: str) -> None:
@@ -799,7 +831,7 @@ class MesosFramework(EventHandler):
                 req.future.set_result(record)
             return
         if state in STARTING_STATES:
-            req.on_event("starting", {"record": record})
+            req.observer.starting(record)
             return
         if state in STOPPED_STATES or state == "TASK_KILLING":
             self.launching.pop(record.task_id, None)
@@ -889,13 +921,49 @@ class MesosFramework(EventHandler):
         # Together: one agent that never answers must not hold up the kills on the others.
         await asyncio.gather(*kills)
 
-    def describe_request(self, request: plc.Request) -> str:
-        parts = [f"{number(request.cpus)} cpus", f"{number(request.mem)} MB memory"]
-        if request.gpus:
-            parts.append(f"{request.gpus} GPU{'s' if request.gpus > 1 else ''}")
-        if request.role != "*":
-            parts.append(f"role {request.role}")
-        return ", ".join(parts)
+    # ------------------------------------------------------------------ answers for spawners
+
+    def why_waiting(self, req: LaunchRequest) -> str:
+        """Why ``req`` has not started yet, for the person waiting."""
+        record = self.task(req.task_id) if req.task_id else None
+        if record is not None:
+            return f"task {record.task_id} is still {record.describe()}"
+        short = plc.shortfall(req.request, self.capacity())
+        what = plc.describe(req.request)
+        return f"no offer could hold {what}" + (f" ({short})" if short else "")
+
+    async def never_fits(self, request: plc.Request) -> str | None:
+        """A reason no agent could ever hold ``request``, once the cluster has been seen."""
+        try:
+            await asyncio.wait_for(self.subscribed_once.wait(), 5)
+        except TimeoutError:
+            return None
+        await self.refresh_capacity(max_age=30.0, timeout=3.0)
+        fit = plc.classify(request, self.capacity(), totals_known=self.totals_known)
+        return fit.why if fit.kind == "never" else None
+
+    def classify(self, request: plc.Request) -> plc.Fit:
+        """Can ``request`` start now, must it wait, or can it never start (as far as known)?"""
+        return plc.classify(request, self.capacity(), totals_known=self.totals_known)
+
+    def last_stop_for(self, user: str, server: str) -> str | None:
+        """Why this server's last task stopped, if nobody has started it since."""
+        return self._last_stop.get((user, server))
+
+    def note_stop(self, user: str, server: str, why: str) -> None:
+        """Remember why a server stopped: JupyterHub drops the spawner object once it is gone."""
+        self._last_stop[(user, server)] = why
+
+    def forget_stop(self, user: str, server: str) -> None:
+        self._last_stop.pop((user, server), None)
+
+    async def wait_reconciled(self, timeout: float) -> bool:
+        """Wait until every task believed active has been answered for; False on timeout."""
+        try:
+            await asyncio.wait_for(self.reconciled.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 def _registration_timed_out(record: TaskRecord) -> bool:

@@ -427,6 +427,51 @@ def shortfall(
     return _missing(request, agents, placed, free=True)
 
 
+@dataclass(frozen=True)
+class Fit:
+    """Whether a request can start: ``kind`` is "now", "wait" or "never"; ``why`` for a person."""
+
+    kind: str
+    why: str
+
+
+def classify(
+    request: Request, agents: Sequence[AgentCapacity], *, totals_known: bool = True
+) -> Fit:
+    """Can ``request`` start now, must it wait, or can no agent ever hold it?
+
+    "never" needs the agents' totals (``totals_known``): offers alone show only what is free
+    to this framework, which is no basis for "never". No agents seen yet means "wait".
+    """
+    if not agents:
+        return Fit("wait", "cluster not seen yet")
+    if totals_known:
+        why = unmet(request, agents)
+        if why:
+            return Fit("never", why)
+    waiting = shortfall(request, agents)
+    if waiting:
+        return Fit("wait", f"waiting: {waiting}")
+    return Fit("now", "resources free now")
+
+
+def describe(request: Request) -> str:
+    """What ``request`` asks for, for a person: "2 cpus, 4096 MB memory, 1 GPU"."""
+    parts = [f"{number(request.cpus)} cpus", f"{number(request.mem)} MB memory"]
+    if request.gpus:
+        parts.append(f"{request.gpus} GPU{'s' if request.gpus > 1 else ''}")
+    if request.role != "*":
+        parts.append(f"role {request.role}")
+    return ", ".join(parts)
+
+
+def free_gpus(agents: Sequence[AgentCapacity]) -> int | None:
+    """GPUs free across the agents; None before any agent is seen."""
+    if not agents:
+        return None
+    return int(sum(r.scalar or 0 for a in agents for r in a.free if r.name == "gpus"))
+
+
 def _noun(name: str, amount: float) -> str:
     n = number(amount)
     if name == "gpus":

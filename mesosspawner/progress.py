@@ -1,10 +1,13 @@
-"""Spawn progress for people: framework events turned into JupyterHub progress dicts, in order."""
+"""Spawn progress for people: what the framework tells a launch's observer, turned into
+JupyterHub progress dicts, in order."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+
+from .placement import describe
 
 
 class ProgressFeed:
@@ -32,33 +35,34 @@ class ProgressFeed:
         self._events.append(event)
         self._changed.set()
 
-    def on_framework_event(self, kind: str, data: dict[str, Any], framework) -> None:
-        if kind == "queued":
-            what = framework.describe_request(data["request"])
-            self._put(10, f"Request queued: waiting for an offer with {what}")
-        elif kind == "waiting":
-            what = framework.describe_request(data["request"])
-            message = f"Waiting for {what} to become free on the cluster"
-            if message != self._last_waiting:
-                self._last_waiting = message
-                self._put(20, message)
-        elif kind == "accepted":
-            p = data["placement"]
-            self._put(40, f"Offer accepted on agent {p.hostname}: launching task {data['task_id']}")
-            if self.image:
-                self._staging_timer = asyncio.get_running_loop().call_later(
-                    self.STAGING_HINT_SECONDS, self._staging_hint, p.hostname
-                )
-        elif kind == "retry":
+    # LaunchObserver: what the framework tells a waiting spawn.
+
+    def queued(self, request) -> None:
+        self._put(10, f"Request queued: waiting for an offer with {describe(request)}")
+
+    def waiting(self, request) -> None:
+        message = f"Waiting for {describe(request)} to become free on the cluster"
+        if message != self._last_waiting:
+            self._last_waiting = message
+            self._put(20, message)
+
+    def accepted(self, placement, task_id: str) -> None:
+        self._put(40, f"Offer accepted on agent {placement.hostname}: launching task {task_id}")
+        if self.image:
+            self._staging_timer = asyncio.get_running_loop().call_later(
+                self.STAGING_HINT_SECONDS, self._staging_hint, placement.hostname
+            )
+
+    def retry(self, why: str) -> None:
+        self._cancel_hint()
+        self._put(30, f"Launch retried: {why}")
+
+    def starting(self, record) -> None:
+        if record.state != "TASK_STAGING":
             self._cancel_hint()
-            self._put(30, f"Launch retried: {data['why']}")
-        elif kind == "starting":
-            record = data["record"]
-            if record.state != "TASK_STAGING":
-                self._cancel_hint()
-            state = record.state.removeprefix("TASK_").lower()
-            detail = f": {record.message}" if record.message else ""
-            self._put(60, f"Task {state} on {record.hostname or record.agent_id}{detail}")
+        state = record.state.removeprefix("TASK_").lower()
+        detail = f": {record.message}" if record.message else ""
+        self._put(60, f"Task {state} on {record.hostname or record.agent_id}{detail}")
 
     def _staging_hint(self, hostname: str) -> None:
         self._staging_timer = None

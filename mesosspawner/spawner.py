@@ -12,7 +12,6 @@ import getpass
 import html
 import os
 import pwd
-import re
 import secrets
 import time
 from urllib.parse import urlparse
@@ -148,6 +147,30 @@ class MesosSpawner(Spawner):
         300.0,
         help="""Tasks of this hub's framework that no spawner claims after a reconciliation are
         killed after this many seconds (0 disables orphan killing).""",
+    ).tag(config=True)
+
+    reconcile_retry_seconds = Float(
+        5.0,
+        help="""Seconds before asking the master again about tasks it has not answered for
+        (after a failover a new leader stays silent about agents it has not heard from yet).""",
+    ).tag(config=True)
+
+    offer_refuse_seconds = Float(
+        5.0,
+        help="""Seconds Mesos holds back an offer this hub declined or launched on while
+        notebooks are waiting: short, so freed resources are offered again soon.""",
+    ).tag(config=True)
+
+    idle_offer_refuse_seconds = Float(
+        300.0,
+        help="""Seconds Mesos holds back an offer this hub declined with nothing waiting (the
+        framework also suppresses offers then; a new spawn revives them).""",
+    ).tag(config=True)
+
+    framework_webui_url = Unicode(
+        None,
+        allow_none=True,
+        help="FrameworkInfo.webui_url: the link the Mesos web UI shows for this framework.",
     ).tag(config=True)
 
     # ------------------------------------------------------------------ what a task gets
@@ -401,12 +424,16 @@ class MesosSpawner(Spawner):
             principal=self.principal,
             secret=self.secret,
             ca_file=self.mesos_ca_file,
+            webui_url=self.framework_webui_url,
             id_file=self.framework_id_file,
             hub_id=self.hub_id,
+            refuse_seconds=self.offer_refuse_seconds,
+            idle_refuse_seconds=self.idle_offer_refuse_seconds,
             strategy=self.placement_strategy,
             orphan_grace_seconds=self.orphan_grace_seconds or 0.0,
             orphan_kill=bool(self.orphan_grace_seconds),
             reconcile_interval=self.reconcile_interval,
+            reconcile_retry_seconds=self.reconcile_retry_seconds,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -433,7 +460,7 @@ class MesosSpawner(Spawner):
         await self.framework.refresh_capacity()
         capacity = self.profile_capacity(profs)
         notice = ""
-        last_stop = self.framework.last_stop.get((self.user.name, self.name or ""))
+        last_stop = self.framework.last_stop_for(self.user.name, self.name or "")
         if last_stop:
             notice = (
                 '<div class="alert alert-warning mesosspawner-last-stop" role="alert">'
@@ -456,22 +483,13 @@ class MesosSpawner(Spawner):
         """Live capacity per profile from the framework's view of the cluster."""
         fw = self.framework
         agents = fw.capacity()
+        free_gpus = placement.free_gpus(agents)
         out = {}
         for p in profs:
-            req = self._request_for(p.override)
-            free_gpus = int(sum(_gpus(a.free) for a in agents)) if agents else None
-            if not agents:
-                out[p.slug] = profiles.ProfileCapacity("wait", "cluster not seen yet", free_gpus)
-                continue
-            why = placement.unmet(req, agents) if fw.totals_known else None
-            if why:
-                out[p.slug] = profiles.ProfileCapacity("never", why, free_gpus)
-                continue
-            waiting = placement.shortfall(req, agents)
-            if waiting:
-                out[p.slug] = profiles.ProfileCapacity("wait", f"waiting: {waiting}", free_gpus)
-            else:
-                out[p.slug] = profiles.ProfileCapacity("now", "resources free now", free_gpus)
+            fit = placement.classify(
+                self._request_for(p.override), agents, totals_known=fw.totals_known
+            )
+            out[p.slug] = profiles.ProfileCapacity(fit.kind, fit.why, free_gpus)
         return out
 
     async def apply_profile(self, user_options) -> None:
@@ -563,12 +581,18 @@ class MesosSpawner(Spawner):
         self.port = self.container_port if bridge else p.ports[0]
         env = self.get_env()
         env.update(self.image_env())
-        if not self.image and system_user:
-            env.update(_login_env(system_user))
-        elif self.image:
-            env.update(_docker_stacks_env(system_user, uid, gid))
-            if uid == 0 and self.allow_root:
-                env["ALLOW_ROOT"] = "yes"  # the start script's own opt-in for NB_UID 0
+        pw = _passwd(system_user) if system_user and not self.image else None
+        env.update(
+            taskinfo.identity_env(
+                system_user,
+                uid,
+                gid,
+                image=self.image,
+                allow_root=self.allow_root,
+                home=pw.pw_dir if pw else None,
+                shell=pw.pw_shell if pw else None,
+            )
+        )
         spark = None
         if self.spark_master:
             spark = taskinfo.SparkSettings(
@@ -584,7 +608,7 @@ class MesosSpawner(Spawner):
             gid=gid,
             servername=self.name or "",
         )
-        containerizer = "mesos" if self.gpus else self.containerizer
+        containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
         spec = taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
             name=f"jupyter {naming.escape(self.user.name)}"
@@ -595,7 +619,7 @@ class MesosSpawner(Spawner):
             containerizer=containerizer,
             network_mode=self.network_mode,
             container_port=self.container_port,
-            user=system_user if (os.getuid() == 0 or self.image) else None,
+            user=taskinfo.command_user(system_user, image=self.image, hub_is_root=os.getuid() == 0),
             uid=uid,
             gid=gid,
             volumes=volumes,
@@ -684,12 +708,12 @@ class MesosSpawner(Spawner):
         req = LaunchRequest(
             request=request,
             build_task=lambda p: self._build_task(p, ids, nonce),
-            on_event=lambda kind, data: feed.on_framework_event(kind, data, fw),
+            observer=feed,
         )
         if self.image:
             self.log.info("Starting %s with image %s", self._log_name, self.image)
         await fw.ensure_started()
-        never = await self._never_fits(fw, request)
+        never = await fw.never_fits(request)
         if never:
             feed.fail(never)
             raise _spawn_error(
@@ -700,7 +724,7 @@ class MesosSpawner(Spawner):
         try:
             record = await asyncio.wait_for(fw.launch(req), patience)
         except TimeoutError:
-            why = self._waiting_reason(fw, req)
+            why = fw.why_waiting(req)
             feed.fail(why)
             raise _spawn_error(
                 f"Gave up after {number(patience)} seconds: {why}", reason="timeout"
@@ -713,7 +737,7 @@ class MesosSpawner(Spawner):
             raise
         finally:
             self._discard_env_file()
-        fw.last_stop.pop((self.user.name, self.name or ""), None)
+        fw.forget_stop(self.user.name, self.name or "")
         self.task_id = record.task_id
         self.agent_id = record.agent_id
         self.agent_hostname = record.hostname
@@ -721,28 +745,6 @@ class MesosSpawner(Spawner):
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
         return f"http://{host}:{self.host_port}"
-
-    def _waiting_reason(self, fw: MesosFramework, req: LaunchRequest) -> str:
-        record = fw.task(req.task_id) if req.task_id else None
-        if record is not None:
-            return f"task {record.task_id} is still {record.describe()}"
-        short = placement.shortfall(req.request, fw.capacity())
-        what = fw.describe_request(req.request)
-        return f"no offer could hold {what}" + (f" ({short})" if short else "")
-
-    async def _never_fits(self, fw: MesosFramework, request: placement.Request) -> str | None:
-        """A reason no agent could ever hold ``request``, once the cluster has been seen."""
-        try:
-            await asyncio.wait_for(fw.subscribed_once.wait(), 5)
-        except TimeoutError:
-            return None
-        await fw.refresh_capacity(max_age=30.0, timeout=3.0)
-        if not fw.totals_known:
-            # Offers show only what is free to us (other frameworks hold the rest): no basis
-            # for "never"; the spawn waits and its timeout says what it waited for.
-            return None
-        agents = fw.capacity()
-        return placement.unmet(request, agents) if agents else None
 
     async def progress(self):
         if self._feed is None:
@@ -760,9 +762,7 @@ class MesosSpawner(Spawner):
         record = fw.task(self.task_id)
         if record is None or record.state == "TASK_UNKNOWN":
             # After a hub restart: wait for reconciliation before believing anything.
-            try:
-                await asyncio.wait_for(fw.reconciled.wait(), 30)
-            except TimeoutError:
+            if not await fw.wait_reconciled(30):
                 return None
             await fw.wait_change(self.task_id, 5)
             record = fw.task(self.task_id)
@@ -778,7 +778,7 @@ class MesosSpawner(Spawner):
             return None
         reason = f"task {record.describe()}"
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
-        fw.last_stop[(self.user.name, self.name or "")] = reason
+        fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
         return 0 if record.state == "TASK_FINISHED" else 1
 
@@ -797,7 +797,7 @@ class MesosSpawner(Spawner):
                 f"its task {self.task_id} did not confirm the kill (still {record.describe()});"
                 " the hub keeps trying to kill it"
             )
-            fw.last_stop[(self.user.name, self.name or "")] = why
+            fw.note_stop(self.user.name, self.name or "", why)
             self.log.warning("%s stopped, but %s", self._log_name, why)
 
     def get_env(self) -> dict[str, str]:
@@ -808,31 +808,11 @@ class MesosSpawner(Spawner):
         return env
 
 
-def _login_env(name: str) -> dict[str, str]:
-    """HOME/USER/SHELL of a system user, as a login would set them (the agent's own HOME would
-    otherwise leak into a task that runs as someone else)."""
+def _passwd(name: str) -> pwd.struct_passwd | None:
     try:
-        pw = pwd.getpwnam(name)
+        return pwd.getpwnam(name)
     except KeyError:
-        return {"USER": name}
-    return {"HOME": pw.pw_dir, "USER": name, "SHELL": pw.pw_shell or "/bin/sh"}
-
-
-def _docker_stacks_env(name: str | None, uid: int | None, gid: int | None) -> dict[str, str]:
-    """NB_USER/NB_UID/NB_GID: an image's start script that begins as root (the Mesos
-    containerizer) maps its user to these before dropping root (docker-stacks convention)."""
-    env = {}
-    if name and re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", name):
-        env["NB_USER"] = name
-    if uid is not None:
-        env["NB_UID"] = str(uid)
-    if gid is not None:
-        env["NB_GID"] = str(gid)
-    return env
-
-
-def _gpus(resources) -> float:
-    return sum(r.scalar or 0 for r in resources if r.name == "gpus")
+        return None
 
 
 class SpawnError(Exception):

@@ -99,6 +99,66 @@ def docker_env_file(env: Mapping[str, str]) -> str:
     return "".join(lines)
 
 
+# ---------------------------------------------------------------------------- identity policy
+# Who the notebook runs as, and with which containerizer: decided here from plain values (the
+# spawner looks up the passwd entry), so the rules are tested without a hub or an agent.
+
+_DOCKER_STACKS_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+
+
+def containerizer_for(containerizer: str, gpus: int) -> str:
+    """GPU notebooks use the Mesos containerizer: only it isolates GPUs (Mesos's Docker
+    containerizer cannot hand them to a container)."""
+    return "mesos" if gpus else containerizer
+
+
+def command_user(system_user: str | None, *, image: str | None, hub_is_root: bool) -> str | None:
+    """``CommandInfo.user``: set when the hub may switch users (it runs as root) or the task runs
+    in an image; an ordinary hub's plain tasks run as the agent's user, with no switching."""
+    return system_user if (hub_is_root or image) else None
+
+
+def login_env(name: str, home: str | None = None, shell: str | None = None) -> dict[str, str]:
+    """HOME/USER/SHELL of a system user, as a login would set them (the agent's own HOME would
+    otherwise leak into a task that runs as someone else). ``home`` None: no passwd entry."""
+    if home is None:
+        return {"USER": name}
+    return {"HOME": home, "USER": name, "SHELL": shell or "/bin/sh"}
+
+
+def docker_stacks_env(name: str | None, uid: int | None, gid: int | None) -> dict[str, str]:
+    """NB_USER/NB_UID/NB_GID: an image's start script that begins as root (the Mesos
+    containerizer) maps its user to these before dropping root (docker-stacks convention)."""
+    env = {}
+    if name and _DOCKER_STACKS_USER.fullmatch(name):
+        env["NB_USER"] = name
+    if uid is not None:
+        env["NB_UID"] = str(uid)
+    if gid is not None:
+        env["NB_GID"] = str(gid)
+    return env
+
+
+def identity_env(
+    system_user: str | None,
+    uid: int | None,
+    gid: int | None,
+    *,
+    image: str | None,
+    allow_root: bool,
+    home: str | None = None,
+    shell: str | None = None,
+) -> dict[str, str]:
+    """The variables that tell the notebook who it runs as: a login's for a plain task, the
+    docker-stacks ones for an image (with ALLOW_ROOT, the start script's own opt-in for uid 0)."""
+    if not image:
+        return login_env(system_user, home, shell) if system_user else {}
+    env = docker_stacks_env(system_user, uid, gid)
+    if uid == 0 and allow_root:
+        env["ALLOW_ROOT"] = "yes"
+    return env
+
+
 def spark_ports_needed(spark: SparkSettings | None) -> int:
     """Host ports a Spark notebook needs beyond the notebook's own (driver, block manager,
     libprocess), or 0 without Spark."""

@@ -14,10 +14,11 @@ import sys
 import pytest
 
 from mesosspawner import naming, placement
-from mesosspawner.framework import FrameworkConfig, LaunchRequest, MesosFramework
+from mesosspawner.framework import LaunchRequest, MesosFramework
 from mesosspawner.mesos.resources import resources_to_json
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import tasks_by_id
+from tests.framework.conftest import framework_config
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ async def test_unconfirmed_kill_is_logged_retried_and_the_task_dies_later(
     )
     agent = await localmesos_agent_proc(cluster.url, "frozen-1", AGENT_RESOURCES)
     fw = MesosFramework(
-        FrameworkConfig(
+        framework_config(
             master=cluster.url,
             name=f"kill-{tmp_path.name}",
             id_file=str(tmp_path / "fw.json"),

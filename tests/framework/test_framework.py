@@ -9,10 +9,11 @@ import sys
 import pytest
 
 from mesosspawner import naming, placement
-from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
+from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
 from mesosspawner.mesos.resources import resources_to_json
+from tests.framework.conftest import framework_config
 
 CLUSTER = {
     "agent": [
@@ -30,7 +31,7 @@ async def cluster(tmp_path):
 
 @pytest.fixture
 async def framework(cluster, tmp_path):
-    config = FrameworkConfig(
+    config = framework_config(
         master=cluster.url,
         name=f"test-{tmp_path.name}",
         id_file=str(tmp_path / "fw.json"),

@@ -16,8 +16,9 @@ import pytest
 
 from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
-from mesosspawner.framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework
+from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
 from mesosspawner.mesos.resources import resources_to_json
+from tests.framework.conftest import framework_config
 
 pytestmark = pytest.mark.real_mesos
 
@@ -30,7 +31,7 @@ async def framework_on(tmp_path):
     made: list[MesosFramework] = []
 
     async def make(url: str) -> MesosFramework:
-        config = FrameworkConfig(
+        config = framework_config(
             master=url,
             name=f"test-{tmp_path.name}",
             id_file=str(tmp_path / "fw.json"),

@@ -9,13 +9,13 @@ import pytest
 
 from mesosspawner import placement
 from mesosspawner.framework import (
-    FrameworkConfig,
     LaunchFailed,
     LaunchRequest,
     MesosFramework,
     TaskRecord,
 )
 from mesosspawner.mesos import events
+from tests.framework.conftest import framework_config
 
 
 class RecordingClient:
@@ -59,7 +59,7 @@ class RecordingClient:
 
 
 def make_framework(**overrides) -> MesosFramework:
-    config = FrameworkConfig(
+    config = framework_config(
         master="http://master.invalid:5050",
         name="fake",
         reconcile_retry_seconds=0.2,

@@ -19,7 +19,10 @@ from mesosspawner.placement import (
     Offer,
     Placed,
     Request,
+    classify,
+    describe,
     fits_now,
+    free_gpus,
     offer_from_json,
     place,
     shortfall,
@@ -527,3 +530,33 @@ def test_bad_requests_are_refused(kw, words):
 
 def test_whole_float_gpus_are_accepted():
     assert Request("r", 1, 512, gpus=1.0).gpus == 1
+
+
+# ---------------------------------------------------------------------------- classify
+
+
+def test_classify_now_wait_never():
+    agents = [capacity("gpu-1", GPU, free="cpus:8;mem:32768;gpus:0;ports:[32000-32009]")]
+    assert classify(Request("a", cpus=1, mem=512), agents).kind == "now"
+    gpu = classify(Request("b", cpus=1, mem=512, gpus=1), agents)
+    assert gpu.kind == "wait" and gpu.why.startswith("waiting: ") and "GPU" in gpu.why
+    never = classify(Request("c", cpus=1, mem=512, gpus=4), agents)
+    assert never.kind == "never" and "GPU" in never.why
+
+
+def test_classify_without_totals_or_agents_never_says_never():
+    agents = [capacity("cpu-1", PLAIN)]
+    huge = Request("a", cpus=64, mem=512)
+    assert classify(huge, agents).kind == "never"
+    assert classify(huge, agents, totals_known=False).kind == "wait"
+    assert classify(huge, []).kind == "wait"
+    assert classify(huge, []).why == "cluster not seen yet"
+
+
+def test_describe_and_free_gpus():
+    assert describe(Request("a", cpus=2, mem=4096)) == "2 cpus, 4096 MB memory"
+    assert describe(Request("a", cpus=0.5, mem=512, gpus=2, role="spark")) == (
+        "0.5 cpus, 512 MB memory, 2 GPUs, role spark"
+    )
+    assert free_gpus([]) is None
+    assert free_gpus([capacity("gpu-1", GPU, free="cpus:1;gpus:1"), capacity("c", PLAIN)]) == 1

@@ -20,7 +20,7 @@ async def messages_after(feed: ProgressFeed, seconds: float) -> list[str]:
 async def test_silent_staging_with_an_image_says_the_agent_is_pulling_it(monkeypatch):
     monkeypatch.setattr(ProgressFeed, "STAGING_HINT_SECONDS", 0.1)
     feed = ProgressFeed(image="registry.lab/nb@sha256:abc")
-    feed.on_framework_event("accepted", {"placement": PLACED, "task_id": "t1"}, None)
+    feed.accepted(PLACED, "t1")
     text = await messages_after(feed, 0.3)
     assert any("pulling the image registry.lab/nb@sha256:abc" in m for m in text), text
 
@@ -28,10 +28,29 @@ async def test_silent_staging_with_an_image_says_the_agent_is_pulling_it(monkeyp
 async def test_no_pull_hint_once_the_task_starts_or_without_an_image(monkeypatch):
     monkeypatch.setattr(ProgressFeed, "STAGING_HINT_SECONDS", 0.1)
     started = ProgressFeed(image="registry.lab/nb:1")
-    started.on_framework_event("accepted", {"placement": PLACED, "task_id": "t1"}, None)
+    started.accepted(PLACED, "t1")
     record = SimpleNamespace(state="TASK_STARTING", message="", hostname="gpu-1", agent_id="a1")
-    started.on_framework_event("starting", {"record": record}, None)
+    started.starting(record)
     plain = ProgressFeed()
-    plain.on_framework_event("accepted", {"placement": PLACED, "task_id": "t2"}, None)
+    plain.accepted(PLACED, "t2")
     for feed in (started, plain):
         assert not any("pulling" in m for m in await messages_after(feed, 0.3))
+
+
+async def test_the_feed_tells_a_launch_story_in_order():
+    from mesosspawner.placement import Request
+
+    feed = ProgressFeed()
+    request = Request("k", cpus=2, mem=1024)
+    feed.queued(request)
+    feed.waiting(request)
+    feed.waiting(request)  # said once
+    feed.accepted(PLACED, "t1")
+    feed.retry("the offer was no longer valid")
+    text = await messages_after(feed, 0)
+    assert text == [
+        "Request queued: waiting for an offer with 2 cpus, 1024 MB memory",
+        "Waiting for 2 cpus, 1024 MB memory to become free on the cluster",
+        "Offer accepted on agent gpu-1: launching task t1",
+        "Launch retried: the offer was no longer valid",
+    ]

@@ -19,10 +19,6 @@ class StubFramework:
     """Just enough of MesosFramework for start/poll/stop: launches wait until released."""
 
     def __init__(self) -> None:
-        self.subscribed_once = asyncio.Event()
-        self.subscribed_once.set()
-        self.reconciled = asyncio.Event()
-        self.reconciled.set()
         self.last_stop: dict = {}
         self.launched: list = []
         self.release = asyncio.Event()
@@ -46,8 +42,23 @@ class StubFramework:
         await self.release.wait()
         raise asyncio.CancelledError
 
-    def describe_request(self, request) -> str:
+    def why_waiting(self, req) -> str:
         return "something"
+
+    async def never_fits(self, request) -> str | None:
+        return None
+
+    async def wait_reconciled(self, timeout: float) -> bool:
+        return True
+
+    def last_stop_for(self, user: str, server: str) -> str | None:
+        return self.last_stop.get((user, server))
+
+    def note_stop(self, user: str, server: str, why: str) -> None:
+        self.last_stop[(user, server)] = why
+
+    def forget_stop(self, user: str, server: str) -> None:
+        self.last_stop.pop((user, server), None)
 
 
 @pytest.fixture

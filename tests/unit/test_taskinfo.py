@@ -446,3 +446,52 @@ def test_env_file_format_and_refusals():
     assert docker_env_file({"B_TOKEN": "2 = two", "A_KEY": "1"}) == "A_KEY=1\nB_TOKEN=2 = two\n"
     with pytest.raises(ValueError, match="newline"):
         docker_env_file({"X_TOKEN": "a\nb"})
+
+
+# ---------------------------------------------------------------------------- identity policy
+
+
+def test_gpu_notebooks_get_the_mesos_containerizer():
+    from mesosspawner.taskinfo import containerizer_for
+
+    assert containerizer_for("docker", 0) == "docker"
+    assert containerizer_for("docker", 1) == "mesos"
+    assert containerizer_for("mesos", 0) == "mesos"
+
+
+def test_command_user_only_when_the_hub_can_switch_or_an_image_runs():
+    from mesosspawner.taskinfo import command_user
+
+    assert command_user("alice", image=None, hub_is_root=False) is None
+    assert command_user("alice", image=None, hub_is_root=True) == "alice"
+    assert command_user("alice", image="nb:1", hub_is_root=False) == "alice"
+
+
+def test_identity_env_for_plain_tasks_is_a_login():
+    from mesosspawner.taskinfo import identity_env
+
+    plain = dict(image=None, allow_root=False)
+    assert identity_env("alice", 1000, 1000, **plain, home="/home/alice", shell="") == {
+        "HOME": "/home/alice",
+        "USER": "alice",
+        "SHELL": "/bin/sh",
+    }
+    assert identity_env("ghost", None, None, **plain) == {"USER": "ghost"}  # no passwd entry
+    assert identity_env(None, None, None, **plain) == {}
+
+
+def test_identity_env_for_images_follows_docker_stacks():
+    from mesosspawner.taskinfo import identity_env
+
+    assert identity_env("alice", 1000, 100, image="nb:1", allow_root=False) == {
+        "NB_USER": "alice",
+        "NB_UID": "1000",
+        "NB_GID": "100",
+    }
+    # A name the start script could not create is left out; the ids still map the user.
+    assert identity_env("Alice Smith", 1000, None, image="nb:1", allow_root=False) == {
+        "NB_UID": "1000"
+    }
+    root = identity_env("root", 0, 0, image="nb:1", allow_root=True)
+    assert root["ALLOW_ROOT"] == "yes"
+    assert "ALLOW_ROOT" not in identity_env("root", 0, 0, image="nb:1", allow_root=False)
