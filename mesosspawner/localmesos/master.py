@@ -39,6 +39,7 @@ from .model import (
     Task,
     is_terminal,
     master_status,
+    reconcile_status,
     resources_from_task,
     update_event,
 )
@@ -485,7 +486,7 @@ class Master:
         if not tasks:
             # Implicit: Mesos answers for framework->tasks (not the unreachable ones).
             for task in fw.tasks.values():
-                updates.append(self._reconcile_status(task))
+                updates.append(reconcile_status(task))
         for entry in tasks:
             tid = id_value((entry or {}).get("task_id"))
             if not tid:
@@ -493,7 +494,7 @@ class Master:
             aid = id_value((entry or {}).get("agent_id"))
             task = fw.tasks.get(tid)
             if task is not None:
-                updates.append(self._reconcile_status(task))
+                updates.append(reconcile_status(task))
                 continue
             pa = fw.partition_aware
             if (aid and aid in self.recovered_agents) or (not aid and self.recovered_agents):
@@ -516,21 +517,6 @@ class Master:
             updates.append(master_status(tid, state, "REASON_RECONCILIATION", msg, aid))
         for status in updates:
             fw.send(update_event(status))
-
-    def _reconcile_status(self, task: Task) -> dict:
-        base = dict(task.latest_status or {})
-        base.pop("uuid", None)
-        base.update(
-            master_status(
-                task.task_id,
-                # The state of the update in flight, as Mesos reports it, else the latest.
-                task.status_update_state or task.state,
-                "REASON_RECONCILIATION",
-                "Reconciliation: Latest task state",
-                task.agent_id,
-            )
-        )
-        return base
 
     # ------------------------------------------------------------------ tasks
 
@@ -711,10 +697,7 @@ class Master:
                 agent_id,
                 executor_id={"value": task.task_id},
             )
-            task.state = "TASK_LOST"
-            task.status_update_state = None
-            task.latest_status = status
-            task.statuses.append(status)
+            task.record_master_status(status)
             self._remove_task(task)
             fw.send(update_event(status))
         self.agent_unresponsive(agent_id)
@@ -748,10 +731,7 @@ class Master:
             )
             if fw.partition_aware:
                 status["unreachable_time"] = {"nanoseconds": int(time.time() * 1e9)}
-            task.state = state
-            task.status_update_state = None
-            task.latest_status = status
-            task.statuses.append(status)
+            task.record_master_status(status)
             task.resources_released = True
             fw.tasks.pop(task.task_id, None)
             if fw.partition_aware:

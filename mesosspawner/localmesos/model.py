@@ -73,6 +73,23 @@ def master_status(
     return status
 
 
+def reconcile_status(task: Task) -> dict:
+    """RECONCILE of a task the master knows: its latest status, re-sent by the master."""
+    status = dict(task.latest_status or {})
+    status.pop("uuid", None)
+    status.update(
+        master_status(
+            task.task_id,
+            # The state of the update in flight, as Mesos reports it, else the latest.
+            task.status_update_state or task.state,
+            "REASON_RECONCILIATION",
+            "Reconciliation: Latest task state",
+            task.agent_id,
+        )
+    )
+    return status
+
+
 def update_event(status: dict) -> dict:
     return {"type": "UPDATE", "update": {"status": status}}
 
@@ -102,6 +119,13 @@ class Task:
     static_json: dict | None = None
     cached_json: dict | None = None
     cached_json_key: tuple | None = None
+
+    def record_master_status(self, status: dict) -> None:
+        """A state the master decided (agent lost or unreachable): no update is in flight."""
+        self.state = status["state"]
+        self.status_update_state = None
+        self.latest_status = status
+        self.statuses.append(status)
 
 
 @dataclass

@@ -26,7 +26,11 @@ class InvalidTask(ValueError):
 
 
 def id_value(obj: object) -> str | None:
-    """``{"value": "x"}`` → ``"x"``; anything else → None."""
+    """``{"value": "x"}`` → ``"x"``; anything else → None.
+
+    Stricter than ``mesos.wire.value_of`` on purpose: the master refuses a bare string or a
+    non-string value where Mesos's proto parsing does.
+    """
     if isinstance(obj, dict) and isinstance(obj.get("value"), str):
         return obj["value"]
     return None
