@@ -1,6 +1,7 @@
 """MesosSpawner: one notebook server = one Mesos task, launched through the hub's shared framework.
 
-Thin on purpose: traits and the JupyterHub contract live here; offer matching (`placement`),
+Thin on purpose: the task's traits and the JupyterHub contract live here; the traits of the
+cluster connection and the shared framework in `traits`; offer matching (`placement`),
 TaskInfo building (`taskinfo`), profile validation (`profiles`) and the Mesos conversation
 (`framework`) live in their own modules.
 """
@@ -8,7 +9,6 @@ TaskInfo building (`taskinfo`), profile validation (`profiles`) and the Mesos co
 from __future__ import annotations
 
 import asyncio
-import getpass
 import html
 import os
 import pwd
@@ -44,6 +44,7 @@ from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramew
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
 from .mesos.wire import number
 from .progress import ProgressFeed
+from .traits import FrameworkTraits
 
 
 async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
@@ -51,127 +52,8 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner):
+class MesosSpawner(Spawner, FrameworkTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
-
-    # ------------------------------------------------------------------ cluster connection
-
-    mesos_master = Unicode(
-        os.environ.get("MESOS_MASTER", "http://127.0.0.1:5050"),
-        help="""The Mesos master: `http://host:5050`, a comma list of masters (the leader is
-        followed through redirects), or `zk://host1:2181,host2:2181/mesos`.""",
-    ).tag(config=True)
-
-    framework_name = Unicode(
-        "jupyterhub", help="Name of the Mesos framework this hub registers."
-    ).tag(config=True)
-
-    framework_roles = List(
-        Unicode(),
-        default_value=None,
-        allow_none=True,
-        help="""Roles the framework subscribes with (MULTI_ROLE). Default: `*` plus every role
-        named by `role`, `spark_role` or a profile override.""",
-    ).tag(config=True)
-
-    framework_user = Unicode(
-        help="FrameworkInfo.user: the default user for tasks (the hub's own user by default)."
-    ).tag(config=True)
-
-    @default("framework_user")
-    def _default_framework_user(self) -> str:
-        return getpass.getuser()
-
-    failover_timeout = Float(
-        4 * 7 * 24 * 3600.0,
-        help="""Seconds Mesos keeps the framework (and every notebook) alive after the hub's
-        stream drops. Mesos's own default, 0, kills every notebook when the hub restarts.""",
-    ).tag(config=True)
-
-    principal = Unicode(
-        None, allow_none=True, help="Mesos principal for authentication (HTTP basic)."
-    ).tag(config=True)
-    secret = Unicode(None, allow_none=True, help="Secret for `principal`.").tag(config=True)
-    mesos_ca_file = Unicode(
-        None, allow_none=True, help="CA bundle to verify an https:// Mesos master."
-    ).tag(config=True)
-
-    framework_id_file = Unicode(
-        help="""Where the framework id is persisted so a restarted hub re-subscribes as the same
-        framework. Default: `mesosspawner-framework.json` next to the hub's sqlite database
-        (or in the working directory).""",
-    ).tag(config=True)
-
-    @default("framework_id_file")
-    def _default_id_file(self) -> str:
-        db_url = ""
-        try:
-            db_url = self.config.JupyterHub.db_url or ""
-        except AttributeError:
-            pass
-        base = "."
-        if isinstance(db_url, str) and db_url.startswith("sqlite:///"):
-            base = os.path.dirname(db_url[len("sqlite:///") :]) or "."
-        return os.path.join(base, "mesosspawner-framework.json")
-
-    hub_id = Unicode(
-        help="Identity of this hub in task ids and labels (default: the framework name)."
-    ).tag(config=True)
-
-    @default("hub_id")
-    def _default_hub_id(self) -> str:
-        return self.framework_name
-
-    # Enums: a typo is refused when the spawner is configured, not found as a spawn timeout.
-    placement_strategy = CaselessStrEnum(
-        list(placement.STRATEGIES),
-        "spread",
-        help="`spread` notebooks over agents, or `binpack` them onto few agents.",
-    ).tag(config=True)
-
-    unreachable_grace_seconds = Float(
-        120.0,
-        help="""How long a server whose agent Mesos reports unreachable still counts as running.
-        If the partition heals within it, Mesos reports the task RUNNING again and the server
-        carries on; after it, the server is stopped, and its task is killed should the agent
-        ever come back.""",
-    ).tag(config=True)
-
-    reconcile_interval = Float(
-        600.0,
-        help="""Seconds between full task reconciliations with the Mesos master (Mesos's
-        reconciliation guide asks frameworks to reconcile periodically).""",
-    ).tag(config=True)
-
-    orphan_grace_seconds = Float(
-        300.0,
-        help="""Tasks of this hub's framework that no spawner claims after a reconciliation are
-        killed after this many seconds (0 disables orphan killing).""",
-    ).tag(config=True)
-
-    reconcile_retry_seconds = Float(
-        5.0,
-        help="""Seconds before asking the master again about tasks it has not answered for
-        (after a failover a new leader stays silent about agents it has not heard from yet).""",
-    ).tag(config=True)
-
-    offer_refuse_seconds = Float(
-        5.0,
-        help="""Seconds Mesos holds back an offer this hub declined or launched on while
-        notebooks are waiting: short, so freed resources are offered again soon.""",
-    ).tag(config=True)
-
-    idle_offer_refuse_seconds = Float(
-        300.0,
-        help="""Seconds Mesos holds back an offer this hub declined with nothing waiting (the
-        framework also suppresses offers then; a new spawn revives them).""",
-    ).tag(config=True)
-
-    framework_webui_url = Unicode(
-        None,
-        allow_none=True,
-        help="FrameworkInfo.webui_url: the link the Mesos web UI shows for this framework.",
-    ).tag(config=True)
 
     # ------------------------------------------------------------------ what a task gets
 

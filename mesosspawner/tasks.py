@@ -1,0 +1,99 @@
+"""What the framework and its spawners say about tasks: a task's record, a launch waiting for
+an offer and the observer that hears how it goes, and the error a failed launch raises."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import placement as plc
+from .mesos.resources import Resource
+from .mesos.states import ACTIVE_STATES
+
+
+class LaunchFailed(Exception):
+    """A launch ended before the task ran; the message is written for the person waiting."""
+
+
+@dataclass
+class TaskRecord:
+    """What the framework knows of one task: where it runs and its latest status."""
+
+    task_id: str
+    agent_id: str | None = None
+    hostname: str | None = None
+    ip: str | None = None
+    ports: tuple[int, ...] = ()
+    state: str = "TASK_STAGING"
+    message: str = ""
+    reason: str = ""
+    updated: float = 0.0
+    state_since: float = 0.0  # time.time() of the last change of state
+    claimed: bool = True
+    # A spawner stopped this task but no terminal state has arrived (its agent unreachable or
+    # stopped): whenever the task shows up active again it is killed, never left unowned.
+    kill_wanted: bool = False
+    resources: tuple[Resource, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def describe(self) -> str:
+        text = self.state.removeprefix("TASK_").lower()
+        if self.reason:
+            text += f" ({self.reason.removeprefix('REASON_').lower()})"
+        if self.message:
+            text += f": {self.message}"
+        return text
+
+
+class LaunchObserver(Protocol):
+    """What a waiting spawn hears of its launch (``progress.ProgressFeed`` tells the person)."""
+
+    def queued(self, request: plc.Request) -> None: ...
+    def waiting(self, request: plc.Request) -> None: ...
+    def accepted(self, placement: plc.Placement, task_id: str) -> None: ...
+    def retry(self, why: str) -> None: ...
+    def starting(self, record: TaskRecord) -> None: ...
+
+
+class SilentObserver:
+    """A LaunchObserver nobody listens to."""
+
+    def queued(self, request: plc.Request) -> None:
+        pass
+
+    def waiting(self, request: plc.Request) -> None:
+        pass
+
+    def accepted(self, placement: plc.Placement, task_id: str) -> None:
+        pass
+
+    def retry(self, why: str) -> None:
+        pass
+
+    def starting(self, record: TaskRecord) -> None:
+        pass
+
+
+@dataclass
+class LaunchRequest:
+    """A notebook waiting for resources. ``build_task`` turns a placement into a TaskInfo."""
+
+    request: plc.Request
+    build_task: Callable[[plc.Placement], dict]
+    observer: LaunchObserver = field(default_factory=SilentObserver)
+    future: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    task_id: str | None = None
+    attempts: int = 0
+    registration_retries: int = 0
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+__all__ = ["LaunchFailed", "LaunchObserver", "LaunchRequest", "SilentObserver", "TaskRecord"]
