@@ -215,13 +215,13 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
 
     async def launch(self, req: LaunchRequest) -> TaskRecord:
         """Queue ``req`` and wait until its task runs; cancelling withdraws it (no late launch)."""
-        key = req.request.key
+        key = req.needs.key
         self.pending[key] = req
         self.metrics["pending"].set(len(self.pending))
-        req.observer.queued(req.request)
+        req.observer.queued(req.needs)
         try:
             await self.ensure_started()
-            await self._revive(req.request.role)
+            await self._revive(req.needs.role)
             return await asyncio.shield(req.future)
         except BaseException:
             await self.withdraw(req)
@@ -229,7 +229,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
 
     async def withdraw(self, req: LaunchRequest) -> None:
         """Forget a request; kill its task if it was already launched."""
-        self.pending.pop(req.request.key, None)
+        self.pending.pop(req.needs.key, None)
         self.metrics["pending"].set(len(self.pending))
         if req.task_id:
             self.launching.pop(req.task_id, None)
@@ -406,7 +406,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             view.offered[offer.allocation_role or "*"] = offer.resources
             view.seen = now
         self._offers_seen.set()
-        requests = [r.request for r in self.pending.values()]
+        requests = [r.needs for r in self.pending.values()]
         placements = plc.place(
             requests,
             parsed,
@@ -428,7 +428,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             await self._safe(self.client.decline(unused, {"refuse_seconds": refuse}))
         if self.pending:
             for req in self.pending.values():
-                req.observer.waiting(req.request)
+                req.observer.waiting(req.needs)
         await self._maybe_suppress()
 
     async def _launch_on(self, offer_id: str, items: list[tuple[LaunchRequest, plc.Placement]]):
@@ -438,14 +438,14 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             try:
                 info = req.build_task(p)
             except Exception as e:  # a bad request must fail its own spawn, not the framework
-                self.pending.pop(req.request.key, None)
+                self.pending.pop(req.needs.key, None)
                 if not req.future.done():
                     req.future.set_exception(LaunchFailed(f"Could not build the Mesos task: {e}"))
                 continue
             task_id = value_of(info["task_id"])
             req.task_id = task_id
             req.attempts += 1
-            self.pending.pop(req.request.key, None)
+            self.pending.pop(req.needs.key, None)
             self.launching[task_id] = req
             self.tasks[task_id] = TaskRecord(
                 task_id,
@@ -495,9 +495,9 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         if req.future.done():
             return
         req.task_id = None
-        self.pending[req.request.key] = req
+        self.pending[req.needs.key] = req
         req.observer.retry(why)
-        asyncio.ensure_future(self._revive(req.request.role))
+        asyncio.ensure_future(self._revive(req.needs.role))
 
     def _release(self, task_id: str) -> None:
         self._placed.pop(task_id, None)
@@ -623,8 +623,8 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         record = self.task(req.task_id) if req.task_id else None
         if record is not None:
             return f"task {record.task_id} is still {record.describe()}"
-        short = plc.shortfall(req.request, self.capacity())
-        what = plc.describe(req.request)
+        short = plc.shortfall(req.needs, self.capacity())
+        what = plc.describe(req.needs)
         return f"no offer could hold {what}" + (f" ({short})" if short else "")
 
     async def never_fits(self, request: plc.Request) -> str | None:

@@ -3,7 +3,7 @@
 Pure: plain data in, plain data out, deterministic. All resource arithmetic is done by
 ``mesosspawner.mesos.resources`` so the spawner and localmesos agree on what fits.
 
-Rules (DESIGN §4, §6):
+Rules:
 
 * roles: a request for role R takes cpus/mem/disk/gpus/ports from R's reservations first and
   then from unreserved ``*`` resources, and only from offers allocated to R (or offers without

@@ -400,7 +400,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
     # ------------------------------------------------------------------ start / poll / stop
 
     def _resolve_ids(self) -> tuple[str | None, int | None, int | None]:
-        """(system user name, uid, gid) the notebook runs as; refuses root unless allowed."""
+        """(system user name, uid, gid) the notebook runs as; SpawnRefused for root unless
+        allowed, and for an image without a uid."""
         name = self.system_user(self) if callable(self.system_user) else self.system_user
         if name is None:
             name = self.user.name
@@ -424,12 +425,12 @@ class MesosSpawner(Spawner, FrameworkTraits):
             elif pw is not None and pw.pw_uid == 0:
                 why = f"system user {name!r}, which is uid 0 on this host"
             if why:
-                raise LaunchFailed(
+                raise SpawnRefused(
                     f"Refusing to run {self.user.name}'s notebook as root ({why}); choose a"
                     " non-root system_user/uid, or set c.MesosSpawner.allow_root = True"
                 )
         if self.image and uid is None:
-            raise LaunchFailed(
+            raise SpawnRefused(
                 f"No uid for user {name!r}: create the system user or set c.MesosSpawner.uid"
             )
         return name, uid, gid
@@ -573,7 +574,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 gid=ids[2],
                 servername=self.name or "",
             )
-        except (ValueError, LaunchFailed) as e:
+        except (ValueError, SpawnRefused) as e:
             feed.fail(str(e))
             raise _spawn_error(str(e), reason="config") from None
         fw = self.framework
@@ -588,7 +589,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             raise _spawn_error(why, reason="config")
         nonce = secrets.token_hex(4)
         req = LaunchRequest(
-            request=request,
+            needs=request,
             build_task=lambda p: self._build_task(p, ids, nonce),
             observer=feed,
         )
@@ -697,6 +698,11 @@ def _passwd(name: str) -> pwd.struct_passwd | None:
         return None
 
 
+class SpawnRefused(Exception):
+    """The configuration refuses this spawn before anything reaches Mesos (a root notebook, an
+    image without a uid); the message says what to change."""
+
+
 class SpawnError(Exception):
     """A failed spawn (JupyterHub < 6); the hub shows ``jupyterhub_message`` to the person."""
 
@@ -712,4 +718,4 @@ def _spawn_error(message: str, reason: str = "mesos", status: int = 500) -> Exce
     return SpawnError(message)
 
 
-__all__ = ["MesosSpawner", "SpawnError"]
+__all__ = ["MesosSpawner", "SpawnError", "SpawnRefused"]

@@ -1,6 +1,6 @@
 """Build the v1 ``TaskInfo`` JSON for a notebook from a spec and the placement it won.
 
-Pure. The container rules are Mesos's (DESIGN §4): the Docker containerizer for CPU and Spark
+Pure. The container rules are Mesos's: the Docker containerizer for CPU and Spark
 notebooks, with the user given as the Docker ``user`` parameter (Docker never receives
 ``command.user``); the Mesos containerizer with a Docker image for GPU notebooks (the Docker
 containerizer has no GPU support), running as ``command.user``; no image means a plain

@@ -84,7 +84,7 @@ class SilentObserver:
 class LaunchRequest:
     """A notebook waiting for resources. ``build_task`` turns a placement into a TaskInfo."""
 
-    request: plc.Request
+    needs: plc.Request  # what the notebook needs from an offer
     build_task: Callable[[plc.Placement], dict]
     observer: LaunchObserver = field(default_factory=SilentObserver)
     future: asyncio.Future = field(

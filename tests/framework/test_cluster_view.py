@@ -59,7 +59,7 @@ def sleeper(key: str, cpus: float = 0.5, gpus: int = 0, constraints=()) -> Launc
             "kill_policy": {"grace_period": {"nanoseconds": 200_000_000}},
         }
 
-    return LaunchRequest(request=request, build_task=build)
+    return LaunchRequest(needs=request, build_task=build)
 
 
 async def restarted(first: MesosFramework, survivor: TaskRecord) -> MesosFramework:

@@ -60,7 +60,7 @@ def sleeper(key: str, cpus: float = 0.5, gpus: int = 0) -> LaunchRequest:
             "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
         }
 
-    return LaunchRequest(request=request, build_task=build)
+    return LaunchRequest(needs=request, build_task=build)
 
 
 async def test_launch_runs_on_plain_agent_with_ports_from_its_offer(framework):

@@ -68,7 +68,7 @@ def sleeper(key: str, uris: tuple[str, ...] = ()) -> LaunchRequest:
             "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
         }
 
-    return LaunchRequest(request=request, build_task=build)
+    return LaunchRequest(needs=request, build_task=build)
 
 
 async def wait_state(fw: MesosFramework, task_id: str, states: set[str], timeout: float) -> str:
@@ -197,7 +197,7 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
         kill_grace_seconds=1,
     )
     req = LaunchRequest(
-        request=placement.Request(key="alice", cpus=0.5, mem=64),
+        needs=placement.Request(key="alice", cpus=0.5, mem=64),
         build_task=lambda p: taskinfo.build_task_info(spec, p),
     )
     try:

@@ -99,7 +99,7 @@ def request(key: str) -> LaunchRequest:
     def build(p: placement.Placement) -> dict:
         return {"task_id": {"value": f"{key}-{p.offer_id}"}}
 
-    return LaunchRequest(request=placement.Request(key=key, cpus=1, mem=128), build_task=build)
+    return LaunchRequest(needs=placement.Request(key=key, cpus=1, mem=128), build_task=build)
 
 
 async def test_reconciled_only_after_every_known_task_is_answered():

@@ -135,6 +135,16 @@ async def test_uid_zero_is_refused(stub):
     assert "uid 0" in message
 
 
+def test_a_configuration_refusal_is_not_a_launch_failure():
+    from mesosspawner.framework import LaunchFailed
+    from mesosspawner.spawner import SpawnRefused
+
+    s = make_spawner("alice", uid=0, gid=0)
+    with pytest.raises(SpawnRefused, match="uid 0") as info:
+        s._resolve_ids()
+    assert not isinstance(info.value, LaunchFailed)
+
+
 async def test_allow_root_lets_an_admin_opt_in(stub):
     s = make_spawner("root", uid=0, gid=0, allow_root=True)
     start = asyncio.ensure_future(s.start())

@@ -1,4 +1,5 @@
-"""taskinfo: containers per DESIGN §4, safe volume expansion, Spark wiring, labels."""
+"""taskinfo: which container each kind of notebook gets, safe volume expansion, Spark wiring,
+labels."""
 
 import shlex
 
