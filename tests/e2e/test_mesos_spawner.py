@@ -210,8 +210,11 @@ async def test_plain_notebook_volume_is_mounted_or_refused_never_ignored(
 ):
     # The notebook works in the volume's container path, so a write reaches the user's host
     # directory only through the mount; a default agent cannot mount into a plain command task.
-    extra = """
+    extra = f"""
 c.MesosSpawner.notebook_dir = "/work"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
+]
 """
     hub = await hub_factory(mesos_config(cluster.url, homes, extra)).launch()
     user = test_users[0]
