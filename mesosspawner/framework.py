@@ -161,6 +161,9 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
 
     async def stop(self) -> None:
         """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
+            self._orphan_timer = None
         for task in list(self._background):
             task.cancel()
         self._reconcile_loop = None
@@ -311,7 +314,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         if self._reconcile_loop is None or self._reconcile_loop.done():
             self._reconcile_loop = self._spawn(self._reconcile_periodically())
         if self._cluster_fetch is None or self._cluster_fetch.done():
-            self._cluster_fetch = asyncio.ensure_future(self._learn_cluster())
+            self._cluster_fetch = self._spawn(self._learn_cluster())
 
     async def _reconcile(self) -> None:
         """Implicit reconciliation (finds tasks nobody here knows, e.g. a crashed hub's) plus
@@ -497,7 +500,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         req.task_id = None
         self.pending[req.needs.key] = req
         req.observer.retry(why)
-        asyncio.ensure_future(self._revive(req.needs.role))
+        self._spawn(self._revive(req.needs.role))
 
     def _release(self, task_id: str) -> None:
         self._placed.pop(task_id, None)

@@ -2,7 +2,7 @@
 period (a hub that crashed mid-spawn, or a server deleted while its agent was away).
 
 ``OrphanKiller`` is a part of ``MesosFramework`` (its mixin): it reads ``tasks`` and ``config``
-and kills through the framework's ``kill``.
+and kills through the framework's ``kill``, in a background task the framework owns.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class OrphanKiller:
         loop = asyncio.get_running_loop()
         self._orphan_timer = loop.call_later(
             self.config.orphan_grace_seconds,
-            lambda: asyncio.ensure_future(self._kill_orphans()),
+            lambda: self._spawn(self._kill_orphans()),
         )
 
     async def _kill_orphans(self) -> None:

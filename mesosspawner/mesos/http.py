@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import logging
 import re
 import ssl
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import recordio
+
+log = logging.getLogger("mesosspawner.mesos.http")
 
 SCHEDULER_PATH = "/api/v1/scheduler"
 _MAX_ERROR_BODY = 64 * 1024
@@ -377,6 +380,7 @@ class CallPipe:
         ).encode()
         self._stream: IOStream | None = None
         self._connecting: asyncio.Task | None = None
+        self._reader: asyncio.Task | None = None  # reads the answers; ends with its stream
         self._outbox: list[tuple[bytes, asyncio.Future]] = []
         self._in_flight: collections.deque[asyncio.Future] = collections.deque()
         self._flush_pending = False
@@ -456,8 +460,16 @@ class CallPipe:
             stream.close()
             return
         self._stream = stream
-        self._loop.create_task(self._read(stream))
+        self._reader = self._loop.create_task(self._read(stream), name="mesos-call-answers")
+        self._reader.add_done_callback(self._reader_done)
         self._flush()
+
+    def _reader_done(self, task: asyncio.Task) -> None:
+        if task is self._reader:
+            self._reader = None
+        if not task.cancelled() and task.exception() is not None:
+            # _read turns every failure it expects into failed calls: this one is a bug.
+            log.error("Reading answers from %s failed", self.target.url, exc_info=task.exception())
 
     async def _read(self, stream: IOStream) -> None:
         parser = ResponseParser()

@@ -198,3 +198,37 @@ async def test_launch_cut_short_by_the_registration_timeout_is_retried_once(reas
         await launching
     assert len(fw.client.of("launch")) == 2
     await fw.stop()
+
+
+async def test_background_tasks_are_owned_and_their_failures_logged(caplog):
+    fw = make_framework()
+
+    async def boom():
+        raise RuntimeError("background bug")
+
+    task = fw._spawn(boom())
+    assert task in fw._background
+    with pytest.raises(RuntimeError):
+        await task
+    await asyncio.sleep(0)
+    assert task not in fw._background
+    assert any("background task failed" in r.getMessage() for r in caplog.records)
+    await fw.stop()
+
+
+async def test_a_requeued_launch_revives_offers_in_an_owned_task():
+    fw = make_framework()
+    await subscribe(fw)
+    launching = asyncio.ensure_future(fw.launch(request("dave")))
+    await asyncio.sleep(0)
+    await fw.offers(offers(OFFER))
+    first = fw.client.of("launch")[-1][0]
+    revives = len(fw.client.of("revive"))
+    await fw.update(status(first, "TASK_DROPPED", reason="REASON_INVALID_OFFERS"))
+    assert fw._background  # the revive runs in the background, owned
+    await asyncio.sleep(0.05)
+    assert len(fw.client.of("revive")) == revives + 1
+    launching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await launching
+    await fw.stop()
