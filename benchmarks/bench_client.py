@@ -80,14 +80,14 @@ def run_ours(url: str, workload: str, offers: int, updates: int, decline: bool) 
             self.start = (time.perf_counter(), _cpu())
             self.ready.set()
 
-        async def offers(self, offers_):
+        async def offers(self, event):
             self.n_offers += 1
             if decline:
-                await client.decline([o["id"]["value"] for o in offers_])
+                await client.decline([o["id"]["value"] for o in event.offers])
             self._check()
 
         async def update(self, status):
-            if workload == "burst" or status["task_id"]["value"].startswith("ghost-"):
+            if workload == "burst" or status.task_id.startswith("ghost-"):
                 self.n_updates += 1
                 self._check()
 
