@@ -110,6 +110,9 @@ c.MesosSpawner.image = {notebook_image!r}
 c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
 c.MesosSpawner.environment = {{}}
 c.MesosSpawner.notebook_dir = "/work"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
+]
 """
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
     user = test_users[1]

@@ -45,7 +45,7 @@ async def test_cpu_profile_in_image_on_docker_containerizer_runs_and_writes_as_u
     digest = await asyncio.to_thread(registry_digest, registry, repo, tag)
     assert digest and digest.startswith("sha256:")
     pinned = f"{registry}/{repo}@{digest}"
-    cluster = real_mesos(docker=True, agent_extra=("--docker_remove_delay=1secs",))
+    cluster = real_mesos(docker=True)
     extra = f"""
 c.MesosSpawner.image = {pinned!r}
 c.MesosSpawner.containerizer = "docker"
