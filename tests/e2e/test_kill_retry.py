@@ -9,35 +9,19 @@ import logging
 import os
 import random
 import signal
-import sys
 
 import pytest
 
-from mesosspawner import naming, placement
-from mesosspawner.framework import LaunchRequest, MesosFramework
-from mesosspawner.mesos.resources import resources_to_json
+from mesosspawner.framework import MesosFramework
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import tasks_by_id
 from tests.framework.conftest import framework_config
+from tests.services.sleepers import sleeper
 
 pytestmark = pytest.mark.e2e
 
 _BASE = random.Random().randrange(30000, 32000, 100)
 AGENT_RESOURCES = f"cpus:2;mem:2048;ports:[{_BASE}-{_BASE + 9}]"
-
-
-def sleeper(key: str) -> LaunchRequest:
-    def build(p: placement.Placement) -> dict:
-        return {
-            "name": key,
-            "task_id": {"value": naming.task_id("jupyterhub", key, "", "n1")},
-            "agent_id": {"value": p.agent_id},
-            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
-            "command": {"value": f"{sys.executable} -c 'import time; time.sleep(120)'"},
-            "kill_policy": {"grace_period": {"nanoseconds": 200_000_000}},
-        }
-
-    return LaunchRequest(placement.Request(key=key, cpus=0.25, mem=32), build)
 
 
 async def test_unconfirmed_kill_is_logged_retried_and_the_task_dies_later(

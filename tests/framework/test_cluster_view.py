@@ -5,16 +5,16 @@ framework that holds resources (item 2). "Never fits" must come from the agents'
 from __future__ import annotations
 
 import asyncio
-import sys
 from types import SimpleNamespace
 
 import pytest
 
-from mesosspawner import MesosSpawner, naming, placement
-from mesosspawner.framework import LaunchRequest, MesosFramework, TaskRecord
+from mesosspawner import MesosSpawner, placement
+from mesosspawner.framework import MesosFramework, TaskRecord
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import RawScheduler, command_task, running_cluster
-from mesosspawner.mesos.resources import resources_to_json, scalar
+from mesosspawner.mesos.resources import scalar
+from tests.services.sleepers import sleeper
 
 GPU_CLUSTER = {
     "agent": [
@@ -42,24 +42,6 @@ def make_spawner(url: str, tmp_path, **traits) -> MesosSpawner:
         mem_limit=64 * 1024 * 1024,
         **traits,
     )
-
-
-def sleeper(key: str, cpus: float = 0.5, gpus: int = 0, constraints=()) -> LaunchRequest:
-    request = placement.Request(
-        key=key, cpus=cpus, mem=64, gpus=gpus, constraints=tuple(constraints)
-    )
-
-    def build(p: placement.Placement) -> dict:
-        return {
-            "name": key,
-            "task_id": {"value": naming.task_id("jupyterhub", key, "", "n1")},
-            "agent_id": {"value": p.agent_id},
-            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
-            "command": {"value": f"{sys.executable} -c 'import time; time.sleep(60)'"},
-            "kill_policy": {"grace_period": {"nanoseconds": 200_000_000}},
-        }
-
-    return LaunchRequest(needs=request, build_task=build)
 
 
 async def restarted(first: MesosFramework, survivor: TaskRecord) -> MesosFramework:

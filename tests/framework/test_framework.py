@@ -4,16 +4,14 @@ orphans and a broken request that must not hurt anyone else."""
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 
-from mesosspawner import naming, placement
-from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
+from mesosspawner.framework import LaunchFailed, MesosFramework
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from mesosspawner.mesos.resources import resources_to_json
 from tests.framework.conftest import framework_config
+from tests.services.sleepers import sleeper
 
 CLUSTER = {
     "agent": [
@@ -45,22 +43,6 @@ async def framework(cluster, tmp_path):
         if record.active:
             await fw.kill(record.task_id, timeout=10)
     await fw.stop()
-
-
-def sleeper(key: str, cpus: float = 0.5, gpus: int = 0) -> LaunchRequest:
-    request = placement.Request(key=key, cpus=cpus, mem=64, gpus=gpus)
-
-    def build(p: placement.Placement) -> dict:
-        return {
-            "name": key,
-            "task_id": {"value": naming.task_id("jupyterhub", key, "", "n1")},
-            "agent_id": {"value": p.agent_id},
-            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
-            "command": {"value": f"{sys.executable} -c 'import time; time.sleep(60)'"},
-            "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
-        }
-
-    return LaunchRequest(needs=request, build_task=build)
 
 
 async def test_launch_runs_on_plain_agent_with_ports_from_its_offer(framework):

@@ -7,7 +7,6 @@ import asyncio
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,8 +16,8 @@ import pytest
 from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
-from mesosspawner.mesos.resources import resources_to_json
 from tests.framework.conftest import framework_config
+from tests.services.sleepers import sleeper
 
 pytestmark = pytest.mark.real_mesos
 
@@ -50,25 +49,6 @@ async def framework_on(tmp_path):
             if record.active:
                 await fw.kill(record.task_id, timeout=10)
         await fw.stop()
-
-
-def sleeper(key: str, uris: tuple[str, ...] = ()) -> LaunchRequest:
-    request = placement.Request(key=key, cpus=0.5, mem=64)
-
-    def build(p: placement.Placement) -> dict:
-        command = {"value": f"{sys.executable} -c 'import time; time.sleep(120)'"}
-        if uris:
-            command["uris"] = [{"value": u} for u in uris]
-        return {
-            "name": key,
-            "task_id": {"value": naming.task_id("jupyterhub", key, "", f"n{time.time_ns()}")},
-            "agent_id": {"value": p.agent_id},
-            "resources": resources_to_json(p.resources, allocation_role=p.allocation_role),
-            "command": command,
-            "kill_policy": {"grace_period": {"nanoseconds": 500_000_000}},
-        }
-
-    return LaunchRequest(needs=request, build_task=build)
 
 
 async def wait_state(fw: MesosFramework, task_id: str, states: set[str], timeout: float) -> str:
