@@ -53,6 +53,24 @@ c.MesosSpawner.profile_list = [
 """
 
 
+def docker_notebook_config(image: str, homes: Path, *, force_pull: bool = False) -> str:
+    """Hub config lines for notebooks from ``image`` in Mesos's Docker containerizer, each in
+    the person's home directory under ``homes``, mounted as ``/home/jovyan/work``."""
+    pull = "c.MesosSpawner.force_pull_image = True\n" if force_pull else ""
+    return f"""
+c.MesosSpawner.image = {image!r}
+c.MesosSpawner.containerizer = "docker"
+{pull}c.MesosSpawner.network_mode = "host"
+c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
+c.MesosSpawner.environment = {{}}
+c.MesosSpawner.notebook_dir = "/home/jovyan/work"
+c.MesosSpawner.volumes = [
+    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
+      "mode": "RW"}}
+]
+"""
+
+
 def tasks_by_id(state: dict) -> dict[str, dict]:
     """Every task of every framework, running, unreachable or completed (state.json splits
     them; real Mesos lists TASK_UNREACHABLE ones only under ``unreachable_tasks``)."""

@@ -15,6 +15,7 @@ from tests.e2e.mesos_env import (
     CLUSTER,
     agent_of,
     assert_notebook_writes_as_user,
+    docker_notebook_config,
     mesos_config,
     start_ready,
     tasks_by_id,
@@ -33,19 +34,7 @@ async def test_docker_notebook_runs_as_user_and_writes_as_user(
     assert digest and digest.startswith("sha256:")
     pinned = f"{registry}/{repo}@{digest}"
     cluster = await localmesos_proc(CLUSTER)
-    extra = f"""
-c.MesosSpawner.image = {pinned!r}
-c.MesosSpawner.containerizer = "docker"
-c.MesosSpawner.force_pull_image = True
-c.MesosSpawner.network_mode = "host"
-c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
-c.MesosSpawner.environment = {{}}
-c.MesosSpawner.notebook_dir = "/home/jovyan/work"
-c.MesosSpawner.volumes = [
-    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
-      "mode": "RW"}}
-]
-"""
+    extra = docker_notebook_config(pinned, homes, force_pull=True)
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
     user = test_users[2]
     await hub.create_user(user.name)

@@ -17,6 +17,7 @@ from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import (
     agent_of,
     assert_notebook_writes_as_user,
+    docker_notebook_config,
     mesos_config,
     start_ready,
     tasks_by_id,
@@ -46,18 +47,7 @@ async def test_cpu_profile_in_image_on_docker_containerizer_runs_and_writes_as_u
     assert digest and digest.startswith("sha256:")
     pinned = f"{registry}/{repo}@{digest}"
     cluster = real_mesos(docker=True)
-    extra = f"""
-c.MesosSpawner.image = {pinned!r}
-c.MesosSpawner.containerizer = "docker"
-c.MesosSpawner.network_mode = "host"
-c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
-c.MesosSpawner.environment = {{}}
-c.MesosSpawner.notebook_dir = "/home/jovyan/work"
-c.MesosSpawner.volumes = [
-    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
-      "mode": "RW"}}
-]
-"""
+    extra = docker_notebook_config(pinned, homes)
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=180).launch()
     user = test_users[2]
     await hub.create_user(user.name)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mesosspawner.images import registry_digest, split_ref
 from tests.e2e.harness import Hub
-from tests.e2e.mesos_env import CLUSTER, mesos_config
+from tests.e2e.mesos_env import CLUSTER, docker_notebook_config, mesos_config
 from tests.services.net import free_port
 
 PREFIX = "/services/images/"
@@ -32,17 +32,9 @@ async def images_hub(
     """A launched hub: notebooks in Docker from the lab's base image, the images service on."""
     cluster = await localmesos_proc(CLUSTER)
     base = await pinned(notebook_image)
-    extra = f"""
-c.MesosSpawner.image = {base!r}
-c.MesosSpawner.containerizer = "docker"
-c.MesosSpawner.network_mode = "host"
-c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
-c.MesosSpawner.environment = {{}}
-c.MesosSpawner.notebook_dir = "/home/jovyan/work"
-c.MesosSpawner.volumes = [
-    {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/home/jovyan/work",
-      "mode": "RW"}}
-]
+    extra = (
+        docker_notebook_config(base, homes)
+        + f"""
 from mesosspawner.imageservice.hubconfig import register_images_service
 register_images_service(
     c,
@@ -52,6 +44,7 @@ register_images_service(
     extra_args=["--build-timeout", "1500", "--max-image-size", "4G"],
 )
 """
+    )
     hub = hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240)
     await hub.launch()
     return hub
