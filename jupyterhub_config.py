@@ -143,3 +143,8 @@ if not demo:
         port=int(os.environ.get("MESOSSPAWNER_IMAGES_PORT", "10101")),
         extra_args=["--build-timeout", "900", "--max-image-size", "8G"],
     )
+
+# --- last: check the MesosSpawner settings now, so a typo stops the hub instead of every spawn --
+from mesosspawner import check_config  # noqa: E402
+
+check_config(c)

@@ -1,7 +1,22 @@
 """mesosspawner: a JupyterHub spawner that runs each notebook server as an Apache Mesos task."""
 
 __version__ = "0.1.0"
-__all__ = ["MesosSpawner", "__version__"]
+__all__ = ["MesosSpawner", "__version__", "check_config"]
+
+
+def check_config(config) -> None:
+    """Validate the MesosSpawner section of a hub config now, at hub start.
+
+    JupyterHub builds spawners only when a server starts, so a typo in a trait (a
+    ``placement_strategy`` of "binpak", an unknown ``containerizer``) would otherwise surface at
+    the first spawn. Call it last in ``jupyterhub_config.py`` (``check_config(c)``): a bad value
+    raises a TraitError naming the trait, the value and the choices, and the hub does not start.
+    """
+    from types import SimpleNamespace
+
+    from .spawner import MesosSpawner
+
+    MesosSpawner(config=config, user=SimpleNamespace(name="config-check", id=0, groups=[]))
 
 
 def __getattr__(name: str):

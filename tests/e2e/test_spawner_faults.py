@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import signal
+import sys
 import time
 
 import pytest
@@ -314,3 +315,37 @@ async def test_typo_in_placement_strategy_fails_the_spawn_at_once_naming_it(
     assert time.monotonic() - started < 10
     assert "binpak" in hub.log_text() and "binpack" in hub.log_text()
     assert task_states(await master_state(cluster.url)) == {}
+
+
+async def test_typo_with_check_config_stops_the_hub_at_start_naming_it(tmp_path):
+    """With ``check_config(c)`` last in the config (as the example config has it), a typo in an
+    enum-like trait stops the hub at start: nobody's spawn ever meets it."""
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        'c.JupyterHub.spawner_class = "mesos"\n'
+        'c.MesosSpawner.mesos_master = "http://127.0.0.1:1"\n'
+        'c.MesosSpawner.placement_strategy = "binpak"\n'
+        "from mesosspawner import check_config\n"
+        "check_config(c)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jupyterhub",
+        "-f",
+        str(config),
+        "--port=0",
+        f"--JupyterHub.db_url=sqlite:///{tmp_path / 'hub.sqlite'}",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError("the hub started despite the typo") from None
+    assert proc.returncode != 0
+    text = out.decode(errors="replace")
+    assert "placement_strategy" in text and "binpak" in text and "binpack" in text, text[-2000:]
