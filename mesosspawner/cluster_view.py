@@ -18,7 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import placement as plc
 from .mesos.client import MesosError
-from .mesos.resources import Resource, merge
+from .mesos.resources import UNRESERVED, Resource, merge
 from .tasks import TaskRecord
 
 
@@ -31,6 +31,16 @@ class AgentView:
     attributes: tuple = ()
     offered: dict[str, tuple[Resource, ...]] = field(default_factory=dict)  # by allocation role
     seen: float = 0.0
+
+    def record_offer(self, role: str, resources: tuple[Resource, ...]) -> None:
+        """The agent's latest offer for ``role``. Under DRF the master offers an agent's
+        unreserved resources to whichever subscribed role comes first, one role at a time, so
+        a newer offer's unreserved resources supersede those an older offer gave another role
+        (kept, they would count the same GPUs twice)."""
+        for other, kept in list(self.offered.items()):
+            if other != role:
+                self.offered[other] = tuple(r for r in kept if r.role != UNRESERVED)
+        self.offered[role] = resources
 
 
 class ClusterView:

@@ -406,7 +406,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             if view is None:
                 view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)
             view.attributes = offer.attributes
-            view.offered[offer.allocation_role or "*"] = offer.resources
+            view.record_offer(offer.allocation_role or "*", offer.resources)
             view.seen = now
         self._offers_seen.set()
         requests = [r.needs for r in self.pending.values()]

@@ -232,3 +232,17 @@ async def test_a_requeued_launch_revives_offers_in_an_owned_task():
     with pytest.raises(asyncio.CancelledError):
         await launching
     await fw.stop()
+
+
+async def test_unreserved_resources_offered_to_two_roles_in_turn_count_once():
+    """DRF offers a GPU agent's unreserved resources to role * in one round and to role spark
+    in the next: the free view must show its GPUs once, not once per role."""
+    fw = make_framework()
+    await subscribe(fw)
+    gpu = {"name": "gpus", "type": "SCALAR", "scalar": {"value": 2}}
+    offer = OFFER | {"resources": [*OFFER["resources"], gpu]}
+    await fw.offers(offers(offer | {"allocation_info": {"role": "*"}}))
+    await fw.offers(offers(offer | {"id": {"value": "o2"}, "allocation_info": {"role": "spark"}}))
+    (agent,) = fw.capacity()
+    assert sum(r.scalar for r in agent.free if r.name == "gpus") == 2
+    await fw.stop()
