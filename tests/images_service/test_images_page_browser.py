@@ -72,8 +72,13 @@ async def test_person_builds_watches_log_and_spawns_in_browser(
     row = page.locator(f'tr.image-row[data-digest="{digest}"]')
     assert await row.count() == 1
     assert PIP_PACKAGE in await row.locator(".packages").text_content()
-    await row.locator("button.copy-ref").click()
-    assert await row.locator("button.copy-ref").get_attribute("data-copied") == pinned
+    copy = row.locator("button.copy-ref")
+    await copy.click()
+    # The page marks the button once the copy is done (the clipboard API is asynchronous).
+    await page.wait_for_function(
+        "(b) => b.dataset.copied !== undefined", arg=await copy.element_handle(), timeout=10_000
+    )
+    assert await copy.get_attribute("data-copied") == pinned
 
     shot = tmp_path / "images-service-page.png"
     await page.screenshot(path=str(shot), full_page=True)
