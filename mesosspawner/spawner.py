@@ -494,8 +494,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
         containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
         spec = taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
-            name=f"jupyter {naming.escape(self.user.name)}"
-            + (f"/{naming.escape(self.name)}" if self.name else ""),
+            name=f"jupyter {naming.safe_name(self.user.name)}"
+            + (f"/{naming.safe_name(self.name)}" if self.name else ""),
             argv=tuple(self.cmd + self.get_args()),
             env=env,
             image=self.image,
