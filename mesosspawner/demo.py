@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             who = f"you ({me.pw_name}), with a home per person in {workdir / 'homes'}"
         (workdir / "homes").mkdir()
+        kept = "removed at Ctrl-C" if own else "kept after Ctrl-C"
+        say(f"hub database and Mesos sandboxes in {workdir} ({kept})")
         say(f"localmesos on {mesos_url} (agents, frameworks and tasks at {mesos_url}/)")
         demo.start_hub(env)
         url = f"http://127.0.0.1:{args.port}"
