@@ -177,9 +177,18 @@ async def shows_own_account(page, hub: str, name: str) -> None:
 
 
 async def stop_own_server(page, hub: str) -> None:
+    """Stop My Server on the hub's home page, then back to the form once the stop is done
+    (while it is stopping, /hub/spawn says so instead)."""
     await page.goto(f"{hub}/hub/home")
     await page.click("#stop")
     await page.locator("#start").wait_for(state="visible", timeout=60_000)
+    deadline = time.monotonic() + 60
+    while True:
+        await page.goto(f"{hub}/hub/spawn")
+        if await page.locator(".mesosspawner-profile").count() == 3:
+            return
+        assert time.monotonic() < deadline, f"no form at {page.url} a minute after the stop"
+        await page.wait_for_timeout(1000)
 
 
 # ---------------------------------------------------------------------------- the test
@@ -236,8 +245,6 @@ async def test_readme_first_command_from_a_fresh_clone(tmp_path, browser_page):
         with pytest.raises(KeyError):
             pwd.getpwnam(ACCOUNTS[ALICE])
         for profile in ("cpu", "spark", "gpu"):
-            if profile != "cpu":
-                await page.goto(f"{hub}/hub/spawn")
             await submit(page, profile)
             await lands_in_lab(page, ALICE)
             await shows_own_account(page, hub, ALICE)
@@ -305,6 +312,13 @@ async def test_readme_first_command_from_a_fresh_clone(tmp_path, browser_page):
         assert not Path(workdir).exists()
         assert _sandbox_processes(workdir) == []
         assert _get(f"{hub}/hub/login") == 0 and _get(f"{mesos}/") == 0
+    except BaseException:
+        with contextlib.suppress(Exception):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = (ARTIFACTS / "demo-failure.png").resolve()
+            await page.screenshot(path=str(shot), full_page=True)
+            print(f"page at the failure ({page.url}): {shot}")
+        raise
     finally:
         log.close()
         if demo.poll() is None:
