@@ -226,8 +226,10 @@ async def test_readme_first_command_from_a_fresh_clone(tmp_path, browser_page):
             time.sleep(0.2)
         first_page = time.monotonic() - started
         print(f"\ntime to first page (warm: the notebook environment exists): {first_page:.1f} s")
-        output = log_path.read_text()
-        assert "demo: ready in" in output and "Ctrl-C stops everything" in output, output
+        while "Ctrl-C stops everything" not in (output := log_path.read_text()):
+            assert time.monotonic() - started < 660, output[-3000:]  # the demo's own banner
+            time.sleep(0.2)
+        assert "demo: ready in" in output, output
         workdir = re.search(r"^demo: hub database and Mesos sandboxes in (\S+) ", output, re.M)[1]
         assert _editable_target() == install_before, "the demo re-pointed the machine's install"
         assert _get(f"{mesos}/") == 200  # the master's address is a page, not a 404
