@@ -146,7 +146,8 @@ async def terminal_says(page, hub: str, name: str) -> str:
         headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
     )
     assert response.status == 204, await response.text()
-    await page.reload()
+    # Load JupyterLab again with that setting, and a fresh layout (?reset): the launcher.
+    await page.goto(f"{hub}/user/{name}/lab?reset")
     card = page.locator('.jp-LauncherCard[title="Start a new terminal session"]')
     await card.click(timeout=120_000)
     terminal = page.locator(".jp-Terminal")
