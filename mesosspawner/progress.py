@@ -53,7 +53,7 @@ class ProgressFeed:
         if self.give_up_after:
             message += (
                 f". It waits up to {duration_words(self.give_up_after)}; if nothing frees up"
-                " by then, the spawn stops and you can try again or pick another profile"
+                " by then, the spawn stops and you can try again or pick another profile."
             )
         if message != self._last_waiting:
             self._last_waiting = message
