@@ -159,7 +159,7 @@ class Demo:
         cmd += ["--work-dir", str(self.workdir / "mesos")]
         if self.args.config:
             cmd += ["--config", self.args.config]
-        (self.workdir / "mesos").mkdir()
+        (self.workdir / "mesos").mkdir(exist_ok=True)
         os.chmod(self.workdir / "mesos", 0o755)  # notebooks of other accounts reach sandboxes
         self.mesos = subprocess.Popen(
             cmd,
@@ -178,7 +178,7 @@ class Demo:
 
     def start_hub(self, env: dict[str, str]) -> None:
         hubdir = self.workdir / "hub"
-        hubdir.mkdir(mode=0o700)
+        hubdir.mkdir(mode=0o700, exist_ok=True)
         self.hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(REPO_CONFIG)],
             env=env,
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 MESOSSPAWNER_DEMO_GID=str(me.pw_gid),
             )
             who = f"you ({me.pw_name}), with a home per person in {workdir / 'homes'}"
-        (workdir / "homes").mkdir()
+        (workdir / "homes").mkdir(exist_ok=True)
         kept = "removed at Ctrl-C" if own else "kept after Ctrl-C"
         say(f"hub database and Mesos sandboxes in {workdir} ({kept})")
         say(f"localmesos on {mesos_url} (agents, frameworks and tasks at {mesos_url}/)")
