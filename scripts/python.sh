@@ -10,6 +10,9 @@
 
 choose_python() {
     local base=${PYTHON:-python3} info new_enough managed version exe
+    if [ "$base" = "$PWD/.venv/bin/python" ] && [ ! -x "$base" ]; then
+        base=${BASE_PYTHON:-python3} # chosen by a caller; setup.sh makes the .venv from it
+    fi
     if ! command -v "$base" >/dev/null 2>&1 && [ ! -x "$base" ]; then
         echo "python: $base not found: install Python 3.11 or newer" \
             "(Debian: apt-get install python3 python3-venv)" >&2
