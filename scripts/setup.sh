@@ -18,7 +18,7 @@ log() { printf 'setup: %s\n' "$*"; }
 start=$SECONDS
 
 # Two set-ups at once (parallel test sessions) would race inside apt and pip.
-exec 9>"${TMPDIR:-/tmp}/mesosspawner-setup.lock"
+exec 9>"${TMPDIR:-/tmp}/mesosspawner-setup-$(id -u).lock" # per user: /tmp is shared
 command -v flock >/dev/null 2>&1 && flock 9
 
 # --- Debian packages (root only) --------------------------------------------------------------
