@@ -48,6 +48,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------------- notebook env
 
 
@@ -306,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     env_dir = args.notebook_env or default_env()
     if args.remove:
         return remove(env_dir)
+    for option, port in (("--port", args.port), ("--mesos-port", args.mesos_port)):
+        if _in_use(port):
+            say(f"port {port} is in use (another demo?): choose another with {option} PORT")
+            return 1
     started = time.monotonic()
     root = os.getuid() == 0
     try:
