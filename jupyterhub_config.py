@@ -3,8 +3,9 @@
 #   Production: set MESOS_MASTER (http://master:5050, a comma list, or zk://zk1:2181,zk2:2181/mesos)
 #   and NOTEBOOK_REGISTRY (the lab's registry, e.g. registry.lab.example:443), then
 #   `jupyterhub -f jupyterhub_config.py`.
-#   Demo: `bash scripts/demo.sh` (mesosspawner-demo) starts localmesos and sets the MESOSSPAWNER_*
-#   variables read below, so notebooks run as plain command tasks on localmesos's agents.
+#   Demo: `bash scripts/demo.sh` (mesosspawner/demo.py) starts localmesos and sets the
+#   MESOSSPAWNER_* variables read below, so notebooks run as plain command tasks on localmesos's
+#   agents.
 import os
 
 c = get_config()  # noqa: F821 -- provided by JupyterHub when it loads this file
@@ -27,7 +28,12 @@ c.JupyterHub.allow_named_servers = True
 if demo:
     c.JupyterHub.authenticator_class = "dummy"  # any user name, any password
     c.Authenticator.allow_all = True
+    c.Authenticator.admin_users = {os.environ.get("MESOSSPAWNER_DEMO_ADMIN", "admin")}
     c.JupyterHub.db_url = os.environ.get("MESOSSPAWNER_DEMO_DB", "sqlite:///jupyterhub.sqlite")
+    if os.environ.get("MESOSSPAWNER_DEMO_PROXY_API_URL"):
+        c.ConfigurableHTTPProxy.api_url = os.environ["MESOSSPAWNER_DEMO_PROXY_API_URL"]
+    # Ctrl-C ends the demo: its notebooks stop with it (a real hub keeps them, see above).
+    c.JupyterHub.cleanup_servers = True
 
 # --- where notebooks run ------------------------------------------------------------------------
 c.MesosSpawner.mesos_master = master
@@ -44,32 +50,39 @@ c.MesosSpawner.volumes = [
 ]
 
 if demo:
-    # localmesos runs notebooks as local processes: no image, the demo's own notebook command,
-    # as the demo's unprivileged user (or as you, when the demo does not run as root).
+    # localmesos runs notebooks as local processes: no image, the demo's notebook environment.
+    # As root, each person gets a Unix account of their own on their first spawn (demo-<name>,
+    # home /home/demo-<name>: mesosspawner/demo_users.py); as an ordinary user, notebooks run as
+    # that user with a home per person in the demo's temporary directory.
+    from mesosspawner.demo_users import home_hook
+
+    notebook_cmd = os.environ.get("MESOSSPAWNER_NOTEBOOK_CMD", "jupyterhub-singleuser")
     c.MesosSpawner.image = None
-    c.MesosSpawner.cmd = [os.environ.get("MESOSSPAWNER_NOTEBOOK_CMD", "jupyterhub-singleuser")]
-    c.MesosSpawner.system_user = os.environ.get("MESOSSPAWNER_DEMO_USER") or None
-    if os.environ.get("MESOSSPAWNER_DEMO_UID"):
-        c.MesosSpawner.uid = int(os.environ["MESOSSPAWNER_DEMO_UID"])
-        c.MesosSpawner.gid = int(os.environ["MESOSSPAWNER_DEMO_GID"])
-    demo_homes = os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo")
+    # Start in the person's home (JUPYTERHUB_ROOT_DIR = notebook_dir): JupyterLab's terminals
+    # open in the notebook's working directory, which would otherwise be the Mesos sandbox.
+    c.MesosSpawner.cmd = ["/bin/sh", "-c", 'cd "$JUPYTERHUB_ROOT_DIR" && exec "$0" "$@"']
+    c.MesosSpawner.cmd.append(notebook_cmd)
+    # The notebook environment's tools first; nothing of the hub's Python (PYTHONPATH, venv).
+    c.MesosSpawner.env_keep = ["LANG", "LC_ALL"]
+    c.MesosSpawner.environment = {
+        "PATH": f"{os.path.dirname(notebook_cmd)}:/usr/local/bin:/usr/bin:/bin",
+    }
+    accounts = os.environ.get("MESOSSPAWNER_DEMO_ACCOUNTS") == "1"
+    if not accounts:
+        c.MesosSpawner.system_user = os.environ.get("MESOSSPAWNER_DEMO_USER") or None
+        if os.environ.get("MESOSSPAWNER_DEMO_UID"):
+            c.MesosSpawner.uid = int(os.environ["MESOSSPAWNER_DEMO_UID"])
+            c.MesosSpawner.gid = int(os.environ["MESOSSPAWNER_DEMO_GID"])
+    c.MesosSpawner.pre_spawn_hook = home_hook(
+        accounts=accounts,
+        homes=os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo"),
+    )
     c.MesosSpawner.volumes = []
-
-    def demo_home(spawner):
-        """The demo's 'shared storage': a home per user, owned by the notebook's uid/gid, made
-        before the spawn (a lab's storage has them already). Notebooks start there."""
-        from mesosspawner.naming import path_component
-
-        path = os.path.join(demo_homes, path_component(spawner.user.name))
-        os.makedirs(path, exist_ok=True)
-        if os.getuid() == 0 and isinstance(spawner.uid, int) and isinstance(spawner.gid, int):
-            os.chown(path, spawner.uid, spawner.gid)
-        spawner.notebook_dir = path
-
-    c.MesosSpawner.pre_spawn_hook = demo_home
     c.MesosSpawner.ip = "127.0.0.1"
     c.MesosSpawner.mem_limit = "256M"
     c.MesosSpawner.cpu_limit = 0.5
+    c.MesosSpawner.kill_grace_seconds = 5
+    c.MesosSpawner.http_timeout = 120  # a first JupyterLab start on a busy laptop
     c.MesosSpawner.orphan_grace_seconds = 60
 else:
     c.MesosSpawner.image = f"{registry}/mesosspawner/base-notebook:latest"
@@ -91,7 +104,8 @@ c.MesosSpawner.profile_list = [
         "description": "One whole GPU on a GPU machine.",
         "mesosspawner_override": {
             "gpus": 1,
-            "cpu_limit": 2,
+            # The demo's GPU agent has 2 GPUs and as few as 2 cpus: 1 cpu each lets both run.
+            "cpu_limit": 1 if demo else 2,
             # GPU tasks use the Mesos containerizer: Docker's has no GPU support.
             **({} if demo else {"image": f"{registry}/mesosspawner/gpu-notebook:latest"}),
         },

@@ -1,16 +1,25 @@
 """Safe names for user-controlled strings: task ids, labels, host paths, shell words.
 
-Pure. The escaping follows KubeSpawner's ``escapism`` convention so admins recognise it:
+Pure. Two schemes, both injective (two different users can never share a name):
 
-* the safe characters are ``a-z`` and ``0-9``;
-* every other character is UTF-8 encoded and each byte written as ``-`` plus two lowercase
-  hex digits (``-`` itself becomes ``-2d``, ``A`` becomes ``-41``, ``é`` becomes ``-c3-a9``).
+``safe_name`` (KubeSpawner 7's "safe" idea; what task ids, task names and labels use) leaves a
+name made only of safe characters as it is: lowercase letters and digits, single ``-`` between
+them (``alice``, ``exp-1``). Any other name is written ``x--`` plus its ``escape`` form
+(``Alice`` becomes ``x---41lice``, ``a.b`` becomes ``x--a-2eb``). A safe name never contains
+``--`` and every escaped one does, so the two kinds cannot collide; among escaped names
+``escape`` is injective.
 
-So the result holds only ``[a-z0-9-]``: safe in a Mesos task id, a label, a single path
-component (it can never be ``.``, ``..`` or contain ``/``), a Docker name and an unquoted shell
-word. Because ``-`` is always the start of an escape, the mapping is injective (``unescape``
-inverts it) and two different users can never share a name; because upper-case letters are
-escaped too, it also stays injective on case-insensitive file systems and after lower-casing.
+``escape`` (KubeSpawner's legacy ``escapism`` convention; task ids before the safe scheme, and
+still the registry path of people's own images) writes every character outside ``a-z0-9`` as
+``-`` plus the two hex digits of each UTF-8 byte (``-`` becomes ``-2d``, ``A`` becomes ``-41``,
+``é`` becomes ``-c3-a9``). ``-`` always starts an escape, so ``unescape`` inverts it.
+
+Both results hold only ``[a-z0-9-]``: safe in a Mesos task id, a label, a single path component
+(never ``.``, ``..`` or containing ``/``), a Docker name and an unquoted shell word. Upper-case
+letters are escaped, so both stay injective on case-insensitive file systems too.
+
+Migration: tasks launched before the safe scheme keep their ids (the spawner's saved state holds
+them); ``is_own_task`` accepts both schemes' prefixes, so orphan detection still finds them.
 """
 
 from __future__ import annotations
@@ -23,9 +32,13 @@ ESCAPE_CHAR = "-"
 # Mesos accepts longer ids, but task ids end up in sandbox paths and container names; 255 is
 # the common file-name limit.
 MAX_TASK_ID = 255
-# Separates the fields of a task id. ``escape`` never produces it, so the fields can be told
+# Separates the fields of a task id. Neither scheme produces it, so the fields can be told
 # apart and different (hub, user, server, nonce) tuples never produce the same id.
 _FIELD_SEP = "."
+# A safe name: lowercase letters and digits, single "-" between them (never "--").
+_SAFE_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Starts every escaped safe_name; contains "--", which no safe name does.
+ESCAPED_MARK = "x--"
 
 
 def escape(s: str) -> str:
@@ -39,6 +52,29 @@ def escape(s: str) -> str:
         else:
             out.extend(f"{ESCAPE_CHAR}{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
     return "".join(out)
+
+
+def safe_name(s: str) -> str:
+    """``s`` unchanged when it is a safe name, else ``x--`` + ``escape(s)`` (module docstring).
+
+    ``""`` stays ``""`` (the default server's name): no other input yields it.
+    """
+    if not isinstance(s, str):
+        raise TypeError(f"safe_name() needs a str, not {type(s).__name__} {s!r:.40}")
+    if s == "" or _SAFE_NAME.fullmatch(s):
+        return s
+    return ESCAPED_MARK + escape(s)
+
+
+def unsafe_name(s: str) -> str:
+    """Invert ``safe_name``; ``ValueError`` for text it cannot have produced."""
+    if s.startswith(ESCAPED_MARK):
+        name = unescape(s[len(ESCAPED_MARK) :])
+        if name and not _SAFE_NAME.fullmatch(name):
+            return name
+    elif s == "" or _SAFE_NAME.fullmatch(s):
+        return s
+    raise ValueError(f"{s!r} is not a name safe_name() produces")
 
 
 def unescape(s: str) -> str:
@@ -62,24 +98,44 @@ def unescape(s: str) -> str:
 
 
 def task_id(hub_id: str, username: str, servername: str, nonce: str) -> str:
-    """A Mesos task id ``jupyter.<hub>.<user>.<server>.<nonce>`` from escaped parts.
+    """A Mesos task id ``jupyter.<hub>.<user>.<server>.<nonce>`` from ``safe_name`` parts.
 
-    Fields are joined with ``.`` (which ``escape`` never emits) rather than ``-`` so the id
-    is unambiguous. Ids longer than ``MAX_TASK_ID`` keep a readable prefix and end in a hash
-    of the full id, so they stay unique and deterministic.
+    Fields are joined with ``.`` (which neither scheme emits) rather than ``-`` so the id is
+    unambiguous. Ids longer than ``MAX_TASK_ID`` keep a readable prefix and end in a hash of
+    the full id, so they stay unique and deterministic.
     """
-    full = _FIELD_SEP.join(
-        ["jupyter", escape(hub_id), escape(username), escape(servername), escape(nonce)]
-    )
+    return _join_id([hub_id, username, servername, nonce], safe_name)
+
+
+def legacy_task_id(hub_id: str, username: str, servername: str, nonce: str) -> str:
+    """The id ``task_id`` gave before the safe scheme (every field ``escape``d)."""
+    return _join_id([hub_id, username, servername, nonce], escape)
+
+
+def _join_id(fields: list[str], scheme) -> str:
+    full = _FIELD_SEP.join(["jupyter", *(scheme(f) for f in fields)])
     if len(full) <= MAX_TASK_ID:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:32]
     return full[: MAX_TASK_ID - len(digest) - 1] + _FIELD_SEP + digest
 
 
+def task_id_prefixes(hub_id: str) -> tuple[str, ...]:
+    """The prefixes this hub's task ids start with, under either scheme (one when they agree)."""
+    safe = _FIELD_SEP.join(["jupyter", safe_name(hub_id), ""])
+    legacy = _FIELD_SEP.join(["jupyter", escape(hub_id), ""])
+    return (safe,) if safe == legacy else (safe, legacy)
+
+
 def task_id_prefix(hub_id: str) -> str:
-    """The prefix every task id of this hub starts with (finds a crashed hub's orphans)."""
-    return _FIELD_SEP.join(["jupyter", escape(hub_id), ""])
+    """The prefix this hub's new task ids start with (``task_id_prefixes`` for matching)."""
+    return task_id_prefixes(hub_id)[0]
+
+
+def is_own_task(task_id: str, hub_id: str) -> bool:
+    """Whether ``task_id`` was made by this hub, under the safe or the legacy scheme: finds a
+    crashed hub's orphans, including those launched before the safe scheme."""
+    return task_id.startswith(task_id_prefixes(hub_id))
 
 
 _ORDINARY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")

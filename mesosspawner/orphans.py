@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .naming import task_id_prefix
+from .naming import is_own_task
 
 
 class OrphanKiller:
@@ -30,7 +30,7 @@ class OrphanKiller:
         for record in list(self.tasks.values()):
             if record.claimed or not record.active:
                 continue
-            if not record.task_id.startswith(task_id_prefix(self.config.hub_id)):
+            if not is_own_task(record.task_id, self.config.hub_id):  # either naming scheme
                 continue
             self.log.warning(
                 "Killing orphan task %s on agent %s: no spawner of this hub claims it",

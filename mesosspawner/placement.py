@@ -456,8 +456,10 @@ def classify(
 
 
 def describe(request: Request) -> str:
-    """What ``request`` asks for, for a person: "2 cpus, 4096 MB memory, 1 GPU"."""
-    parts = [f"{number(request.cpus)} cpus", f"{number(request.mem)} MB memory"]
+    """What ``request`` asks for, for a person: "2 cpus, 4096 MiB memory, 1 GPU" (Mesos's "MB"
+    of memory and disk are MiB, as the options form shows them)."""
+    cpus = f"{number(request.cpus)} cpu{'' if request.cpus == 1 else 's'}"
+    parts = [cpus, f"{number(request.mem)} MiB memory"]
     if request.gpus:
         parts.append(f"{request.gpus} GPU{'s' if request.gpus > 1 else ''}")
     if request.role != "*":
@@ -477,9 +479,9 @@ def _noun(name: str, amount: float) -> str:
     if name == "gpus":
         return f"{n} GPU" if amount == 1 else f"{n} GPUs"
     if name == "mem":
-        return f"{n} MB of memory"
+        return f"{n} MiB of memory"
     if name == "disk":
-        return f"{n} MB of disk"
+        return f"{n} MiB of disk"
     if name == "ports":
         return f"{n} port" if amount == 1 else f"{n} ports"
     return f"{n} cpus" if amount != 1 else f"{n} cpu"

@@ -91,8 +91,9 @@ class ProfileCapacity:
     """What the cluster can do for a profile right now, as the form shows it."""
 
     status: str  # "now" | "wait" | "never"
-    detail: str  # e.g. "2 of 2 GPUs free", "waiting: no agent has 1 GPU free"
-    free_gpus: int | None = None
+    detail: str  # one sentence about this profile: "1 of 2 GPUs free — starts now"
+    free_gpus: int | None = None  # GPU profiles only
+    total_gpus: int | None = None
 
 
 # ---------------------------------------------------------------------------- admin config
@@ -393,6 +394,9 @@ def form_field(profile_slug: str, option_slug: str) -> str:
 # ---------------------------------------------------------------------------- form
 
 
+# How often an open form fetches its own page again to refresh the capacity lines.
+CAPACITY_REFRESH_SECONDS = 10
+
 _BADGES = {
     "now": ("Can start now", "bg-success"),
     "wait": ("Must wait", "bg-warning text-dark"),
@@ -476,6 +480,7 @@ def form_context(
                 "css": css,
                 "detail": cap.detail,
                 "free_gpus": cap.free_gpus,
+                "total_gpus": cap.total_gpus,
             }
         items.append(
             {
@@ -488,7 +493,7 @@ def form_context(
                 "options": options,
             }
         )
-    return {"profiles": items}
+    return {"profiles": items, "refresh_seconds": CAPACITY_REFRESH_SECONDS}
 
 
 def render_form(

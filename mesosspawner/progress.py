@@ -1,5 +1,9 @@
 """Spawn progress for people: what the framework tells a launch's observer, turned into
-JupyterHub progress dicts, in order."""
+JupyterHub progress dicts, in order.
+
+A spawn that waits for room says how long it may wait and what happens then. A spawn that
+fails ends the feed without a message of its own: JupyterHub sends the failure (the spawner's
+``SpawnException`` message) as the last event, so the person reads it once."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .availability import duration_words
 from .placement import describe
 
 
@@ -18,13 +23,16 @@ class ProgressFeed:
     # After this long without news the person is told what is most likely happening.
     STAGING_HINT_SECONDS = 10.0
 
-    def __init__(self, image: str | None = None) -> None:
+    def __init__(self, image: str | None = None, give_up_after: float | None = None) -> None:
         self._events: list[dict[str, Any]] = []
+        # Seconds a waiting spawn keeps waiting for room before it gives up (start_timeout).
+        self.give_up_after = give_up_after
         self._changed = asyncio.Event()
         self._last_waiting = ""
         self._done = False
         self.image = image
         self._staging_timer: asyncio.TimerHandle | None = None
+        self.last_failure: str | None = None
 
     def _put(self, progress: int | None, message: str) -> None:
         if self._done:
@@ -42,6 +50,11 @@ class ProgressFeed:
 
     def waiting(self, request) -> None:
         message = f"Waiting for {describe(request)} to become free on the cluster"
+        if self.give_up_after:
+            message += (
+                f". It waits up to {duration_words(self.give_up_after)}; if nothing frees up"
+                " by then, the spawn stops and you can try again or pick another profile."
+            )
         if message != self._last_waiting:
             self._last_waiting = message
             self._put(20, message)
@@ -82,7 +95,9 @@ class ProgressFeed:
         self.finish()
 
     def fail(self, message: str) -> None:
-        self._put(100, f"Spawn failed: {message}")
+        """The spawn failed with ``message``: end the feed. JupyterHub itself sends the failure
+        to the person (from the exception the spawner raises), so it is not repeated here."""
+        self.last_failure = message
         self.finish()
 
     @property

@@ -38,11 +38,10 @@ from traitlets import (
     default,
 )
 
-from . import naming, placement, profiles, taskinfo
+from . import availability, naming, placement, profiles, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
-from .mesos.wire import number
 from .progress import ProgressFeed
 from .traits import FrameworkTraits
 
@@ -80,7 +79,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
     ).tag(config=True)
 
     gpus = Int(0, help="Whole GPUs each notebook gets.").tag(config=True)
-    disk_limit = Float(0.0, help="Disk (MB) each notebook reserves.").tag(config=True)
+    disk_limit = Float(0.0, help="Disk (MiB; Mesos calls it MB) each notebook reserves.").tag(
+        config=True
+    )
 
     @default("cpu_limit")
     def _default_cpu_limit(self) -> float:
@@ -362,17 +363,19 @@ class MesosSpawner(Spawner, FrameworkTraits):
         )
 
     def profile_capacity(self, profs) -> dict[str, profiles.ProfileCapacity]:
-        """Live capacity per profile from the framework's view of the cluster."""
+        """Live capacity per profile from the framework's view of the cluster: one sentence
+        each, about that profile only (``availability``)."""
         fw = self.framework
         agents = fw.capacity()
-        free_gpus = placement.free_gpus(agents)
-        out = {}
-        for p in profs:
-            fit = placement.classify(
-                self._request_for(p.override), agents, totals_known=fw.totals_known
+        return {
+            p.slug: availability.capacity(
+                self._request_for(p.override),
+                agents,
+                totals_known=fw.totals_known,
+                patience=self.start_timeout,
             )
-            out[p.slug] = profiles.ProfileCapacity(fit.kind, fit.why, free_gpus)
-        return out
+            for p in profs
+        }
 
     async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""
@@ -494,8 +497,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
         containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
         spec = taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
-            name=f"jupyter {naming.escape(self.user.name)}"
-            + (f"/{naming.escape(self.name)}" if self.name else ""),
+            name=f"jupyter {naming.safe_name(self.user.name)}"
+            + (f"/{naming.safe_name(self.name)}" if self.name else ""),
             argv=tuple(self.cmd + self.get_args()),
             env=env,
             image=self.image,
@@ -604,13 +607,16 @@ class MesosSpawner(Spawner, FrameworkTraits):
             )
         # Give up just before JupyterHub's own timeout, so the person learns *why*.
         patience = max(1.0, self.start_timeout - 2.0)
+        feed.give_up_after = patience
         try:
             record = await asyncio.wait_for(fw.launch(req), patience)
         except TimeoutError:
             why = fw.why_waiting(req)
             feed.fail(why)
             raise _spawn_error(
-                f"Gave up after {number(patience)} seconds: {why}", reason="timeout"
+                f"Gave up after {availability.duration_words(patience)}: {why}. Nothing"
+                " was started; try again later, or pick another profile.",
+                reason="timeout",
             ) from None
         except LaunchFailed as e:
             feed.fail(str(e))
@@ -712,9 +718,14 @@ class SpawnError(Exception):
 
 
 def _spawn_error(message: str, reason: str = "mesos", status: int = 500) -> Exception:
-    """JupyterHub 6's SpawnException (no traceback logged, message shown) where available."""
+    """JupyterHub 6's SpawnException (no traceback logged, message shown) where available.
+
+    ``jupyterhub_message`` is what the person reads: the plain message, not the exception's
+    ``str()`` ("500 SpawnException(reason=timeout): ...")."""
     if SpawnException is not None:
-        return SpawnException(message, reason=reason, status_code=status)
+        error = SpawnException(message, reason=reason, status_code=status)
+        error.jupyterhub_message = message
+        return error
     return SpawnError(message)
 
 

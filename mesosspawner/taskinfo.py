@@ -20,7 +20,7 @@ from typing import Any
 
 from .mesos.resources import resources_to_json, scalar
 from .mesos.wire import duration, id_json, number
-from .naming import escape, path_component
+from .naming import path_component, safe_name
 from .placement import Placement
 
 CONTAINERIZERS = ("docker", "mesos")
@@ -169,8 +169,8 @@ def labels_for(hub_id: str, username: str, servername: str) -> dict[str, str]:
     """Labels that let a hub find its own tasks (orphans included). Never carries a token."""
     return {
         "jupyterhub.hub": hub_id,
-        "jupyterhub.user": escape(username),
-        "jupyterhub.server": escape(servername),
+        "jupyterhub.user": safe_name(username),
+        "jupyterhub.server": safe_name(servername),
         "jupyterhub.managed-by": "mesosspawner",
     }
 

@@ -6,8 +6,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-# The interpreter itself, not a pyenv shim (each shim call costs a fraction of a second).
-PYTHON=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)')
+# The one interpreter setup, demo and tests use (scripts/python.sh: $PYTHON or python3, a venv,
+# pyenv or the system's; an externally managed system Python gets the checkout's .venv).
+. scripts/python.sh
+choose_python || exit 1
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 with_tests=1
 [ "${1:-}" = "--no-test" ] && with_tests=0
@@ -16,7 +18,7 @@ log() { printf 'setup: %s\n' "$*"; }
 start=$SECONDS
 
 # Two set-ups at once (parallel test sessions) would race inside apt and pip.
-exec 9>"${TMPDIR:-/tmp}/mesosspawner-setup.lock"
+exec 9>"${TMPDIR:-/tmp}/mesosspawner-setup-$(id -u).lock" # per user: /tmp is shared
 command -v flock >/dev/null 2>&1 && flock 9
 
 # --- Debian packages (root only) --------------------------------------------------------------
@@ -52,20 +54,24 @@ if ! command -v configurable-http-proxy >/dev/null 2>&1; then
 fi
 
 # --- Python packages ------------------------------------------------------------------------
-# Reinstall only when setup.cfg/pyproject.toml changed since the last install of this checkout
-# into this interpreter, or when the installed package is another checkout's.
+if [ "$PYTHON" != "$BASE_PYTHON" ] && [ ! -x "$PYTHON" ]; then
+    log "$BASE_PYTHON is the system's (pip may not install into it): making .venv from it"
+    "$BASE_PYTHON" -m venv .venv || {
+        log "could not make .venv: install python3-venv (apt-get install python3-venv, as root)," \
+            "or run with PYTHON=/path/to/another/python3"
+        exit 1
+    }
+fi
+# Install only when something this checkout needs is missing or different (a fresh machine, a
+# changed setup.cfg, an editable install whose checkout is gone): scripts/install_check.py says
+# which. An install of another checkout is kept: the demo and the tests run this checkout's code
+# (PYTHONPATH), so a temporary clone never re-points the machine's install at itself.
 extras=$([ "$with_tests" = 1 ] && echo "[test]" || echo "")
-stamp=$("$PYTHON" -c 'import sys; print(sys.prefix)')/.mesosspawner-setup-stamp
-hash=$(cat setup.cfg pyproject.toml | cksum)
-want="$PWD$extras $hash"
-have=$(cat "$stamp" 2>/dev/null || true)
-installed=$(cd / && "$PYTHON" -c 'import os, jupyter_server, mesosspawner as m
-print(os.path.dirname(os.path.dirname(m.__file__)))' 2>/dev/null || true)
-# An install with the test extras also serves the demo.
-if { [ "$have" != "$want" ] && [ "$have" != "$PWD[test] $hash" ]; } || [ "$installed" != "$PWD" ]; then
-    log "pip install -e .$extras jupyter_server"
+check=(scripts/install_check.py --also jupyter_server)
+[ "$with_tests" = 1 ] && check+=(--extra test)
+if ! why=$("$PYTHON" "${check[@]}"); then
+    log "pip install -e .$extras jupyter_server into $PYTHON ($why)"
     "$PYTHON" -m pip install -q -e ".$extras" jupyter_server
-    printf '%s' "$want" >"$stamp"
 fi
 
 if [ "$with_tests" = 1 ]; then

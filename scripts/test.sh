@@ -6,7 +6,8 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+. scripts/python.sh
+choose_python || exit 1
 
 bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
 

@@ -2,8 +2,9 @@
 
 ``POST /api/v1/scheduler`` (SUBSCRIBE stream in RecordIO, other calls 202), ``GET /version``,
 ``GET /master/state`` (and ``/state``), ``GET /master/slaves``, ``GET /health``,
-``/master/redirect``. Status codes follow
-Mesos's ``src/master/http.cpp``: 307 to the leader, 503 with no leader, 405, 415, 400, 403.
+``/master/redirect``, and ``GET /``: a small HTML status page where a real master has its web
+UI. Status codes follow Mesos's ``src/master/http.cpp``: 307 to the leader, 503 with no
+leader, 405, 415, 400, 403.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mesosspawner.mesos.recordio import encode
 from .master import CallError, Master
 from .model import VERSION
 from .state_json import slaves_state
+from .status_page import render as render_status_page
 from .validation import validate_call
 
 log = logging.getLogger("mesosspawner.localmesos.handlers")
@@ -243,6 +245,18 @@ class SlavesHandler(BaseHandler):
         self.write_json(slaves_state(master))
 
 
+class StatusPageHandler(BaseHandler):
+    """``/``: agents, frameworks and tasks for a person (a real master serves its web UI)."""
+
+    def get(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+        self.finish(render_status_page(master.state_json()))
+
+
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.set_status(200)
@@ -268,6 +282,7 @@ class RedirectHandler(BaseHandler):
 def routes(leadership: Leadership) -> list:
     kw = {"leadership": leadership}
     return [
+        (r"/", StatusPageHandler, kw),
         (r"/api/v1/scheduler", SchedulerHandler, kw),
         (r"/master/api/v1/scheduler", SchedulerHandler, kw),
         (r"/version", VersionHandler, kw),

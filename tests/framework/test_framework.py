@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from mesosspawner import naming
 from mesosspawner.framework import LaunchFailed, MesosFramework
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
@@ -108,5 +109,47 @@ async def test_unclaimed_task_of_this_hub_is_killed_as_orphan(framework, tmp_pat
             await asyncio.sleep(0.1)
         assert again.task(record.task_id).state == "TASK_KILLED"
         assert again.client.framework_id == framework.client.framework_id
+    finally:
+        await again.stop()
+
+
+async def test_orphan_launched_under_the_legacy_names_is_still_found(cluster, tmp_path):
+    """Migration of task names (KubeSpawner's legacy escaping -> the safe scheme): a task a hub
+    launched before the change, under `jupyter.lab-2dhub...`, is still this hub's orphan."""
+    config = framework_config(
+        master=cluster.url,
+        name=f"legacy-{tmp_path.name}",
+        id_file=str(tmp_path / "fw.json"),
+        hub_id="lab-hub",
+        refuse_seconds=1,
+        orphan_grace_seconds=0.5,
+    )
+    old_id = naming.legacy_task_id("lab-hub", "erin", "exp-1", "n1")
+    assert old_id.startswith("jupyter.lab-2dhub.") and not old_id.startswith(
+        naming.task_id_prefix("lab-hub")
+    )
+    request = sleeper("erin")
+    build = request.build_task
+
+    def legacy(p):
+        task = build(p)
+        task["task_id"]["value"] = old_id
+        return task
+
+    request.build_task = legacy
+    first = MesosFramework(config)
+    await first.ensure_started(timeout=10)
+    record = await asyncio.wait_for(first.launch(request), 20)
+    assert record.task_id == old_id
+    await first.stop()
+    again = MesosFramework(config)  # the upgraded hub: nobody claims the old task
+    await again.ensure_started(timeout=10)
+    try:
+        for _ in range(100):
+            known = again.task(old_id)
+            if known is not None and known.state == "TASK_KILLED":
+                break
+            await asyncio.sleep(0.1)
+        assert again.task(old_id).state == "TASK_KILLED"
     finally:
         await again.stop()

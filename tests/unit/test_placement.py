@@ -376,7 +376,7 @@ CLUSTER = [
             "no agent offers 32 cpus in role spark (largest: 18)",
         ),
         (Request("r", 8, 512), "no agent offers 8 cpus (largest: 4)"),
-        (Request("r", 1, 10**6), "no agent offers 1000000 MB of memory (largest: 8192)"),
+        (Request("r", 1, 10**6), "no agent offers 1000000 MiB of memory (largest: 8192)"),
         (Request("r", 1, 512, ports=500), "no agent offers 500 ports (largest: 100)"),
         (
             Request("r", 1, 512, constraints=(("rack", "LIKE", "r9"),)),
@@ -407,7 +407,7 @@ def test_unmet_when_no_single_agent_has_everything():
         capacity("b", "cpus:1;mem:8192;ports:[1-10]"),
     ]
     msg = unmet(Request("r", 4, 4096), cluster)
-    assert msg.startswith("no single agent offers 4 cpus, 4096 MB of memory")
+    assert msg.startswith("no single agent offers 4 cpus, 4096 MiB of memory")
 
 
 def test_unmet_with_no_agents():
@@ -554,9 +554,9 @@ def test_classify_without_totals_or_agents_never_says_never():
 
 
 def test_describe_and_free_gpus():
-    assert describe(Request("a", cpus=2, mem=4096)) == "2 cpus, 4096 MB memory"
+    assert describe(Request("a", cpus=2, mem=4096)) == "2 cpus, 4096 MiB memory"
     assert describe(Request("a", cpus=0.5, mem=512, gpus=2, role="spark")) == (
-        "0.5 cpus, 512 MB memory, 2 GPUs, role spark"
+        "0.5 cpus, 512 MiB memory, 2 GPUs, role spark"
     )
     assert free_gpus([]) is None
     assert free_gpus([capacity("gpu-1", GPU, free="cpus:1;gpus:1"), capacity("c", PLAIN)]) == 1

@@ -317,15 +317,18 @@ def test_form_escapes_admin_strings():
     assert html.escape("One GPU <b>fast</b>", quote=False) in page
 
 
-def test_capacity_badges():
+def test_capacity_badges_and_one_line_per_profile():
     capacity = {
-        "cpu-notebook": ProfileCapacity("now", "4 cpus free on plain-1"),
-        "gpu": ProfileCapacity("wait", "waiting: no agent has 1 GPU free", free_gpus=0),
+        "cpu-notebook": ProfileCapacity("now", "Room free now — starts now"),
+        "gpu": ProfileCapacity(
+            "wait", "All 2 GPUs are in use — you will wait", free_gpus=0, total_gpus=2
+        ),
     }
     page = render_form(PROFILES, capacity=capacity)
     assert "Can start now" in page and "Must wait" in page
-    assert "waiting: no agent has 1 GPU free" in page
-    assert 'data-free-gpus="0"' in page and "0 GPUs free" in page
+    lines = re.findall(r'<span class="d-block small capacity-line[^>]*>([^<]*)</span>', page)
+    assert lines == ["Room free now — starts now", "All 2 GPUs are in use — you will wait"]
+    assert 'data-free-gpus="0"' in page and 'data-total-gpus="2"' in page
     never = render_form(PROFILES, capacity={"gpu": ProfileCapacity("never", "no agent has a GPU")})
     assert "Cannot fit on this cluster" in never and "no agent has a GPU" in never
 
@@ -340,5 +343,10 @@ def test_admin_template_override(tmp_path):
 
 
 def test_form_needs_no_javascript():
+    """Radios and selects work without JavaScript; the one script only refreshes the capacity
+    lines, by fetching this same page (no other endpoint, nothing from elsewhere)."""
     page = render_form(PROFILES)
-    assert "<script" not in page
+    assert page.count("<script") == 1
+    form, script = page.split("<script", 1)
+    assert form.count('name="profile"') == 2 and "<select" in form
+    assert "fetch(window.location.href" in script and "http" not in script

@@ -214,8 +214,10 @@ def test_a_label_carrying_a_token_is_refused():
 
 def test_labels_escape_user_and_server():
     labels = labels_for("hub", "Eve/../root", "my server")
-    assert labels["jupyterhub.user"] == "-45ve-2f-2e-2e-2froot"
-    assert labels["jupyterhub.server"] == "my-20server"
+    assert labels["jupyterhub.user"] == "x---45ve-2f-2e-2e-2froot"
+    assert labels["jupyterhub.server"] == "x--my-20server"
+    # Safe names stay as they are (KubeSpawner 7's "safe" scheme).
+    assert labels_for("hub", "alice", "exp-1")["jupyterhub.server"] == "exp-1"
 
 
 # ---------------------------------------------------------------------------- volumes

@@ -1,0 +1,80 @@
+"""What the options form says about each profile right now: one plain sentence.
+
+Pure. A person reading the form wants to know whether *this* profile starts now or makes them
+wait, and why, in words about this profile only: "1 of 2 GPUs free — starts now", "All 2 GPUs
+in use — you will wait, up to 5 minutes". The decision itself (now, wait or never) is
+``placement.classify``'s; this module only words it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import placement as plc
+from .mesos.resources import UNRESERVED, scalar
+from .profiles import ProfileCapacity
+
+__all__ = ["capacity", "duration_words"]
+
+
+def duration_words(seconds: float) -> str:
+    """A wait for a person: "45 seconds", "5 minutes", "2 hours" (minutes from 90 s on)."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        n = round(seconds)
+        return f"{n} second{'' if n == 1 else 's'}"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = round(minutes / 60)
+    return f"{hours} hours"
+
+
+def _gpus(agents: Sequence[plc.AgentCapacity], request: plc.Request) -> tuple[int, int]:
+    """(free, total) whole GPUs this request could ever take: its role's and unreserved ones."""
+    roles = {request.role, UNRESERVED}
+    free = sum(scalar(a.free, "gpus", r) for a in agents for r in roles)
+    total = sum(scalar(a.total, "gpus", r) for a in agents for r in roles)
+    return int(free), int(max(total, free))
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def capacity(
+    request: plc.Request,
+    agents: Sequence[plc.AgentCapacity],
+    *,
+    totals_known: bool = True,
+    patience: float | None = None,
+) -> ProfileCapacity:
+    """The form's line for one profile's ``request`` on the cluster as the framework sees it.
+
+    ``patience``: how long a spawn waits for room (``start_timeout``), said on "wait" lines.
+    """
+    fit = plc.classify(request, agents, totals_known=totals_known)
+    wait = "you will wait" + (f", up to {duration_words(patience)}" if patience else "")
+    if fit.kind == "never":
+        return ProfileCapacity("never", _sentence(f"cannot start on this cluster: {fit.why}"))
+    if not agents:
+        return ProfileCapacity("wait", "The cluster has not answered yet — checking again soon")
+    if not request.gpus:
+        if fit.kind == "now":
+            return ProfileCapacity("now", "Room free now — starts now")
+        return ProfileCapacity("wait", _sentence(f"{plc.shortfall(request, agents)} — {wait}"))
+    free, total = _gpus(agents, request)
+    gpus = f"{free} of {total} GPU{'' if total == 1 else 's'} free"
+    if fit.kind == "now":
+        line = f"{gpus} — starts now"
+    elif free == 0:
+        every = "the only GPU is" if total == 1 else f"all {total} GPUs are"
+        line = f"{every} in use — {wait}"
+    elif free < request.gpus:
+        line = f"{gpus}, {request.gpus} needed — {wait}"
+    else:
+        # Say what the agents holding those GPUs lack (cpus, memory, ports), not that no
+        # agent has everything together: the GPU-less agents are beside the point.
+        holders = [a for a in agents if _gpus([a], request)[0] >= request.gpus]
+        line = f"{gpus}, but {plc.shortfall(request, holders) or 'not yet usable'} — {wait}"
+    return ProfileCapacity(fit.kind, _sentence(line), free_gpus=free, total_gpus=total)
