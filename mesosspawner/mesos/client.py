@@ -234,13 +234,19 @@ class SchedulerClient:
     async def teardown(self) -> None:
         """TEARDOWN: the master kills every task of the framework and forgets it."""
         # The master ends the stream at once: that is neither a disconnection nor a reason to
-        # re-subscribe under an id that no longer exists.
+        # re-subscribe under an id that no longer exists. Real Mesos ends it BEFORE answering
+        # the call, so the call connection must outlive the stream until the answer is in.
+        session = self._session
+        calls = session.calls if session is not None else None
         self._tearing_down = True
         try:
             await self._call("TEARDOWN", None, None)
         except BaseException:
             self._tearing_down = False
             raise
+        finally:
+            if calls is not None and (self._session is not session or self._tearing_down):
+                calls.close()
         self.framework_id = None
         await self.stop()
         self._tearing_down = False
@@ -477,7 +483,8 @@ class SchedulerClient:
         finally:
             watchdog.cancel()
             stream.close()
-            if session.calls is not None:
+            if session.calls is not None and not self._tearing_down:
+                # (During a teardown, teardown() closes it once the call is answered.)
                 session.calls.close()
             if self._session is session:
                 self._session = None
