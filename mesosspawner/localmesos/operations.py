@@ -1,4 +1,5 @@
-"""Dynamic reservations by the operator: ``POST /master/reserve`` and ``/master/unreserve``.
+"""Dynamic reservations: the operator's ``POST /master/reserve`` and ``/master/unreserve``, and
+a framework's RESERVE / UNRESERVE operations in ACCEPT.
 
 As Mesos 1.11 does it (``Master::Http::reserve``/``_unreserve``/``_operation`` in
 ``src/master/http.cpp``, ``validation::operation`` in ``src/master/validation.cpp``): the body is
@@ -16,6 +17,7 @@ a failover learns the agents' resources from their flags again (real agents chec
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -32,7 +34,9 @@ from mesosspawner.mesos.resources import (
 
 if TYPE_CHECKING:
     from .master import Master
-    from .model import Agent
+    from .model import Agent, Framework
+
+log = logging.getLogger("mesosspawner.localmesos.master")
 
 
 class OperationError(Exception):
@@ -150,3 +154,58 @@ def _rescind_offers_holding(master: Master, agent: Agent, needed: list[Resource]
         fw = master.frameworks.get(offer.framework_id)
         if fw is not None:
             allocator.add_filter(fw, offer, offer.resources, {})
+
+
+# ---------------------------------------------------------------------------- in ACCEPT
+
+
+def apply_offer_operation(
+    master: Master,
+    fw: Framework,
+    agent: Agent,
+    role: str,
+    pool: list[Resource],
+    kind: str,
+    body: dict,
+) -> list[Resource]:
+    """A RESERVE or UNRESERVE operation of an ACCEPT on ``pool`` (the accepted offers'
+    resources, allocated to ``role``); returns the pool after it. As Mesos's ``_accept``, an
+    invalid operation is dropped (logged) and the rest of the ACCEPT goes on."""
+    raw = body.get("resources") if isinstance(body, dict) else None
+    try:
+        wanted = [resource_from_json(r) for r in raw or []]
+        if not wanted:
+            raise OperationError(400, "no resources")
+        for data, r in zip(raw, wanted, strict=True):
+            _check_dynamic(r, kind)
+            alloc = (data.get("allocation_info") or {}).get("role", role)
+            if alloc != role:
+                raise OperationError(400, f"resource allocated to role {alloc!r}, not {role!r}")
+            if kind == "RESERVE":
+                if r.role != role or role not in fw.roles:
+                    raise OperationError(
+                        400,
+                        f"a reservation for role {r.role!r} from resources allocated to {role!r}"
+                        f" (the framework's roles: {', '.join(fw.roles)})",
+                    )
+                principal = fw.info.get("principal")
+                if principal and r.reservations[-1].principal != principal:
+                    raise OperationError(
+                        400,
+                        f"the reservation's principal {r.reservations[-1].principal!r} is not"
+                        f" the framework's {principal!r}",
+                    )
+        if kind == "RESERVE":
+            consumed, produced = merge(_popped(r) for r in wanted), merge(wanted)
+        else:
+            consumed, produced = merge(wanted), merge(_popped(r) for r in wanted)
+        if not contains(pool, consumed):
+            raise OperationError(
+                409, f"{format_resources(pool)} does not contain {format_resources(consumed)}"
+            )
+    except (OperationError, ResourceError, AttributeError, TypeError) as e:
+        log.warning("Dropping %s offer operation from framework %s: %s", kind, fw.id, e)
+        return pool
+    agent.total = merge([*subtract(agent.total, consumed), *produced])
+    agent.refresh_totals()
+    return merge([*subtract(pool, consumed), *produced])
