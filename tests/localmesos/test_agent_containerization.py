@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -189,3 +191,17 @@ def test_only_the_default_clusters_gpu_agent_runs_images():
     by_host = {a.hostname: a.containerization for a in default_cluster().agents}
     assert by_host["gpu-1"].images and by_host["gpu-1"].host_volumes
     assert not any(c.images or c.host_volumes for h, c in by_host.items() if h != "gpu-1")
+
+
+def test_a_separate_agent_takes_the_same_flags_and_rules():
+    argv = [sys.executable, "-m", "mesosspawner.localmesos", "agent"]
+    argv += ["--master", "http://127.0.0.1:9", "--hostname", "gpu-9", "--resources", "gpus:1"]
+    proc = subprocess.run(
+        [*argv, "--image-providers", "docker", "--isolation", "filesystem/linux"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'gpu-9'" in proc.stderr and "'docker/runtime'" in proc.stderr
