@@ -268,6 +268,9 @@ def master(
         argv += [f"--zk={zk}", "--quorum=1", "--registry=replicated_log"]
     else:
         argv += ["--registry=in_memory"]
+    # A flag in ``extra`` replaces a default of the same name (Mesos refuses a flag given twice).
+    overridden = {flag.split("=", 1)[0] for flag in extra}
+    argv = [a for a in argv if a.split("=", 1)[0] not in overridden or a in extra]
     return RealMaster(name, argv, work_dir, home, port=port, zk=zk)
 
 
