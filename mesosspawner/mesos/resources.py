@@ -4,6 +4,10 @@ Pure. The text syntax is the one of ``mesos-agent --resources`` and ``--attribut
 (``cpus(spark):4;ports:[31000-31999]``, ``rack:r1;zone:12``), as parsed by Mesos's
 ``Resources::parse`` / ``Attributes::parse`` and ``values::parse``. Shared by localmesos,
 placement and taskinfo so every part of the project does the same arithmetic.
+
+A resource keeps its whole reservation stack (static or dynamic, principal, labels, refinements)
+through parsing, arithmetic and formatting, because Mesos matches a task's resources against an
+offer by name AND reservation.
 """
 
 from __future__ import annotations
