@@ -25,7 +25,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .mesos.resources import (
     UNRESERVED,
@@ -283,7 +283,12 @@ def _roles(request: Request) -> tuple[str, ...]:
 
 
 def _take(request: Request, have: Sequence[Resource]) -> tuple[list[Resource], list[int]] | None:
-    """The resources (and ports) ``request`` would take from ``have``, or None if short."""
+    """The resources (and ports) ``request`` would take from ``have``, or None if short.
+
+    Each part taken is a slice of one offered resource with its reservation stack unchanged:
+    Mesos matches a task's resources against the offer by name AND reservation, so a
+    dynamically reserved ``cpus(spark)`` handed back as a static one is "more than offered".
+    """
     roles = _roles(request)
     taken: list[Resource] = []
     for name in SCALARS:
@@ -292,25 +297,29 @@ def _take(request: Request, have: Sequence[Resource]) -> tuple[list[Resource], l
             continue
         need = round(want * 1000)
         for role in roles:
-            avail = round(scalar(have, name, role) * 1000)
-            part = min(avail, need)
-            if part > 0:
-                taken.append(Resource(name, role, scalar=part / 1000))
-                need -= part
+            for r in have:
+                if need <= 0:
+                    break
+                if r.name != name or r.role != role or r.scalar is None:
+                    continue
+                part = min(round(r.scalar * 1000), need)
+                if part > 0:
+                    taken.append(replace(r, scalar=part / 1000))
+                    need -= part
         if need > 0:
             return None
     ports: list[int] = []
     if request.ports:
         for role in roles:
-            free = [
-                p
-                for p in first_values(ranges_of(have, "ports", role), request.ports)
-                if p not in ports
-            ]
-            chosen = free[: request.ports - len(ports)]
-            if chosen:
-                taken.append(Resource("ports", role, ranges=values_to_ranges(chosen)))
-                ports.extend(chosen)
+            for r in have:
+                if len(ports) >= request.ports:
+                    break
+                if r.name != "ports" or r.role != role or r.ranges is None:
+                    continue
+                chosen = first_values(r.ranges, request.ports - len(ports))
+                if chosen:
+                    taken.append(replace(r, ranges=values_to_ranges(chosen)))
+                    ports.extend(chosen)
         if len(ports) < request.ports:
             return None
     return merge(taken), ports

@@ -72,6 +72,17 @@ def agent_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", required=True)
     p.add_argument("--resources", required=True, help="mesos-agent --resources syntax")
     p.add_argument("--attributes", default="", help="mesos-agent --attributes syntax")
+    p.add_argument(
+        "--isolation",
+        default="",
+        help="as mesos-agent --isolation (filesystem/linux: mount command tasks' host volumes)",
+    )
+    p.add_argument(
+        "--image-providers",
+        default="",
+        help="as mesos-agent --image_providers; docker runs Mesos-containerizer images "
+        "(needs --isolation=filesystem/linux,docker/runtime)",
+    )
     p.add_argument("--port", type=int, default=5051, help="port shown in offers (default 5051)")
     p.add_argument("--work-dir", help="where task sandboxes go (default: a temporary directory)")
     p.add_argument("--status-retry-interval", type=float, default=10.0)
@@ -86,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             args = agent_parser().parse_args(argv[1:])
             logging.basicConfig(level=args.log_level.upper())
             agent_cfg = parse_agent(
-                args.hostname, args.resources, args.attributes, source="command line"
+                args.hostname,
+                args.resources,
+                args.attributes,
+                source="command line",
+                isolation=args.isolation,
+                image_providers=args.image_providers,
             )
             return _run(_agent_main(args, agent_cfg))
         args = master_parser().parse_args(argv)
@@ -165,6 +181,7 @@ async def _agent_main(args: argparse.Namespace, cfg) -> int:
         work_dir,
         port=args.port,
         status_retry_interval=args.status_retry_interval,
+        containerization=cfg.containerization,
     )
     session = AgentSession(agent, args.master)
     session.start()

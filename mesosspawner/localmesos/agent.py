@@ -31,6 +31,7 @@ from mesosspawner.mesos.resources import (
 )
 
 from ..mesos.states import TERMINAL_STATES as TERMINAL
+from .config import Containerization
 from .fetcher import FetchError, fetch_uris
 from .health import HealthPolicy, HealthState, probe
 from .runner import AgentTaskSpec, LocalProcessRunner, RunnerError, docker_image
@@ -96,8 +97,11 @@ class LocalAgent:
         port: int = 5051,
         status_retry_interval: float = 10.0,
         executor_registration_timeout: float = 60.0,
+        containerization: Containerization | None = None,
     ) -> None:
         self.hostname = hostname
+        # --isolation / --image_providers: what this agent does beyond a default mesos-agent.
+        self.containerization = containerization or Containerization()
         # mesos-agent --executor_registration_timeout (1 min): an image pull counts against it.
         self.executor_registration_timeout = executor_registration_timeout
         self.resources = resources
@@ -332,14 +336,25 @@ class LocalAgent:
                     f"Failed to create executor directory '{spec.sandbox}': Failed to chown "
                     f"directory to '{spec.user}': No such user '{spec.user}'",
                 )
-        if docker_image(spec.container) is None and (spec.container or {}).get("volumes"):
-            # Without the filesystem/linux or volume/* isolators (not in the default
-            # --isolation) the Mesos containerizer refuses volumes.
-            return (
-                "TASK_FAILED",
-                "REASON_CONTAINER_LAUNCH_FAILED",
-                "Failed to launch container: Volumes in ContainerInfo is not supported",
-            )
+        container = spec.container or {}
+        image = docker_image(container)
+        if image is not None and container.get("type") == "MESOS":
+            if not self.containerization.images:
+                # A default agent has no image provider (--image_providers unset).
+                return (
+                    "TASK_FAILED",
+                    "REASON_CONTAINER_LAUNCH_FAILED",
+                    "Failed to launch container: Unsupported container image type: DOCKER",
+                )
+        elif image is None and container.get("volumes"):
+            if not self.containerization.host_volumes:
+                # Without the filesystem/linux isolator (not in the default --isolation) the
+                # Mesos containerizer refuses volumes.
+                return (
+                    "TASK_FAILED",
+                    "REASON_CONTAINER_LAUNCH_FAILED",
+                    "Failed to launch container: Volumes in ContainerInfo is not supported",
+                )
         return None
 
     async def _run(self, at: AgentTask) -> None:

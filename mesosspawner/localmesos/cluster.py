@@ -199,6 +199,7 @@ class LocalCluster:
             port=self._agent_port,
             status_retry_interval=self.status_retry_interval,
             executor_registration_timeout=self.executor_registration_timeout,
+            containerization=cfg.containerization,
         )
         self._agent_port += 1
         self.agents[hostname] = agent

@@ -2,6 +2,18 @@
 
 The file is TOML: ``[master]`` (``port``, optional ``zk``) and ``[[agent]]`` tables
 (``hostname``, ``resources``, ``attributes`` in ``mesos-agent --resources/--attributes`` syntax).
+An agent does by default what a ``mesos-agent`` with default flags does; what a real agent does
+only when configured for it is opted into per agent, with the real agent's flag names and rules:
+
+* ``isolation = "filesystem/linux"`` (``--isolation``): host-path volumes on command tasks (no
+  image) are mounted into the task's private mount namespace (relative container paths under the
+  sandbox); a default agent refuses them ("Volumes in ContainerInfo is not supported").
+* ``image_providers = "docker"`` (``--image_providers``): the Mesos containerizer runs tasks
+  with a Docker image (the GPU profile's form); a default agent fails them ("Unsupported container
+  image type: DOCKER"). As on a real agent it needs ``isolation`` to include
+  ``filesystem/linux`` and ``docker/runtime``.
+
+Both take a comma-separated string, as the flags do, or a list of strings.
 
 Every error is a ``ClusterConfigError`` whose one-line message names the file, the offending text
 and why, so the CLI can print it and exit 2 without a traceback.
@@ -28,6 +40,121 @@ class ClusterConfigError(ValueError):
     """The cluster file is wrong; the message is one line for the person who wrote it."""
 
 
+# mesos-agent 1.11's --isolation names (src/slave/containerizer/mesos/containerizer.cpp); only
+# filesystem/linux and docker/runtime change what a localmesos agent does.
+KNOWN_ISOLATORS = frozenset(
+    {
+        "posix/cpu",
+        "posix/mem",
+        "posix/disk",
+        "posix/rlimits",
+        "filesystem/posix",
+        "filesystem/linux",
+        "filesystem/shared",
+        "filesystem/windows",
+        "docker/runtime",
+        "docker/volume",
+        "appc/runtime",
+        "volume/host_path",
+        "volume/image",
+        "volume/sandbox_path",
+        "volume/secret",
+        "volume/csi",
+        "gpu/nvidia",
+        "cgroups/all",
+        "cgroups/blkio",
+        "cgroups/cpu",
+        "cgroups/cpuset",
+        "cgroups/devices",
+        "cgroups/hugetlb",
+        "cgroups/mem",
+        "cgroups/net_cls",
+        "cgroups/net_prio",
+        "cgroups/perf_event",
+        "cgroups/pids",
+        "disk/du",
+        "disk/xfs",
+        "environment_secret",
+        "linux/capabilities",
+        "linux/devices",
+        "linux/nnp",
+        "linux/seccomp",
+        "namespaces/ipc",
+        "namespaces/pid",
+        "network/cni",
+        "network/port_mapping",
+        "network/ports",
+        "windows/cpu",
+        "windows/mem",
+    }
+)
+IMAGE_PROVIDERS = ("docker",)  # real agents also know "appc"; localmesos runs Docker images only
+
+
+@dataclass(frozen=True)
+class Containerization:
+    """What an agent's Mesos containerizer does beyond a default agent's (``--isolation``,
+    ``--image_providers``); plain data for ``LocalAgent``."""
+
+    isolation: tuple[str, ...] = ()
+    image_providers: tuple[str, ...] = ()
+
+    @property
+    def images(self) -> bool:
+        """Tasks with ``container.mesos.image`` (a Docker image) run."""
+        return "docker" in self.image_providers
+
+    @property
+    def host_volumes(self) -> bool:
+        """Host-path volumes on command tasks are mounted (filesystem/linux)."""
+        return "filesystem/linux" in self.isolation
+
+
+def parse_containerization(
+    isolation: object = "", image_providers: object = "", where: str = "agent"
+) -> Containerization:
+    """The opt-ins, checked as ``mesos-agent`` checks its flags; errors name ``where``."""
+    iso = _names(isolation, "isolation", where)
+    for name in iso:
+        if name not in KNOWN_ISOLATORS:
+            raise ClusterConfigError(
+                f"{where}: isolation {name!r} is not a Mesos isolator (e.g. filesystem/linux,"
+                " docker/runtime, posix/cpu)"
+            )
+    providers = tuple(n.lower() for n in _names(image_providers, "image_providers", where))
+    for name in providers:
+        if name not in IMAGE_PROVIDERS:
+            raise ClusterConfigError(
+                f"{where}: image_providers {name!r}: localmesos runs Docker images only"
+                ' (image_providers = "docker")'
+            )
+    if providers and "filesystem/linux" not in iso:
+        raise ClusterConfigError(
+            f"{where}: image_providers = {','.join(providers)!r} needs isolation to include"
+            " 'filesystem/linux' (mesos-agent: \"The 'filesystem/linux' isolator must be enabled"
+            ' for container image support")'
+        )
+    if "docker" in providers and "docker/runtime" not in iso:
+        raise ClusterConfigError(
+            f"{where}: image_providers = 'docker' needs isolation to include 'docker/runtime'"
+            " (mesos-agent: \"Docker runtime isolator has to be specified if 'DOCKER' is included"
+            " in 'image_providers'\")"
+        )
+    return Containerization(iso, providers)
+
+
+def _names(value: object, key: str, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        parts = value
+    else:
+        raise ClusterConfigError(
+            f"{where}: {key} = {value!r}: must be a comma-separated string or a list of strings"
+        )
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
 @dataclass
 class AgentConfig:
     hostname: str
@@ -35,6 +162,7 @@ class AgentConfig:
     attributes: list[Attribute] = field(default_factory=list)
     resources_text: str = ""
     attributes_text: str = ""
+    containerization: Containerization = field(default_factory=Containerization)
 
 
 @dataclass
@@ -46,9 +174,19 @@ class ClusterConfig:
 
 
 def parse_agent(
-    hostname: str, resources: str, attributes: str = "", source: str = "<command line>"
+    hostname: str,
+    resources: str,
+    attributes: str = "",
+    source: str = "<command line>",
+    *,
+    isolation: object = "",
+    image_providers: object = "",
 ) -> AgentConfig:
-    """One agent from ``--resources`` / ``--attributes`` strings, errors naming ``source``."""
+    """One agent from ``--resources`` / ``--attributes`` (and ``--isolation`` /
+    ``--image_providers``) strings, errors naming ``source``."""
+    containerization = parse_containerization(
+        isolation, image_providers, f"{source}: agent {hostname!r}"
+    )
     try:
         res = parse_resources(resources)
     except ResourceError as e:
@@ -57,7 +195,7 @@ def parse_agent(
         attrs = parse_attributes(attributes)
     except ResourceError as e:
         raise ClusterConfigError(f"{source}: agent {hostname!r}: {e}") from None
-    return AgentConfig(hostname, res, attrs, resources, attributes)
+    return AgentConfig(hostname, res, attrs, resources, attributes, containerization)
 
 
 def load(path: str) -> ClusterConfig:
@@ -70,6 +208,9 @@ def load(path: str) -> ClusterConfig:
     except tomllib.TOMLDecodeError as e:
         raise ClusterConfigError(f"{path}: not valid TOML: {e}") from None
     return from_dict(data, path)
+
+
+AGENT_KEYS = ("hostname", "resources", "attributes", "isolation", "image_providers")
 
 
 def from_dict(data: dict, source: str) -> ClusterConfig:
@@ -103,13 +244,20 @@ def from_dict(data: dict, source: str) -> ClusterConfig:
         for key in ("resources", "attributes"):
             if key in a and not isinstance(a[key], str):
                 raise ClusterConfigError(f"{where}: {key} = {a[key]!r}: must be a string")
-        extra = set(a) - {"hostname", "resources", "attributes"}
+        extra = set(a) - set(AGENT_KEYS)
         if extra:
             raise ClusterConfigError(
-                f"{where}: unknown key(s) {sorted(extra)}; expected hostname, resources, attributes"
+                f"{where}: unknown key(s) {sorted(extra)}; expected {', '.join(AGENT_KEYS)}"
             )
         agents.append(
-            parse_agent(hostname, a.get("resources", ""), a.get("attributes", ""), source)
+            parse_agent(
+                hostname,
+                a.get("resources", ""),
+                a.get("attributes", ""),
+                source,
+                isolation=a.get("isolation", ""),
+                image_providers=a.get("image_providers", ""),
+            )
         )
     check_agents(agents, source)
     return ClusterConfig(port=port, zk=zk, agents=agents, source=source)
@@ -140,8 +288,12 @@ def check_agents(agents: list[AgentConfig], source: str) -> None:
                 )
 
 
+GPU_AGENT_ISOLATION = "filesystem/linux,docker/runtime"
+
+
 def default_cluster() -> ClusterConfig:
-    """A plain agent, a GPU agent (2 GPUs) and a spark-reserved agent, sized to this machine."""
+    """A plain agent, a GPU agent (2 GPUs, configured for images) and a spark-reserved agent,
+    sized to this machine."""
     cpus = max(os.cpu_count() or 2, 2)
     try:
         mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
@@ -156,11 +308,14 @@ def default_cluster() -> ClusterConfig:
             "rack:r1",
             "<default cluster>",
         ),
+        # A lab's GPU agents run the GPU images (Mesos containerizer): configured for it.
         parse_agent(
             "gpu-1",
             f"cpus:{cpus};mem:{per_agent_mem};disk:50000;gpus:2;ports:[32000-32999]",
             "rack:r1;gpu_model:localgpu",
             "<default cluster>",
+            isolation=GPU_AGENT_ISOLATION,
+            image_providers="docker",
         ),
         parse_agent(
             "spark-1",

@@ -14,12 +14,14 @@ import json
 import logging
 import uuid as uuidlib
 from typing import Protocol
+from urllib.parse import parse_qs
 
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from mesosspawner.mesos.recordio import encode
 
+from . import operations
 from .master import CallError, Master
 from .model import VERSION
 from .state_json import slaves_state
@@ -257,6 +259,41 @@ class StatusPageHandler(BaseHandler):
         self.finish(render_status_page(master.state_json()))
 
 
+class OperatorReservationHandler(BaseHandler):
+    """``/master/reserve`` and ``/master/unreserve``: dynamic reservations by the operator,
+    form-encoded as on Mesos (``curl -d slaveId=... -d resources='[...]'``)."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+    def initialize(self, leadership: Leadership, action: str) -> None:
+        super().initialize(leadership)
+        self.action = action
+
+    def _not_post(self) -> None:
+        if self.leading_master() is None:
+            return
+        self.error_text(
+            405,
+            "405 Method Not Allowed. Expecting one of { 'POST' },"
+            f" but received '{self.request.method}'.",
+        )
+
+    get = put = delete = patch = head = options = _not_post
+
+    def post(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        values = parse_qs((self.request.body or b"").decode("utf-8", "replace"))
+        try:
+            agent_id, resources = operations.parse_form(values)
+            getattr(operations, self.action)(master, agent_id, resources)
+        except operations.OperationError as e:
+            return self.error_text(e.status, e.message)
+        self.set_status(202)
+        self.finish()
+
+
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.set_status(200)
@@ -290,5 +327,7 @@ def routes(leadership: Leadership) -> list:
         (r"/(?:master/)?state", StateHandler, kw),
         (r"/(?:master/)?slaves", SlavesHandler, kw),
         (r"/(?:master/)?health", HealthHandler, kw),
+        (r"/master/reserve", OperatorReservationHandler, {**kw, "action": "reserve"}),
+        (r"/master/unreserve", OperatorReservationHandler, {**kw, "action": "unreserve"}),
         (r"/(?:master/)?redirect", RedirectHandler, kw),
     ]

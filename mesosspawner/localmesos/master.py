@@ -43,6 +43,7 @@ from .model import (
     resources_from_task,
     update_event,
 )
+from .operations import apply_offer_operation
 from .validation import (
     InvalidTask,
     id_value,
@@ -67,7 +68,7 @@ class CallError(Exception):
 
 
 # Accepted and answered 202, with nothing to do: no custom executors (MESSAGE, SHUTDOWN), no
-# inverse offers and no operations in localmesos.
+# inverse offers and no operation feedback in localmesos.
 _IGNORED_CALLS = frozenset(
     {
         "MESSAGE",
@@ -361,12 +362,16 @@ class Master:
         offer_ids = [id_value(o) or "" for o in body.get("offer_ids") or []]
         operations = body.get("operations") or []
         filters = body.get("filters") or {}
-        launches: list[dict] = []
+        # In order: ("LAUNCH", TaskInfo) or ("RESERVE" / "UNRESERVE", the operation's body).
+        steps: list[tuple[str, dict]] = []
         for op in operations:
             if not isinstance(op, dict):
                 continue
             if op.get("type") == "LAUNCH":
-                launches.extend((op.get("launch") or {}).get("task_infos") or [])
+                tasks = (op.get("launch") or {}).get("task_infos") or []
+                steps.extend(("LAUNCH", t) for t in tasks)
+            elif op.get("type") in ("RESERVE", "UNRESERVE"):
+                steps.append((op["type"], op.get(op["type"].lower()) or {}))
             elif op.get("type") == "LAUNCH_GROUP":
                 group = (op.get("launch_group") or {}).get("task_group") or {}
                 for t in group.get("tasks") or []:
@@ -377,6 +382,7 @@ class Master:
                         "REASON_TASK_GROUP_INVALID",
                         "localmesos does not support task groups (LAUNCH_GROUP)",
                     )
+        launches = [t for kind, t in steps if kind == "LAUNCH"]
         offers, error = self.allocator.take(fw, offer_ids)
         if error is not None:
             state = "TASK_DROPPED" if fw.partition_aware else "TASK_LOST"
@@ -394,7 +400,11 @@ class Master:
         role = offers[0].role
         pool = merge(r for o in offers for r in o.resources)
         seen: set[str] = set()
-        for t in launches:
+        for kind, t in steps:
+            if kind != "LAUNCH":
+                if agent is not None and agent.connected:
+                    pool = apply_offer_operation(self, fw, agent, role, pool, kind, t)
+                continue
             if agent is None or not agent.connected:
                 state = "TASK_DROPPED" if fw.partition_aware else "TASK_LOST"
                 self._master_update(fw, t, state, "REASON_AGENT_REMOVED", "Agent is gone")

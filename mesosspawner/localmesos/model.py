@@ -226,6 +226,14 @@ class Agent:
         self.static_state: dict | None = None  # the state.json fields that never change
         self._available: list[Resource] | None = None
 
+    def refresh_totals(self) -> None:
+        """``total`` changed (a dynamic reservation made or removed): recompute what derives
+        from it."""
+        self.total = merge(self.total)
+        self.has_gpus = scalar(self.total, "gpus") > 0
+        self.static_state = None
+        self._available = None
+
     def available(self) -> list[Resource]:
         if self._available is None:
             self._available = subtract(subtract(self.total, self.used), self.offered)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pwd
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -89,6 +91,39 @@ def argv_of(command: dict) -> list[str]:
     return [value, *arguments[1:]] if arguments else [value]
 
 
+def _with_mounts(spec: AgentTaskSpec, volumes: list, ids: dict, argv: list[str]) -> list[str]:
+    """``argv`` run through ``mountns.py``: a private mount namespace with the task's host-path
+    volumes bind-mounted (relative container paths under the sandbox), then the task's user."""
+    if os.geteuid() != 0:
+        raise RunnerError(
+            "Failed to launch container: mounting volumes needs a mount namespace, which needs"
+            " root (a real agent with filesystem/linux runs as root too)"
+        )
+    mounts = []
+    for v in volumes:
+        host, target = (v or {}).get("host_path"), (v or {}).get("container_path")
+        if not isinstance(host, str) or not isinstance(target, str) or not target:
+            raise RunnerError(
+                f"Failed to launch container: volume {v!r}: localmesos mounts host paths given as"
+                " {container_path, host_path, mode}"
+            )
+        mounts.append(
+            {
+                "host": host,
+                "target": target if os.path.isabs(target) else os.path.join(spec.sandbox, target),
+                "ro": (v.get("mode") or "RW") == "RO",
+            }
+        )
+    plan = {
+        "mounts": mounts,
+        "uid": ids.get("user"),
+        "gid": ids.get("group"),
+        "groups": ids.get("extra_groups") or [],
+    }
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mountns.py")
+    return [sys.executable, "-I", helper, json.dumps(plan), "--", *argv]
+
+
 class LocalProcessRunner:
     """Runs a command as a local process in its sandbox (the Mesos containerizer, no image)."""
 
@@ -120,6 +155,11 @@ class LocalProcessRunner:
         argv = argv_of(spec.command)
         if not argv[0]:
             raise RunnerError("command.value is empty")
+        volumes = (spec.container or {}).get("volumes") or []
+        if volumes:
+            # The agent lets these through only with filesystem/linux (its --isolation).
+            argv = _with_mounts(spec, volumes, kwargs, argv)
+            kwargs = {}
         stdout = open(os.path.join(spec.sandbox, "stdout"), "ab")  # noqa: SIM115
         stderr = open(os.path.join(spec.sandbox, "stderr"), "ab")  # noqa: SIM115
         try:

@@ -71,7 +71,7 @@ def agent_state(a: Agent) -> dict:
             "reserved_resources": {k: _state_sum(v) for k, v in reserved.items()},
             "unreserved_resources": _state_sum([r for r in a.total if r.role == UNRESERVED]),
             "reserved_resources_full": {
-                k: [resource_to_json(r) for r in v] for k, v in reserved.items()
+                k: [resource_to_json(r, endpoint=True) for r in v] for k, v in reserved.items()
             },
             "attributes": attributes_state_json(a.attributes),
             "version": VERSION,

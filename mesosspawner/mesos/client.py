@@ -9,7 +9,8 @@ is on, so they arrive in the order they were made and an acknowledgement costs n
 Unlike pymesos, nothing here blocks the loop or runs on a thread, a handler that raises is
 logged and contained (never a TEARDOWN), a silent master is detected by a heartbeat watchdog,
 and the client reconnects with exponential backoff and jitter, following 307 redirects and the
-detector (static list or ZooKeeper) to the leader, re-subscribing under the same framework id.
+detector (static list or ZooKeeper) to the leader, re-subscribing under the same framework id. A
+new leader gets quick tries: its 503s while it recovers are retried every quarter second.
 Speaking HTTP to the master is ``http``'s job.
 """
 
@@ -64,6 +65,11 @@ _SMALL_READ = 8192  # bytes: a read this small is followed by a short wait for m
 _COALESCE = 0.001  # seconds of that wait (added latency, at most, per burst of events)
 _BACKOFF_MIN = 0.1
 _HEALTHY_SESSION = 5.0  # seconds a stream must live before backoff and log memory reset
+# A master that answers SUBSCRIBE 503 ("Master has not finished recovery", "No leader elected")
+# is a new leader reading its registry, usually for well under a second: try it again this
+# often, this many times, before the exponential backoff applies (issue 19 item 13).
+_RECOVERY_RETRY = 0.25
+_RECOVERY_TRIES = 40
 
 
 class NotSubscribed(MesosError):
@@ -172,6 +178,7 @@ class SchedulerClient:
         self._wakeup: asyncio.Event | None = None
         self._stopping = False
         self._tearing_down = False
+        self._recovering = False  # the last SUBSCRIBE was answered 503 (a master recovering)
         self._problems_seen: set[str] = set()
         self._last_session_lasted = 0.0
         self._handler_errors_seen: set[tuple] = set()
@@ -234,13 +241,19 @@ class SchedulerClient:
     async def teardown(self) -> None:
         """TEARDOWN: the master kills every task of the framework and forgets it."""
         # The master ends the stream at once: that is neither a disconnection nor a reason to
-        # re-subscribe under an id that no longer exists.
+        # re-subscribe under an id that no longer exists. Real Mesos ends it BEFORE answering
+        # the call, so the call connection must outlive the stream until the answer is in.
+        session = self._session
+        calls = session.calls if session is not None else None
         self._tearing_down = True
         try:
             await self._call("TEARDOWN", None, None)
         except BaseException:
             self._tearing_down = False
             raise
+        finally:
+            if calls is not None and (self._session is not session or self._tearing_down):
+                calls.close()
         self.framework_id = None
         await self.stop()
         self._tearing_down = False
@@ -363,6 +376,8 @@ class SchedulerClient:
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
         preferred: Target | None = None
+        leaders: list[str] = []
+        recovery_tries = 0
         while not self._stopping:
             if self._tearing_down:
                 await self._sleep(_BACKOFF_MIN, self._detector)
@@ -376,6 +391,11 @@ class SchedulerClient:
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             detector.changed.clear()
+            if detector.candidates() != leaders:
+                # A new leader (or list) deserves quick first tries, whatever the old one cost.
+                leaders = detector.candidates()
+                backoff = _BACKOFF_MIN
+                recovery_tries = 0
             targets: list[Target] = []
             for url in detector.candidates():
                 try:
@@ -390,6 +410,7 @@ class SchedulerClient:
             if not targets:
                 self._problem(f"no leading Mesos master known yet ({detector.describe()})")
             was_subscribed = False
+            self._recovering = False
             for target in targets:
                 if self._stopping:
                     return
@@ -405,7 +426,13 @@ class SchedulerClient:
             if healthy:
                 # A stream that worked for a while: reconnect at once, report anew.
                 backoff = _BACKOFF_MIN
+                recovery_tries = 0
                 self._problems_seen.clear()
+            if not was_subscribed and self._recovering and recovery_tries < _RECOVERY_TRIES:
+                # The leader is recovering: it will take us in a moment, not in `backoff`.
+                recovery_tries += 1
+                await self._sleep(_RECOVERY_RETRY, detector)
+                continue
             await self._sleep(backoff, detector)
             if not healthy:
                 # Includes a master that subscribes and then fails at once: no tight loop.
@@ -443,6 +470,8 @@ class SchedulerClient:
                 )
                 target = leader
             except (MesosError, _StreamBroken) as e:
+                if isinstance(e, MesosError) and e.code == 503:
+                    self._recovering = True
                 self._problem(str(e))
                 return target, False
             except asyncio.CancelledError:
@@ -477,7 +506,8 @@ class SchedulerClient:
         finally:
             watchdog.cancel()
             stream.close()
-            if session.calls is not None:
+            if session.calls is not None and not self._tearing_down:
+                # (During a teardown, teardown() closes it once the call is answered.)
                 session.calls.close()
             if self._session is session:
                 self._session = None

@@ -4,6 +4,10 @@ Pure. The text syntax is the one of ``mesos-agent --resources`` and ``--attribut
 (``cpus(spark):4;ports:[31000-31999]``, ``rack:r1;zone:12``), as parsed by Mesos's
 ``Resources::parse`` / ``Attributes::parse`` and ``values::parse``. Shared by localmesos,
 placement and taskinfo so every part of the project does the same arithmetic.
+
+A resource keeps its whole reservation stack (static or dynamic, principal, labels, refinements)
+through parsing, arithmetic and formatting, because Mesos matches a task's resources against an
+offer by name AND reservation.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 UNRESERVED = "*"
+STATIC = "STATIC"
+DYNAMIC = "DYNAMIC"
 # Mesos compares scalars with a fixed-point precision of three decimal places.
 _SCALE = 1000
 
@@ -25,14 +31,56 @@ class ResourceError(ValueError):
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """One level of a resource's reservation stack (``Resource.ReservationInfo``).
+
+    STATIC reservations come from the agent's ``--resources`` (``cpus(spark):4``); DYNAMIC ones
+    from a RESERVE operation (``/master/reserve`` or a framework's ACCEPT) and carry the
+    reserving principal and labels. Mesos tells them apart by exactly these fields, so a task
+    must hand back the stack it was offered, unchanged.
+    """
+
+    role: str
+    type: str = STATIC
+    principal: str | None = None
+    labels: tuple[tuple[str, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in (STATIC, DYNAMIC):
+            raise ResourceError(f"reservation type {self.type!r}: use STATIC or DYNAMIC")
+        if not _valid_role(self.role) or self.role == UNRESERVED:
+            raise ResourceError(f"reservation role {self.role!r} is not a role one can reserve")
+
+
+@dataclass(frozen=True)
 class Resource:
-    """One resource of one name and role: exactly one of scalar, ranges, items is set."""
+    """One resource of one name and reservation: exactly one of scalar, ranges, items is set.
+
+    ``role`` is the role the resource is reserved for (``*``: unreserved), which is the last
+    entry of ``reservations``. A resource built with a role and no stack is statically
+    reserved; one built with a stack takes its role from it. Resources differing only in their
+    stack (``cpus(spark)`` static and ``cpus(spark)`` reserved by ``/master/reserve``) are
+    different resources to every operation here, as to Mesos.
+    """
 
     name: str
     role: str = UNRESERVED
     scalar: float | None = None
     ranges: tuple[Range, ...] | None = None
     items: frozenset[str] | None = None
+    reservations: tuple[Reservation, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.reservations:
+            top = self.reservations[-1].role
+            if self.role == UNRESERVED:
+                object.__setattr__(self, "role", top)
+            elif self.role != top:
+                raise ResourceError(
+                    f"resource {self.name}: role {self.role!r} is not its reservation's ({top!r})"
+                )
+        elif self.role != UNRESERVED:
+            object.__setattr__(self, "reservations", (Reservation(self.role),))
 
     @property
     def type(self) -> str:
@@ -43,8 +91,13 @@ class Resource:
         return "SET"
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.name, self.role)
+    def key(self) -> tuple[str, tuple[Reservation, ...]]:
+        return (self.name, self.reservations)
+
+    @property
+    def dynamic(self) -> bool:
+        """Reserved by a RESERVE operation (its reservation is DYNAMIC), not by the agent."""
+        return bool(self.reservations) and self.reservations[-1].type == DYNAMIC
 
     def is_empty(self) -> bool:
         if self.scalar is not None:
@@ -279,9 +332,20 @@ def parse_attributes(text: str) -> list[Attribute]:
 
 
 def format_resources(resources: Iterable[Resource]) -> str:
+    """The ``--resources`` text; a dynamic or refined reservation as Mesos prints it
+    (``cpus(reservations: [(DYNAMIC,spark,ops)]):2``), which only people read."""
     parts = []
     for r in resources:
-        head = r.name if r.role == UNRESERVED else f"{r.name}({r.role})"
+        if r.role == UNRESERVED:
+            head = r.name
+        elif r.reservations == (Reservation(r.role),):
+            head = f"{r.name}({r.role})"
+        else:
+            stack = ",".join(
+                "(" + ",".join(x for x in (v.type, v.role, v.principal) if x) + ")"
+                for v in r.reservations
+            )
+            head = f"{r.name}(reservations: [{stack}])"
         parts.append(f"{head}:{format_value(r)}")
     return ";".join(parts)
 
@@ -301,42 +365,112 @@ def format_attributes(attributes: Iterable[Attribute]) -> str:
 # ---------------------------------------------------------------------------- v1 JSON
 
 
+def _labels_from_json(data: object, context: str) -> tuple[tuple[str, str | None], ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, dict) or not isinstance(data.get("labels", []), list):
+        raise ResourceError(f"{context}: labels must be {{'labels': [{{key, value}}, ...]}}")
+    out = []
+    for label in data.get("labels", []):
+        if not isinstance(label, dict) or not isinstance(label.get("key"), str):
+            raise ResourceError(f"{context}: label {label!r} has no string 'key'")
+        value = label.get("value")
+        out.append((label["key"], None if value is None else str(value)))
+    return tuple(out)
+
+
+def _labels_to_json(labels: tuple[tuple[str, str | None], ...]) -> dict:
+    return {"labels": [{"key": k} if v is None else {"key": k, "value": v} for k, v in labels]}
+
+
+def reservation_from_json(data: dict, context: str = "reservation") -> Reservation:
+    """One ``ReservationInfo`` of a ``reservations`` stack (RESERVATION_REFINEMENT format)."""
+    if not isinstance(data, dict):
+        raise ResourceError(f"{context}: {data!r} is not a JSON object")
+    role = data.get("role")
+    if not isinstance(role, str):
+        raise ResourceError(f"{context}: {data!r} names no role")
+    principal = data.get("principal")
+    return Reservation(
+        role,
+        str(data.get("type") or STATIC),
+        None if principal is None else str(principal),
+        _labels_from_json(data.get("labels"), context),
+    )
+
+
+def reservation_to_json(v: Reservation) -> dict:
+    out: dict = {"type": v.type, "role": v.role}
+    if v.principal is not None:
+        out["principal"] = v.principal
+    if v.labels:
+        out["labels"] = _labels_to_json(v.labels)
+    return out
+
+
+def _stack_from_json(data: dict, name: str) -> tuple[Reservation, ...]:
+    """The reservation stack: ``reservations`` (refinement and state.json), else the legacy
+    ``role`` plus ``reservation`` ({principal, labels}: present only for dynamic ones)."""
+    stack = data.get("reservations")
+    if stack:
+        if not isinstance(stack, list):
+            raise ResourceError(f"resource {name}: 'reservations' must be a list, not {stack!r}")
+        return tuple(reservation_from_json(r, f"resource {name}: reservation") for r in stack)
+    role = data.get("role") or UNRESERVED
+    if role == UNRESERVED:
+        return ()
+    legacy = data.get("reservation")
+    if legacy is None:
+        return (Reservation(role),)
+    if not isinstance(legacy, dict):
+        raise ResourceError(f"resource {name}: 'reservation' must be an object, not {legacy!r}")
+    principal = legacy.get("principal")
+    labels = _labels_from_json(legacy.get("labels"), f"resource {name}: reservation")
+    return (Reservation(role, DYNAMIC, None if principal is None else str(principal), labels),)
+
+
 def resource_from_json(data: dict) -> Resource:
-    """A v1 ``Resource`` JSON object; role from ``reservations`` (refinement) or legacy ``role``."""
+    """A v1 ``Resource`` JSON object, its reservation stack kept (either format)."""
     if not isinstance(data, dict):
         raise ResourceError(f"resource {data!r}: expected a JSON object")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ResourceError(f"resource {data!r}: missing 'name'")
-    role = data.get("role") or UNRESERVED
-    reservations = data.get("reservations")
-    if reservations:
-        role = reservations[-1].get("role") or UNRESERVED
+    stack = _stack_from_json(data, name)
     kind = data.get("type")
     try:
         if kind == "SCALAR" or (kind is None and "scalar" in data):
             value = float(data["scalar"]["value"])
             if not math.isfinite(value) or value < 0:
                 raise ResourceError(f"resource {name}: invalid scalar {value}")
-            return Resource(name, role, scalar=value)
+            return Resource(name, scalar=value, reservations=stack)
         if kind == "RANGES" or (kind is None and "ranges" in data):
             rs = data["ranges"].get("range", [])
             ranges = normalize_ranges((int(r["begin"]), int(r["end"])) for r in rs)
-            return Resource(name, role, ranges=ranges)
+            return Resource(name, ranges=ranges, reservations=stack)
         if kind == "SET" or (kind is None and "set" in data):
-            return Resource(
-                name, role, items=frozenset(str(i) for i in data["set"].get("item", []))
-            )
+            items = frozenset(str(i) for i in data["set"].get("item", []))
+            return Resource(name, items=items, reservations=stack)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ResourceError(f"resource {name}: malformed {kind or 'value'} ({e})") from None
     raise ResourceError(f"resource {name}: unknown type {kind!r}")
 
 
 def resource_to_json(
-    r: Resource, *, refinement: bool = False, allocation_role: str | None = None
+    r: Resource,
+    *,
+    refinement: bool = False,
+    allocation_role: str | None = None,
+    endpoint: bool = False,
 ) -> dict:
     """A v1 ``Resource`` JSON object in the format a framework with/without
-    RESERVATION_REFINEMENT expects (``reservations`` vs legacy ``role``)."""
+    RESERVATION_REFINEMENT expects: the ``reservations`` stack, or the legacy ``role`` plus
+    ``reservation`` ({principal, labels}) for a dynamic reservation. ``endpoint``: both, as
+    Mesos's HTTP endpoints (state.json) write them.
+
+    ``ResourceError`` for a refined reservation (a stack of two or more) in the legacy format:
+    Mesos never offers those to a framework without the capability.
+    """
     out: dict = {"name": r.name, "type": r.type}
     if r.scalar is not None:
         out["scalar"] = {"value": r.scalar}
@@ -344,11 +478,23 @@ def resource_to_json(
         out["ranges"] = {"range": [{"begin": b, "end": e} for b, e in r.ranges]}
     else:
         out["set"] = {"item": sorted(r.items or ())}
-    if refinement:
-        if r.role != UNRESERVED:
-            out["reservations"] = [{"type": "STATIC", "role": r.role}]
-    else:
+    if (refinement or endpoint) and r.reservations:
+        out["reservations"] = [reservation_to_json(v) for v in r.reservations]
+    if not refinement or endpoint:
+        if len(r.reservations) > 1 and not endpoint:
+            raise ResourceError(
+                f"resource {format_resources([r])}: a refined reservation needs the"
+                " RESERVATION_REFINEMENT capability"
+            )
         out["role"] = r.role
+        if r.dynamic and len(r.reservations) == 1:
+            top = r.reservations[-1]
+            legacy: dict = {}
+            if top.principal is not None:
+                legacy["principal"] = top.principal
+            if top.labels:
+                legacy["labels"] = _labels_to_json(top.labels)
+            out["reservation"] = legacy
     if allocation_role is not None:
         out["allocation_info"] = {"role": allocation_role}
     return out
@@ -393,7 +539,7 @@ def attributes_state_json(attributes: Iterable[Attribute]) -> dict:
 def resources_state_json(resources: Iterable[Resource]) -> dict:
     """Resources as state.json shows them: ``{"cpus": 8.0, "ports": "[31000-31999]"}``."""
     out: dict = {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0}
-    for r in merge(replace(r, role=UNRESERVED) for r in resources):
+    for r in merge(unreserved(r) for r in resources):
         out[r.name] = r.scalar if r.scalar is not None else format_value(r)
     return out
 
@@ -401,9 +547,15 @@ def resources_state_json(resources: Iterable[Resource]) -> dict:
 # ---------------------------------------------------------------------------- arithmetic
 
 
+def unreserved(r: Resource) -> Resource:
+    """``r`` without any reservation (for totals that ignore roles)."""
+    return replace(r, role=UNRESERVED, reservations=())
+
+
 def merge(resources: Iterable[Resource]) -> list[Resource]:
-    """Combine resources of the same name and role; drop empty ones. Order is first-seen."""
-    acc: dict[tuple[str, str], Resource] = {}
+    """Combine resources of the same name and reservation stack; drop empty ones. Order is
+    first-seen."""
+    acc: dict[tuple, Resource] = {}
     for r in resources:
         prev = acc.get(r.key)
         if prev is None:
@@ -422,7 +574,7 @@ def merge(resources: Iterable[Resource]) -> list[Resource]:
 
 
 def contains(have: Iterable[Resource], want: Iterable[Resource]) -> bool:
-    """Whether ``have`` holds every resource of ``want`` (same name and role)."""
+    """Whether ``have`` holds every resource of ``want`` (same name and reservation stack)."""
     index = {r.key: r for r in merge(have)}
     for w in merge(want):
         h = index.get(w.key)

@@ -388,6 +388,25 @@ async def test_master_answering_500_is_retried_and_logged_once(fake_master, make
     assert handler.names() == ["subscribed"]  # never subscribed before: no disconnected
 
 
+async def test_a_recovering_master_is_retried_quickly_not_after_the_backoff(
+    fake_master, make_client, caplog
+):
+    # A new leader answers 503 until it has read its registry. Eight refusals cost the old
+    # exponential backoff (0.1 s doubling to 10 s) over 10 s; quick retries about 2 s.
+    for _ in range(8):
+        fake_master.plan.append(
+            Action(kind="status", code=503, body=b"Master has not finished recovery")
+        )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    client, handler = await subscribed_client(make_client, fake_master, backoff_max=10.0)
+    took = loop.time() - started
+
+    assert len(fake_master.subscribes) == 9
+    assert took < 4.0, f"subscribed {took:.1f} s after the first of 8 refusals"
+    assert len(warnings_about(caplog, "not finished recovery")) == 1
+
+
 async def test_master_that_hangs_is_abandoned_after_request_timeout(
     fake_master, make_client, caplog
 ):

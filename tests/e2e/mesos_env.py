@@ -21,6 +21,9 @@ attributes = "rack:r1"
 hostname = "gpu-1"
 resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[{_BASE + 30}-{_BASE + 59}]"
 attributes = "rack:r2;gpu_model:a100"
+# A lab's GPU agents are configured for the GPU images (the Mesos containerizer with an image).
+isolation = "filesystem/linux,docker/runtime"
+image_providers = "docker"
 [[agent]]
 hostname = "spark-1"
 resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[{_BASE + 60}-{_BASE + 99}]"

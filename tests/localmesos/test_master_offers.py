@@ -201,9 +201,8 @@ async def test_offers_are_split_between_frameworks(connect, partition_aware):
 
 
 async def test_dynamic_reservation_is_offered_and_carried_into_the_task(connect, backend):
-    # Real Mesos honours RESERVE and offers the reservation back (type DYNAMIC, labels kept);
-    # a task must carry it unchanged. localmesos ignores RESERVE: a documented difference
-    # (docs/localmesos-vs-mesos.md), pinned here so a change on either side is noticed.
+    # RESERVE in ACCEPT: the reservation is offered back (type DYNAMIC, labels kept) and a
+    # task must carry it unchanged. localmesos used to ignore RESERVE (issue 19 item 4).
     s = connect()
     caps = [{"type": "MULTI_ROLE"}, {"type": "RESERVATION_REFINEMENT"}]
     await s.subscribe(framework_info(roles=["web"], capabilities=caps))
@@ -225,9 +224,6 @@ async def test_dynamic_reservation_is_offered_and_carried_into_the_task(connect,
     assert (await s.call({"type": "ACCEPT", "accept": accept}))[0] == 202
     again = next(o for o in await _collect(s, 1.0) if o["hostname"] == "agent-1")
     dynamic = [r for r in again["resources"] if r.get("reservations")]
-    if backend.name == "localmesos":
-        assert dynamic == []
-        return
     assert dynamic == [cpus]
     task = command_task(again, "t-dynamic", "sleep 30", mem=32)
     task["resources"].append(dynamic[0])

@@ -151,6 +151,26 @@ def processes_under(work_dir: Path) -> list[int]:
     return found
 
 
+def unmount_under(work_dir: Path) -> None:
+    """Lazily unmount whatever is mounted at or under ``work_dir``: an agent with the linux
+    launcher bind-mounts its work directory onto itself (and its containers' volumes), and
+    those mounts outlive it."""
+    root = str(Path(work_dir).resolve())
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
 def kill_processes_under(work_dir: Path) -> None:
     """SIGKILL every executor and task an agent with ``work_dir`` left running."""
     for pid in processes_under(work_dir):
@@ -248,6 +268,9 @@ def master(
         argv += [f"--zk={zk}", "--quorum=1", "--registry=replicated_log"]
     else:
         argv += ["--registry=in_memory"]
+    # A flag in ``extra`` replaces a default of the same name (Mesos refuses a flag given twice).
+    overridden = {flag.split("=", 1)[0] for flag in extra}
+    argv = [a for a in argv if a.split("=", 1)[0] not in overridden or a in extra]
     return RealMaster(name, argv, work_dir, home, port=port, zk=zk)
 
 
@@ -264,6 +287,7 @@ def agent(
 ) -> RealAgent:
     """An agent, not yet started. ``master_address`` is ``127.0.0.1:PORT`` or ``zk://...``.
 
+    ``extra`` flags replace the defaults of the same name (``--isolation=...``).
     With ``docker`` the Docker containerizer comes first (the engine must answer already: the
     agent refuses to start otherwise); orphan killing is off because several agents share one
     engine here and would take each other's containers for orphans.
@@ -302,7 +326,9 @@ def agent(
         ]
     else:
         argv.append("--containerizers=mesos")
-    argv += list(extra)
+    # A flag in ``extra`` replaces the default above (Mesos refuses a flag given twice).
+    overridden = {flag.split("=", 1)[0] for flag in extra}
+    argv = [a for a in argv if a.split("=", 1)[0] not in overridden] + list(extra)
     return RealAgent(
         f"agent-{hostname}",
         argv,
@@ -343,6 +369,7 @@ class RealCluster:
             proc.stop()
         for a in self.agents:
             kill_processes_under(a.work_dir)
+            unmount_under(a.work_dir)
 
 
 # The tier's standard agents: a plain agent and one whose resources are reserved for "spark",
@@ -371,7 +398,9 @@ def start_cluster(
     master_extra: tuple[str, ...] = (),
     agent_extra: tuple[str, ...] = (),
 ) -> RealCluster:
-    """Start masters and agents and wait until every agent is registered with the leader."""
+    """Start masters and agents and wait until every agent is registered with the leader.
+
+    An agent spec may carry ``extra``: flags for that agent only, after ``agent_extra``."""
     if masters > 1 and not zk:
         raise ValueError("more than one master needs ZooKeeper")
     cluster = RealCluster([])
@@ -390,11 +419,13 @@ def start_cluster(
             time.sleep(POLL_SECONDS)
         address = zk or f"127.0.0.1:{cluster.masters[0].port}"
         for spec in agents:
+            spec = dict(spec)
+            own = tuple(spec.pop("extra", ()))  # this agent's own flags (e.g. --isolation=...)
             a = agent(
                 work_dir / f"agent-{spec['hostname']}",
                 address,
                 docker=docker,
-                extra=agent_extra,
+                extra=(*agent_extra, *own),
                 **spec,
             )
             a.start()
