@@ -1,4 +1,5 @@
-"""Session-wide services for the suite: real ZooKeeper, Docker engine, registry, notebook envs.
+"""The suite's fixtures are registered here once, from the plugin modules in tests/services/,
+and its tier markers are derived from the fixtures each test uses (one hook, below).
 
 A fixture skips only when its service is genuinely unavailable here (not installed, and not root
 so scripts/setup.sh could not install it); a service that is installed but fails to start is an
@@ -10,18 +11,30 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from collections.abc import Callable, Iterator
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
-from tests.services import real_mesos
-from tests.services import zookeeper as zk_service
+from mesosspawner.testing import real_mesos
 
-# Fixtures of the other services (docker_engine, docker_client, base_image, registry,
-# notebook_image, notebook_env, test_users) are defined next to the code that starts them.
-pytest_plugins = ["tests.services.docker", "tests.services.notebook_env"]
+pytest_plugins = [
+    "tests.services.cluster",  # clusters on localmesos or real Mesos: mesos_kind, clusters
+    "tests.services.hubs",  # hubs and their people: hub_factory, user, homes, notebook_env
+    "tests.services.zookeeper",  # zookeeper, unique_zk_path
+    "tests.services.docker",  # docker_engine, docker_client, base_image, registry, images
+    "tests.services.browser",  # browser_page
+]
+
+# A test that uses any of these fixtures gets the marker (see pyproject.toml for each one).
+MARKER_FIXTURES = {
+    "docker": {"docker_engine", "docker_client", "base_image", "registry", "notebook_image"},
+    "browser": {"browser_page"},
+    "zookeeper": {"zookeeper"},
+    "real_mesos": {"real_mesos_home"},
+    "e2e": {"proxy"},
+}
+# Fixtures that start processes: a test using one is slow, as is any test of the tiers above.
+SLOW_FIXTURES = {"clusters", "module_clusters", "notebook_env"}
 
 
 def _version(dist: str) -> str:
@@ -40,6 +53,8 @@ def _http_parser_kind() -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    from tests.services import zookeeper as zk_service  # a plugin: imported by pytest first
+
     def tool(name: str) -> str:
         return "yes" if shutil.which(name) else "missing"
 
@@ -56,57 +71,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zk_service.ZooKeeper]:
-    """A real standalone ZooKeeper on 127.0.0.1 (free port), shared by the session.
-
-    Tests share it through distinct znode paths (``unique_zk_path``).
-    """
-    reason = zk_service.why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    if not zk_service.ZK_SERVER.exists():
-        pytest.fail(f"{zk_service.ZK_SERVER} missing although root: run scripts/setup.sh")
-    server = zk_service.start_zookeeper(tmp_path_factory.mktemp("zookeeper"))
-    try:
-        yield server
-    finally:
-        server.stop()
+def markers_for(fixturenames: set[str], params: dict) -> set[str]:
+    """The tier markers of a test that uses ``fixturenames`` with parameters ``params``."""
+    found = {mark for mark, names in MARKER_FIXTURES.items() if fixturenames & names}
+    if params.get("mesos_kind") == "real":
+        found.add("real_mesos")
+    if found or fixturenames & SLOW_FIXTURES:
+        found.add("slow")
+    return found
 
 
-@pytest.fixture
-def unique_zk_path(request: pytest.FixtureRequest) -> str:
-    """A znode path (``/mesosspawner-tests/<test>-<random>``) no other test uses."""
-    return zk_service.unique_path(request.node.name)
-
-
-@pytest.fixture(scope="session")
-def real_mesos_home() -> Path:
-    """The real Mesos 1.11.0 install (``scripts/install-mesos.sh``); the tier skips without one.
-
-    In CI (``CI=true``) a missing install fails instead: the bundle is there, so a skip would
-    hide a broken install step.
-    """
-    reason = real_mesos.why_unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return real_mesos.mesos_home()
-
-
-@pytest.fixture
-def real_cluster(real_mesos_home, tmp_path) -> Iterator[Callable[..., real_mesos.RealCluster]]:
-    """Factory: ``real_cluster(agents=..., zk=..., masters=..., docker=...)`` starts a real
-    Mesos master (or two through ZooKeeper) with agents; all are stopped at teardown."""
-    started: list[real_mesos.RealCluster] = []
-
-    def make(**kwargs) -> real_mesos.RealCluster:
-        work = tmp_path / f"real-mesos-{len(started)}"
-        cluster = real_mesos.start_cluster(work, **kwargs)
-        started.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in started:
-        cluster.stop()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        for mark in sorted(markers_for(names, callspec.params if callspec else {})):
+            item.add_marker(mark)

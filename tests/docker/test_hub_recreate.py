@@ -17,7 +17,7 @@ import requests
 from mesosspawner import images
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -1,86 +1,64 @@
 """Fixtures for the localmesos conformance tests, which run against BOTH masters.
 
-``backend`` is localmesos (in-process) or real Mesos 1.11.0 (``-k real`` selects the latter).
-Tests of what only localmesos has (its CLI, cluster file, processes, internals) do not ask for a
-backend and run once. ``connect`` opens raw v1 scheduler connections (plain sockets, so
-chunking and RecordIO are seen as sent).
+A test that asks for ``backend`` (or ``connect``) runs on localmesos in-process and on real
+Mesos 1.11.0 (``mesos_kind``; ``-k real`` selects the latter), each with the same agents
+(``CONFORMANCE_AGENTS``: ``agent-1``, ``gpu-1`` with 2 GPUs, ``spark-1`` reserved for
+``spark``). Tests of what only localmesos has (its CLI, cluster file, processes, internals) do
+not ask for a backend and run once. ``connect`` opens raw v1 scheduler connections (plain
+sockets, so chunking and RecordIO are seen as sent).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 
+from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import RawScheduler, start_cli, stop_cli
-from tests.localmesos.backends import Backend, cluster_config, start_local, start_real
-
-BACKENDS = ["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_kind(request) -> str:
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")  # skips (or fails in CI) without Mesos
-    return request.param
+from tests.services.cluster import CONFORMANCE_AGENTS, Cluster
 
 
 @pytest.fixture
-async def make_backend(backend_kind) -> AsyncIterator[Callable[..., Backend]]:
-    """Factory: ``await make_backend(offer_timeout=None, docker=False, ...)`` starts a master with
-    agents
-    ``agent-1``, ``gpu-1`` (2 GPUs) and ``spark-1`` (spark-reserved); all stopped at teardown."""
-    started: list[Backend] = []
-    dirs: list[str] = []
+async def make_backend(mesos_kind, clusters) -> Callable[..., Cluster]:
+    """``await make_backend(offer_timeout=None, docker=False, executor_registration_timeout=
+    None)``: a master of the test's kind with the conformance agents, stopped after the test."""
 
     async def make(
         *,
         offer_timeout: float | None = None,
         docker: bool = False,
         executor_registration_timeout: float | None = None,
-    ) -> Backend:
-        # World-traversable (tmp_path is not): tasks run as other users (command.user).
-        work = Path(tempfile.mkdtemp(prefix=f"conformance-{backend_kind}-"))
-        os.chmod(work, 0o755)
-        dirs.append(str(work))
-        if backend_kind == "real":
-            extra = (f"--offer_timeout={int(offer_timeout * 1000)}ms",) if offer_timeout else ()
-            agent_extra = ()
+    ) -> Cluster:
+        if mesos_kind == "real":
+            master = (f"--offer_timeout={int(offer_timeout * 1000)}ms",) if offer_timeout else ()
+            agent = ()
             if executor_registration_timeout:
                 ms = int(executor_registration_timeout * 1000)
-                agent_extra = (f"--executor_registration_timeout={ms}ms",)
-            b: Backend = await start_real(
-                work, master_extra=extra, agent_extra=agent_extra, docker=docker
+                agent = (f"--executor_registration_timeout={ms}ms",)
+            return clusters(
+                "real", CONFORMANCE_AGENTS, docker=docker, master_flags=master, agent_flags=agent
             )
-        else:
-            options = {}
-            if executor_registration_timeout:
-                options["executor_registration_timeout"] = executor_registration_timeout
-            b = await start_local(work, offer_timeout=offer_timeout, **options)
-        started.append(b)
-        return b
+        options = {}
+        if executor_registration_timeout:
+            options["executor_registration_timeout"] = executor_registration_timeout
+        return await clusters.in_process(
+            CONFORMANCE_AGENTS, offer_timeout=offer_timeout, **options
+        )
 
-    yield make
-    for b in started:
-        await b.close()
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
+    return make
 
 
 @pytest.fixture
-async def backend(make_backend) -> Backend:
+async def backend(make_backend) -> Cluster:
     """The master the test runs against (see ``make_backend``)."""
     return await make_backend()
 
 
 @pytest.fixture(name="cluster_config")
 def cluster_config_fixture():
-    """The test agents as a localmesos ClusterConfig, for tests that start their own."""
-    return cluster_config()
+    """The conformance agents as a localmesos ClusterConfig, for tests that start their own."""
+    return from_dict({"agent": [a.as_dict() for a in CONFORMANCE_AGENTS]}, "<test cluster>")
 
 
 @pytest.fixture

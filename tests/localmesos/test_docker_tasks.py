@@ -16,7 +16,7 @@ import docker.errors
 import pytest
 
 from mesosspawner.localmesos.testing import command_task, framework_info
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
 pytestmark = [pytest.mark.docker]
 

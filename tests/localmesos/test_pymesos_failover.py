@@ -16,7 +16,7 @@ import uuid
 import pytest
 from kazoo.client import KazooClient
 
-from tests.services import real_mesos
+from mesosspawner.testing import real_mesos
 from tests.services.pymesos_peer import (
     Peer,
     RealMesosMaster,
@@ -28,7 +28,7 @@ from tests.services.pymesos_peer import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 AGENT = "failover-1"
 # As real Mesos's MASTER_TEST_FLAGS: a crashed leader's znode goes after 5 s, not 10.
@@ -64,12 +64,11 @@ def task_states(master, framework_id: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
-def masters(request, zookeeper, unique_zk_path, tmp_path):
+@pytest.fixture
+def masters(mesos_kind, zookeeper, unique_zk_path, tmp_path):
     """(zk URL, first leader, standby): two masters on one ZooKeeper path and one agent."""
     zk_url = zookeeper.url(unique_zk_path)
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")
+    if mesos_kind == "real":
         agents = (
             {"hostname": AGENT, "resources": "cpus:2;mem:1024;disk:1000;ports:[41300-41399]"},
         )

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.services import real_mesos
+from mesosspawner.testing import real_mesos
 from tests.services.pymesos_peer import (
     Peer,
     RealMesosMaster,
@@ -65,14 +65,11 @@ attributes = "rack:r2;spark_cluster:test"
 """
 
 
-@pytest.fixture(
-    scope="module", params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
-)
-def master(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def master(mesos_kind, tmp_path_factory):
     """The master every test of the module shares: localmesos's CLI or real Mesos."""
-    work = tmp_path_factory.mktemp(f"pymesos-{request.param}")
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")
+    work = tmp_path_factory.mktemp(f"pymesos-{mesos_kind}")
+    if mesos_kind == "real":
         cluster = real_mesos.start_cluster(work, AGENTS)
         try:
             yield RealMesosMaster(cluster.master)

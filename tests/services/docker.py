@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{DOCKER_SOCKET}"

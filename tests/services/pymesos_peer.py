@@ -29,7 +29,7 @@ from pathlib import Path
 import pymesos.process
 from pymesos import MesosSchedulerDriver, Scheduler
 
-from tests.services import real_mesos
+from mesosspawner.testing import real_mesos
 
 LISTENING = re.compile(r"localmesos master listening on (http://127\.0\.0\.1:(\d+))")
 USER = pwd.getpwuid(os.getuid()).pw_name
@@ -84,7 +84,7 @@ class LocalMesosProcess:
 
 @dataclass
 class RealMesosMaster:
-    """A real ``mesos-master`` (tests/services/real_mesos.py) seen through the interface of
+    """A real ``mesos-master`` (mesosspawner/testing/real_mesos.py) seen through the interface of
     ``LocalMesosProcess``, so a pymesos test reads the same on both."""
 
     master: real_mesos.RealMaster

@@ -1,8 +1,8 @@
 """A real ZooKeeper (Debian ``zookeeper``) on a free loopback port, for the test suite.
 
 Each server gets its own directory holding ``zoo.cfg``, the data, the log and the pid file, so
-parallel test sessions never share state. ``start_zookeeper`` is importable by scripts too; the
-pytest fixtures live in ``tests/conftest.py``.
+parallel test sessions never share state. Fixtures: ``zookeeper`` (session) and
+``unique_zk_path`` (a znode path no other test uses).
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services.net import free_port
+import pytest
+
+from mesosspawner.testing.net import free_port
 
 ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 
@@ -181,3 +184,30 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return not _alive(pid)
+
+
+# ---------------------------------------------------------------- pytest fixtures
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeper]:
+    """A real standalone ZooKeeper on 127.0.0.1 (free port), shared by the session.
+
+    Tests share it through distinct znode paths (``unique_zk_path``).
+    """
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    if not ZK_SERVER.exists():
+        pytest.fail(f"{ZK_SERVER} missing although root: run scripts/setup.sh")
+    server = start_zookeeper(tmp_path_factory.mktemp("zookeeper"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unique_zk_path(request: pytest.FixtureRequest) -> str:
+    """A znode path (``/mesosspawner-tests/<test>-<random>``) no other test uses."""
+    return unique_path(request.node.name)

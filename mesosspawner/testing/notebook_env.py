@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jupyterhub
-import pytest
 
 NBENV_DIR = Path(os.environ.get("MESOSSPAWNER_NBENV", "/opt/mesosspawner-test/nbenv"))
 SYSTEM_PYTHON = "/usr/bin/python3"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-# Users every e2e test may rely on; tests needing their own call ensure_user().
-TEST_USER_NAMES = ("mss-alice", "mss-bob", "mss-carol")
 
 
 class SystemUser(NamedTuple):
@@ -175,22 +172,3 @@ def system_user(name: str) -> SystemUser:
 
 def group_name(gid: int) -> str:
     return grp.getgrgid(gid).gr_name
-
-
-def require_root() -> None:
-    if not is_root():
-        pytest.skip("needs root: notebooks run as other system users (useradd, setuid)")
-
-
-@pytest.fixture(scope="session")
-def notebook_env() -> Path:
-    """Bin directory of a notebook venv every test user can execute (jupyterhub-singleuser)."""
-    require_root()
-    return ensure_notebook_env()
-
-
-@pytest.fixture(scope="session")
-def test_users() -> list[SystemUser]:
-    """Three system users (mss-alice, mss-bob, mss-carol) with home directories."""
-    require_root()
-    return [system_user(name) for name in TEST_USER_NAMES]
