@@ -5,11 +5,11 @@
 
 Two workloads, each run through both clients with identical event streams:
 
-- ``burst``: a fake master (mesosspawner/testing/fake_master.py, a process of its own, fast enough never
-  to be the bottleneck) streams OFFERS events of one offer each, then TASK_RUNNING updates that
-  all carry a uuid and so must be acknowledged. The run ends when the handler has seen every
-  event and the master has counted every acknowledgement. ``--decline`` also declines every
-  offer from the handler (awaited in ours, a blocking call in pymesos).
+- ``burst``: a fake master (mesosspawner/testing/fake_master.py, a process of its own, fast
+  enough never to be the bottleneck) streams OFFERS events of one offer each, then TASK_RUNNING
+  updates that all carry a uuid and so must be acknowledged. The run ends when the handler has
+  seen every event and the master has counted every acknowledgement. ``--decline`` also
+  declines every offer from the handler (awaited in ours, a blocking call in pymesos).
 - ``reconcile``: a real localmesos (the CLI, no agents) answers an explicit RECONCILE of
   ``--updates`` unknown task ids with as many master-generated updates (never acknowledged).
   The run ends when the handler has seen them all.

@@ -224,9 +224,7 @@ async def test_requests_that_never_fit_fail_within_5s_naming_what_is_missing(
     assert user_tasks(await cluster.tasks(), user.name) == {}  # nothing launched
 
 
-async def test_volume_on_a_plain_notebook_is_refused_naming_the_agents_reason(
-    hub, cluster, user
-):
+async def test_volume_on_a_plain_notebook_is_refused_naming_the_agents_reason(hub, cluster, user):
     """A host volume on a task without an image fits every offer, but a default agent (posix
     filesystem isolator) cannot mount it: launched, refused by the agent, and the person is
     told the agent's reason at once, never a notebook without its volume."""

@@ -42,9 +42,7 @@ async def make_backend(mesos_kind, clusters) -> Callable[..., Cluster]:
         options = {}
         if executor_registration_timeout:
             options["executor_registration_timeout"] = executor_registration_timeout
-        return await clusters.in_process(
-            CONFORMANCE_AGENTS, offer_timeout=offer_timeout, **options
-        )
+        return await clusters.in_process(CONFORMANCE_AGENTS, offer_timeout=offer_timeout, **options)
 
     return make
 
