@@ -18,11 +18,12 @@ import pytest
 from mesosspawner.testing import real_mesos
 
 pytest_plugins = [
-    "tests.services.cluster",  # clusters on localmesos or real Mesos: mesos_kind, clusters
-    "tests.services.hubs",  # hubs and their people: hub_factory, user, homes, notebook_env
+    # Plugins imported by later ones come first (pytest rewrites asserts only on first import).
     "tests.services.zookeeper",  # zookeeper, unique_zk_path
     "tests.services.docker",  # docker_engine, docker_client, base_image, registry, images
     "tests.services.browser",  # browser_page
+    "tests.services.cluster",  # clusters on localmesos or real Mesos: mesos_kind, clusters
+    "tests.services.hubs",  # hubs and their people: hub_factory, user, homes, notebook_env
 ]
 
 # A test that uses any of these fixtures gets the marker (see pyproject.toml for each one).
@@ -33,8 +34,8 @@ MARKER_FIXTURES = {
     "real_mesos": {"real_mesos_home"},
     "e2e": {"proxy"},
 }
-# Fixtures that start processes: a test using one is slow, as is any test of the tiers above.
-SLOW_FIXTURES = {"clusters", "module_clusters", "notebook_env"}
+# A test of any tier above is slow, and so is one that runs notebooks.
+SLOW_FIXTURES = {"notebook_env"}
 
 
 def _version(dist: str) -> str:
@@ -81,9 +82,32 @@ def markers_for(fixturenames: set[str], params: dict) -> set[str]:
     return found
 
 
+def shared_group(item: pytest.Item) -> str | None:
+    """The tests that share a module-scoped hub or cluster (one per master kind) form a group
+    that pytest-xdist keeps on one worker (``--dist loadgroup``), so each starts once; every
+    other test is scheduled on its own."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    shared = [
+        name
+        for name, defs in info.name2fixturedefs.items()
+        if name != "mesos_kind" and defs and defs[-1].scope in ("module", "class", "package")
+    ]
+    if not shared:
+        return None
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("mesos_kind") if callspec else None
+    return f"{item.module.__name__}-{kind}" if kind else item.module.__name__
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
         for mark in sorted(markers_for(names, callspec.params if callspec else {})):
             item.add_marker(mark)
+        group = shared_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -11,15 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
 from mesosspawner import images
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
 from mesosspawner.testing.net import free_port
-
-pytestmark = pytest.mark.docker
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 NO_GPUS = {"agent": [{"hostname": "cpu-1", "resources": "cpus:1;mem:1024;ports:[33900-33909]"}]}

@@ -12,7 +12,7 @@ import pytest
 from mesosspawner import images
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 
 def test_notebook_image_is_in_the_registry_and_pulls_back(notebook_image, registry, docker_client):

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 from mesosspawner.framework import MesosFramework
 from tests.framework.conftest import framework_config
-from tests.services.cluster import AgentSpec
+from tests.services.cluster import AgentSpec, port_block
 from tests.services.e2e import wait_for
 from tests.services.sleepers import sleeper
 
-_BASE = random.Random().randrange(30000, 32000, 100)
+_BASE = port_block()
 FROZEN = (AgentSpec("frozen-1", f"cpus:2;mem:2048;ports:[{_BASE}-{_BASE + 9}]"),)
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import sys
 import time
 
-from tests.services.cluster import AgentSpec, lab_agents
+from tests.services.cluster import AgentSpec, lab_agents, port_block
 from tests.services.e2e import (
     holds,
     mesos_config,
@@ -22,7 +21,7 @@ from tests.services.e2e import (
     wait_for,
 )
 
-_BASE = random.Random().randrange(30000, 32000, 100)
+_BASE = port_block()
 SMALL = (AgentSpec("cpu-1", f"cpus:1;mem:2048;ports:[{_BASE}-{_BASE + 29}]"),)
 ONE = (AgentSpec("lonely-1", f"cpus:2;mem:4096;ports:[{_BASE + 30}-{_BASE + 59}]"),)
 ONE_GPU = (AgentSpec("gpu-1", f"cpus:4;mem:8192;gpus:1;ports:[{_BASE + 60}-{_BASE + 89}]"),)

@@ -18,8 +18,6 @@ import pytest
 from mesosspawner.localmesos.testing import command_task, framework_info
 from mesosspawner.testing.net import free_port
 
-pytestmark = [pytest.mark.docker]
-
 
 async def _offer_from(s, hostname: str) -> dict:
     while True:

@@ -31,6 +31,7 @@ sees. A localmesos agent process keeps no checkpoint, so it can crash but not re
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import random
@@ -49,6 +50,7 @@ from mesosspawner.localmesos.config import from_dict
 from mesosspawner.testing import real_mesos
 from mesosspawner.testing.hub import run_blocking
 from mesosspawner.testing.localmesos_procs import LocalMesos, LocalMesosAgent
+from tests.services.docker import LOCK_DIR
 
 KINDS = ("localmesos", "real")
 
@@ -70,13 +72,41 @@ class AgentSpec:
         }
 
 
+PORT_BLOCKS = range(20000, 30000, 100)
+_held_blocks: dict[int, object] = {}  # base -> its lock file, held until released or exit
+
+
+def port_block() -> int:
+    """The first port of a block of 100 that no other test process holds (a lock file each,
+    under LOCK_DIR, held until ``release_port_block`` or this process's exit): agents of
+    clusters that run at the same time, in parallel workers or sessions, never offer the same
+    ports, and a notebook left behind by another run never answers for this one's."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = random.Random().randrange(len(PORT_BLOCKS))
+    for i in range(len(PORT_BLOCKS)):
+        base = PORT_BLOCKS[(start + i) % len(PORT_BLOCKS)]
+        handle = open(LOCK_DIR / f"ports-{base}", "a")  # noqa: SIM115 - held on purpose
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held_blocks[base] = handle
+        return base
+    raise RuntimeError(f"every port block of {PORT_BLOCKS} is held by another test process")
+
+
+def release_port_block(base: int) -> None:
+    handle = _held_blocks.pop(base, None)
+    if handle is not None:
+        handle.close()
+
+
 def lab_agents(base: int | None = None) -> tuple[AgentSpec, ...]:
     """A small lab: a plain agent, a GPU agent (2 GPUs) and an agent whose cpus/mem are reserved
-    for role ``spark``. Port ranges start at a random ``base`` per cluster: a notebook left behind
-    by an earlier or parallel run can then never answer for this run's notebook on the same port.
-    """
+    for role ``spark``, on ports of their own (``port_block``)."""
     if base is None:
-        base = random.Random().randrange(20000, 30000, 100)
+        base = port_block()
     return (
         AgentSpec("cpu-1", f"cpus:4;mem:8192;disk:10000;ports:[{base}-{base + 29}]", "rack:r1"),
         AgentSpec(
@@ -599,6 +629,7 @@ class Clusters:
     def __init__(self) -> None:
         self.started: list[Cluster] = []
         self.dirs: list[str] = []
+        self.blocks: list[int] = []
 
     def _work_dir(self, kind: str) -> Path:
         work = Path(tempfile.mkdtemp(prefix=f"cluster-{kind}-"))
@@ -607,9 +638,14 @@ class Clusters:
         return work
 
     def __call__(self, kind: str = "localmesos", agents=None, **kwargs) -> Cluster:
-        """A cluster of processes: ``start_cluster``'s arguments."""
+        """A cluster of processes: ``start_cluster``'s arguments; ``lab_agents()`` on ports of
+        their own by default."""
         if kind == "real":
             require_real_mesos()
+        if agents is None:
+            base = port_block()
+            self.blocks.append(base)
+            agents = lab_agents(base)
         cluster = start_cluster(kind, self._work_dir(kind), agents, **kwargs)
         self.started.append(cluster)
         return cluster
@@ -633,6 +669,8 @@ class Clusters:
     def _remove_dirs(self) -> None:
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
+        for base in self.blocks:
+            release_port_block(base)
 
     async def aclose(self) -> None:
         for cluster in reversed(self.started):
