@@ -13,7 +13,8 @@ bash scripts/setup.sh || { echo "test: set-up failed" >&2; exit 1; }
 
 # -rfEs: the summary lists failures, errors and every skip with its reason (no silent tier);
 # --durations=25: the 25 slowest tests, so a slow one is seen the day it appears.
-args=(-rfEs --durations=25)
+# (-p no:benchmark: a pytest-benchmark installed on the machine only warns under xdist.)
+args=(-rfEs --durations=25 -p no:benchmark)
 # The tests mostly wait on processes (hubs, notebooks, masters, timeouts), so several run at
 # once even on 2 cores: pytest-xdist workers, and the tests sharing a module's hub or cluster
 # kept on one worker (--dist loadgroup; tests/conftest.py groups them).

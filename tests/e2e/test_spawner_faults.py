@@ -62,8 +62,10 @@ async def test_waiting_spawn_fails_at_start_timeout_saying_why_and_never_launche
     mesos_kind, clusters, hub_factory, homes, new_user
 ):
     cluster = clusters(mesos_kind, SMALL)
-    config = mesos_config(cluster.url, homes, "c.MesosSpawner.cpu_limit = 0.75")
-    hub = await hub_factory(config, start_timeout=8).launch()
+    # A short start_timeout for the waiting spawn; the first notebook may take its time to
+    # answer on a loaded machine (http_timeout).
+    extra = "c.MesosSpawner.cpu_limit = 0.75\nc.Spawner.http_timeout = 60"
+    hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=8).launch()
     first, second = (await new_user()).name, (await new_user()).name
     for user in (first, second):
         await hub.create_user(user)

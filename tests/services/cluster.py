@@ -206,6 +206,15 @@ class Cluster:
         """The first master's URL: the leader unless a test made it fail over."""
         return self.master_urls[0]
 
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT`` of ``master_url``: how pymesos and mesos-agent name a master."""
+        return self.master_url.split("//", 1)[1]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
     # ---- the master's view
     async def state(self, url: str | None = None) -> dict:
         return await get_json(f"{url or self.master_url}/master/state")
@@ -261,6 +270,10 @@ class Cluster:
 
     async def heal(self, hostname: str) -> None:
         raise Unsupported(f"{type(self).__name__} cannot heal agent {hostname}")
+
+    def kill_master(self, url: str) -> None:
+        """SIGKILL the master at ``url``: it crashes, no goodbye to ZooKeeper or agents."""
+        raise Unsupported(f"{type(self).__name__} has no master process to kill")
 
     async def kill_leader(self) -> str:
         """SIGKILL the leading master; returns the URL it had."""
@@ -390,10 +403,12 @@ class LocalmesosProcesses(Cluster):
     async def heal(self, hostname: str) -> None:
         os.kill(self.agent_pid(hostname), signal.SIGCONT)
 
+    def kill_master(self, url: str) -> None:
+        next(m for m in self.procs.masters if m.url == url).kill()
+
     async def kill_leader(self) -> str:
         url = await self.leader_url()
-        leader = next(m for m in self.procs.masters if m.url == url)
-        leader.kill()
+        self.kill_master(url)
         return url
 
     def close(self) -> None:
@@ -515,10 +530,12 @@ class RealMesos(Cluster):
     async def heal(self, hostname: str) -> None:
         self.cluster.agent(hostname).send(signal.SIGCONT)
 
+    def kill_master(self, url: str) -> None:
+        next(m for m in self.cluster.masters if m.url == url).kill()
+
     async def kill_leader(self) -> str:
         url = await self.leader_url()
-        leader = next(m for m in self.cluster.masters if m.url == url)
-        leader.kill()
+        self.kill_master(url)
         return url
 
     def close(self) -> None:
