@@ -3,16 +3,20 @@
 A test that asks for ``backend`` (or ``connect``) runs on localmesos in-process and on real
 Mesos 1.11.0 (``mesos_kind``; ``-k real`` selects the latter), each with the same agents
 (``CONFORMANCE_AGENTS``: ``agent-1``, ``gpu-1`` with 2 GPUs, ``spark-1`` reserved for
-``spark``). Tests of what only localmesos has (its CLI, cluster file, processes, internals) do
-not ask for a backend and run once. ``connect`` opens raw v1 scheduler connections (plain
-sockets, so chunking and RecordIO are seen as sent).
+``spark``). The real tests of a module share one cluster, reset after each; a test marked
+``own_cluster`` gets its own. Tests of what only localmesos has (its CLI, cluster file,
+processes, internals) do not ask for a backend and run once. ``connect`` opens raw v1
+scheduler connections (plain sockets, so chunking and RecordIO are seen as sent).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import RawScheduler, start_cli, stop_cli
@@ -47,10 +51,70 @@ async def make_backend(mesos_kind, clusters) -> Callable[..., Cluster]:
     return make
 
 
+class SharedReal:
+    """Real Mesos shared by a module's tests that leave their cluster as they found it: after
+    each, every framework is torn down (operator API) and every agent is idle again. A cluster
+    that does not get there is replaced."""
+
+    def __init__(self, module_clusters) -> None:
+        self.module_clusters = module_clusters
+        self.cluster: Cluster | None = None
+
+    def get(self) -> Cluster:
+        if self.cluster is None:
+            self.cluster = self.module_clusters("real", CONFORMANCE_AGENTS)
+        return self.cluster
+
+    async def reset(self) -> None:
+        cluster = self.cluster
+        if cluster is None:
+            return
+        try:
+            await asyncio.wait_for(_quiesce(cluster), 30)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the next test gets a fresh one
+            cluster.close()
+            self.cluster = None
+
+
+async def _quiesce(cluster: Cluster) -> None:
+    client = AsyncHTTPClient()
+    while True:
+        state = await cluster.state()
+        for fw in state["frameworks"]:
+            body = {"type": "TEARDOWN", "teardown": {"framework_id": {"value": fw["id"]}}}
+            await client.fetch(
+                f"{cluster.master_url}/api/v1",
+                method="POST",
+                body=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+        agents = state["slaves"]
+        idle = all(
+            a.get("active") and not any(a["used_resources"].get(r) for r in ("cpus", "mem", "gpus"))
+            for a in agents
+        )
+        if not state["frameworks"] and idle and len(agents) == len(cluster.agents):
+            return
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def shared_real(mesos_kind, module_clusters) -> SharedReal | None:
+    return SharedReal(module_clusters) if mesos_kind == "real" else None
+
+
 @pytest.fixture
-async def backend(make_backend) -> Cluster:
-    """The master the test runs against (see ``make_backend``)."""
-    return await make_backend()
+async def backend(
+    make_backend, shared_real: SharedReal | None, request: pytest.FixtureRequest
+) -> AsyncIterator[Cluster]:
+    """The master the test runs against: in-process localmesos of its own, or the module's
+    shared real Mesos, unless the test is marked ``own_cluster`` (it faults agents or leaves
+    reservations behind) and gets one of its own (see ``make_backend``)."""
+    if shared_real is None or request.node.get_closest_marker("own_cluster"):
+        yield await make_backend()
+        return
+    yield shared_real.get()
+    await shared_real.reset()
 
 
 @pytest.fixture(name="cluster_config")

@@ -205,6 +205,7 @@ async def test_offers_are_split_between_frameworks(connect, gpus):
     assert set(hosts) == expected  # and every agent is offered to one of them
 
 
+@pytest.mark.own_cluster  # its reservation stays on the agent
 async def test_dynamic_reservation_is_offered_and_carried_into_the_task(connect, backend):
     # Real Mesos honours RESERVE and offers the reservation back (type DYNAMIC, labels kept);
     # a task must carry it unchanged. localmesos ignores RESERVE: a documented difference
