@@ -152,12 +152,16 @@ def ensure_user(name: str) -> tuple[int, int]:
     except KeyError:
         if not is_root():
             raise PermissionError(f"creating system user {name!r} needs root") from None
-        result = subprocess.run(
-            ["useradd", "-m", "-s", "/bin/bash", "-U", name],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # One useradd at a time: parallel ones fail to lock /etc/passwd (exit 10).
+        NBENV_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with open(NBENV_DIR.parent / "useradd.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = subprocess.run(
+                ["useradd", "-m", "-s", "/bin/bash", "-U", name],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         # Exit 9: created meanwhile by a parallel test process.
         if result.returncode not in (0, 9):
             raise RuntimeError(f"useradd {name} failed: {result.stderr.strip()}") from None
