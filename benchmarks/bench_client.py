@@ -5,11 +5,11 @@
 
 Two workloads, each run through both clients with identical event streams:
 
-- ``burst``: a fake master (tests/client/fake_master.py, a process of its own, fast enough never
-  to be the bottleneck) streams OFFERS events of one offer each, then TASK_RUNNING updates that
-  all carry a uuid and so must be acknowledged. The run ends when the handler has seen every
-  event and the master has counted every acknowledgement. ``--decline`` also declines every
-  offer from the handler (awaited in ours, a blocking call in pymesos).
+- ``burst``: a fake master (mesosspawner/testing/fake_master.py, a process of its own, fast
+  enough never to be the bottleneck) streams OFFERS events of one offer each, then TASK_RUNNING
+  updates that all carry a uuid and so must be acknowledged. The run ends when the handler has
+  seen every event and the master has counted every acknowledgement. ``--decline`` also
+  declines every offer from the handler (awaited in ours, a blocking call in pymesos).
 - ``reconcile``: a real localmesos (the CLI, no agents) answers an explicit RECONCILE of
   ``--updates`` unknown task ids with as many master-generated updates (never acknowledged).
   The run ends when the handler has seen them all.
@@ -50,7 +50,7 @@ def _cpu() -> float:
 
 
 def _acks(url: str) -> int:
-    from tests.client.fake_master import stats
+    from mesosspawner.testing.fake_master import stats
 
     return stats(url)["calls"].get("ACKNOWLEDGE", 0)
 
@@ -211,7 +211,7 @@ def localmesos_process() -> Iterator[str]:
 
 
 def measure(client: str, workload: str, args: argparse.Namespace) -> dict:
-    from tests.client.fake_master import burst_master_process
+    from mesosspawner.testing.fake_master import burst_master_process
 
     master = (
         burst_master_process(args.offers, args.updates)

@@ -13,9 +13,9 @@ settings. The leading master is SIGKILLed, and three moments are timed from the 
 - active: the client is subscribed to the new leader under the same framework id.
 
 localmesos masters run with ``--zk-session-timeout``, real Mesos 1.11.0 masters (replicated log,
-quorum 1; ``tests/services/real_mesos.py``, skipped when not installed) with
+quorum 1; ``mesosspawner/testing/real_mesos.py``, skipped when not installed) with
 ``--zk_session_timeout``: both default to Mesos's 10 s, which bounds "known" from below. What the
-client adds is active minus max(known, ready). Needs ZooKeeper (``tests/services/zookeeper.py``).
+client adds is active minus max(known, ready). Needs ZooKeeper (``mesosspawner/testing/zookeeper.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 from mesosspawner.localmesos.testing import command_task  # noqa: E402
 from mesosspawner.mesos.client import EventHandler, SchedulerClient  # noqa: E402
 from mesosspawner.mesos.detector import leader_child  # noqa: E402
-from tests.services import real_mesos, zookeeper  # noqa: E402
+from mesosspawner.testing import real_mesos, zookeeper  # noqa: E402
 
 LISTENING = re.compile(r"localmesos master listening on (http://127\.0\.0\.1:\d+)")
 AGENT = {"hostname": "failover-1", "resources": "cpus:2;mem:1024;disk:1000;ports:[41600-41699]"}

@@ -6,7 +6,7 @@ LocalProcessSpawner.
 Every spawner runs in the same invocation against a fresh real JupyterHub (with
 configurable-http-proxy) per run, with the same `jupyterhub-singleuser` command, as the same
 system users. `real` is MesosSpawner on a real Apache Mesos 1.11.0 master and agent
-(tests/services/real_mesos.py; skipped with the reason when Mesos is not installed).
+(mesosspawner/testing/real_mesos.py; skipped with the reason when Mesos is not installed).
 Time-to-ready is the latency of the REST spawn request `POST /users/NAME/server` with
 `slow_spawn_timeout` raised so the hub answers only when the server is up and routed.
 Needs root (notebooks run as the benchmark's system users). See benchmarks/README.md.
@@ -32,9 +32,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.e2e.harness import Hub, LocalMesos, kill_notebooks_of_hub  # noqa: E402
-from tests.services import real_mesos  # noqa: E402
-from tests.services.notebook_env import ensure_notebook_env, ensure_user  # noqa: E402
+from mesosspawner.testing import real_mesos  # noqa: E402
+from mesosspawner.testing.hub import Hub, kill_notebooks_of_hub  # noqa: E402
+from mesosspawner.testing.localmesos_procs import LocalMesos  # noqa: E402
+from mesosspawner.testing.notebook_env import ensure_notebook_env, ensure_user  # noqa: E402
 
 SPAWNER_LABELS = {
     "local": "LocalProcessSpawner",

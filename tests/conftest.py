@@ -1,4 +1,5 @@
-"""Session-wide services for the suite: real ZooKeeper, Docker engine, registry, notebook envs.
+"""The suite's fixtures are registered here once, from the plugin modules in tests/services/,
+and its tier markers are derived from the fixtures each test uses (one hook, below).
 
 A fixture skips only when its service is genuinely unavailable here (not installed, and not root
 so scripts/setup.sh could not install it); a service that is installed but fails to start is an
@@ -10,18 +11,31 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from collections.abc import Callable, Iterator
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
-from tests.services import real_mesos
-from tests.services import zookeeper as zk_service
+from mesosspawner.testing import real_mesos
 
-# Fixtures of the other services (docker_engine, docker_client, base_image, registry,
-# notebook_image, notebook_env, test_users) are defined next to the code that starts them.
-pytest_plugins = ["tests.services.docker", "tests.services.notebook_env"]
+pytest_plugins = [
+    # Plugins imported by later ones come first (pytest rewrites asserts only on first import).
+    "tests.services.zookeeper",  # zookeeper, unique_zk_path
+    "tests.services.docker",  # docker_engine, docker_client, base_image, registry, images
+    "tests.services.browser",  # browser_page
+    "tests.services.cluster",  # clusters on localmesos or real Mesos: mesos_kind, clusters
+    "tests.services.hubs",  # hubs and their people: hub_factory, user, homes, notebook_env
+]
+
+# A test that uses any of these fixtures gets the marker (see pyproject.toml for each one).
+MARKER_FIXTURES = {
+    "docker": {"docker_engine", "docker_client", "base_image", "registry", "notebook_image"},
+    "browser": {"browser_page"},
+    "zookeeper": {"zookeeper"},
+    "real_mesos": {"real_mesos_home"},
+    "e2e": {"proxy"},
+}
+# A test of any tier above is slow, and so is one that runs notebooks.
+SLOW_FIXTURES = {"notebook_env"}
 
 
 def _version(dist: str) -> str:
@@ -40,6 +54,8 @@ def _http_parser_kind() -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    from mesosspawner.testing import zookeeper as zk_service
+
     def tool(name: str) -> str:
         return "yes" if shutil.which(name) else "missing"
 
@@ -56,57 +72,42 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zk_service.ZooKeeper]:
-    """A real standalone ZooKeeper on 127.0.0.1 (free port), shared by the session.
-
-    Tests share it through distinct znode paths (``unique_zk_path``).
-    """
-    reason = zk_service.why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    if not zk_service.ZK_SERVER.exists():
-        pytest.fail(f"{zk_service.ZK_SERVER} missing although root: run scripts/setup.sh")
-    server = zk_service.start_zookeeper(tmp_path_factory.mktemp("zookeeper"))
-    try:
-        yield server
-    finally:
-        server.stop()
+def markers_for(fixturenames: set[str], params: dict) -> set[str]:
+    """The tier markers of a test that uses ``fixturenames`` with parameters ``params``."""
+    found = {mark for mark, names in MARKER_FIXTURES.items() if fixturenames & names}
+    if params.get("mesos_kind") == "real":
+        found.add("real_mesos")
+    if found or fixturenames & SLOW_FIXTURES:
+        found.add("slow")
+    return found
 
 
-@pytest.fixture
-def unique_zk_path(request: pytest.FixtureRequest) -> str:
-    """A znode path (``/mesosspawner-tests/<test>-<random>``) no other test uses."""
-    return zk_service.unique_path(request.node.name)
+def shared_group(item: pytest.Item) -> str | None:
+    """The tests that share a module-scoped hub or cluster (one per master kind) form a group
+    that pytest-xdist keeps on one worker (``--dist loadgroup``), so each starts once; every
+    other test is scheduled on its own."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    shared = [
+        name
+        for name, defs in info.name2fixturedefs.items()
+        if name != "mesos_kind" and defs and defs[-1].scope in ("module", "class", "package")
+    ]
+    if not shared:
+        return None
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("mesos_kind") if callspec else None
+    return f"{item.module.__name__}-{kind}" if kind else item.module.__name__
 
 
-@pytest.fixture(scope="session")
-def real_mesos_home() -> Path:
-    """The real Mesos 1.11.0 install (``scripts/install-mesos.sh``); the tier skips without one.
-
-    In CI (``CI=true``) a missing install fails instead: the bundle is there, so a skip would
-    hide a broken install step.
-    """
-    reason = real_mesos.why_unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return real_mesos.mesos_home()
-
-
-@pytest.fixture
-def real_cluster(real_mesos_home, tmp_path) -> Iterator[Callable[..., real_mesos.RealCluster]]:
-    """Factory: ``real_cluster(agents=..., zk=..., masters=..., docker=...)`` starts a real
-    Mesos master (or two through ZooKeeper) with agents; all are stopped at teardown."""
-    started: list[real_mesos.RealCluster] = []
-
-    def make(**kwargs) -> real_mesos.RealCluster:
-        work = tmp_path / f"real-mesos-{len(started)}"
-        cluster = real_mesos.start_cluster(work, **kwargs)
-        started.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in started:
-        cluster.stop()
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        for mark in sorted(markers_for(names, callspec.params if callspec else {})):
+            item.add_marker(mark)
+        group = shared_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

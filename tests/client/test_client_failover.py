@@ -19,10 +19,10 @@ import pytest
 
 from mesosspawner.localmesos.testing import command_task
 from mesosspawner.mesos.detector import leader_child
-from tests.client.conftest import Recorder
 from tests.services.pymesos_peer import get_json, start_localmesos
+from tests.services.recorder import Recorder
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 AGENT = "client-failover-1"
 USER = os.environ.get("USER") or "root"

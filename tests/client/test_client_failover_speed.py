@@ -1,7 +1,7 @@
 """How fast the client is active again after the leading master crashes (issue 19 item 13).
 
 Two masters on one ZooKeeper path, an agent with a running task, our client subscribed through
-``zk://``: localmesos masters (``--zk``), or (``-k real``) real Mesos 1.11.0 masters with the
+``zk://``: localmesos masters (``--zk``), or (``mesos_kind``) real Mesos 1.11.0 masters with the
 replicated log. SIGKILL the leader. Nobody can learn of the new leader before ZooKeeper expires
 the dead one's session, and a new real leader answers SUBSCRIBE with 503 "Master has not
 finished recovery" until it has read its registry. From then on the client must be quick: it
@@ -23,16 +23,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
 from mesosspawner.localmesos.testing import command_task
 from mesosspawner.mesos.client import EventHandler, SchedulerClient
 from mesosspawner.mesos.detector import leader_child
-from tests.services import real_mesos
-from tests.services.pymesos_peer import RealMesosMaster, get_json, start_localmesos, wait_until
+from tests.services.cluster import AgentSpec, port_block, release_port_block
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 AGENT = "speed-1"
 USER = os.environ.get("USER") or "root"
@@ -135,49 +135,34 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
-def two_masters(request, zookeeper, unique_zk_path, tmp_path):
-    """(kind, zk URL, leader, standby) with one agent registered."""
+@dataclass
+class Master:
+    url: str
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+async def two_masters(mesos_kind, clusters, zookeeper, unique_zk_path):
+    """(kind, zk URL, cluster, leader, standby) with one agent registered."""
     zk_url = zookeeper.url(unique_zk_path)
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")
-        agents = (
-            {"hostname": AGENT, "resources": "cpus:2;mem:1024;disk:1000;ports:[41500-41599]"},
-        )
-        cluster = real_mesos.start_cluster(tmp_path / "real", agents, zk=zk_url, masters=2)
-        try:
-            first = cluster.master
-            second = next(m for m in cluster.masters if m is not first)
-            yield "real", zk_url, RealMesosMaster(first), RealMesosMaster(second)
-        finally:
-            cluster.stop()
-        return
-    started = []
+    base = port_block()
+    agents = (AgentSpec(AGENT, f"cpus:2;mem:1024;disk:1000;ports:[{base}-{base + 99}]"),)
     try:
-        args = ["--no-agents", "--zk", zk_url, *ZK_SESSION, "--port", "0"]
-        first = start_localmesos(args, tmp_path / "master-1.log")
-        started.append(first)
-        wait_until("the first master to lead", lambda: get_json(f"{first.url}/master/state"))
-        second = start_localmesos(args, tmp_path / "master-2.log")
-        started.append(second)
-        agent_args = ["agent", "--master", zk_url, "--hostname", AGENT]
-        agent_args += ["--resources", "cpus:2;mem:1024;disk:1000;ports:[41500-41599]"]
-        agent_args += ["--work-dir", str(tmp_path / "agent")]
-        started.append(start_localmesos(agent_args, tmp_path / "agent.log"))
-        wait_until(
-            "the agent to register",
-            lambda: [s for s in get_json(f"{first.url}/master/slaves")["slaves"] if s["active"]],
-        )
-        yield "localmesos", zk_url, first, second
+        cluster = clusters(mesos_kind, agents, zk=zk_url, masters=2, localmesos_args=ZK_SESSION)
+        leader = await cluster.leader_url()
+        standby = next(url for url in cluster.master_urls if url != leader)
+        yield mesos_kind, zk_url, cluster, Master(leader), Master(standby)
     finally:
-        for process in reversed(started):
-            process.stop()
+        release_port_block(base)
 
 
 async def test_active_again_soon_after_the_new_leader_is_ready(
     two_masters, zookeeper, unique_zk_path
 ):
-    kind, zk_url, first, second = two_masters
+    kind, zk_url, cluster, first, second = two_masters
     handler = Scheduler()
     info = {
         "user": USER,
@@ -202,7 +187,7 @@ async def test_active_again_soon_after_the_new_leader_is_ready(
 
         watch = Watch(zookeeper.hosts, "/" + unique_zk_path.strip("/"), second.port)
         killed = time.monotonic()
-        await asyncio.to_thread(first.kill)
+        await asyncio.to_thread(cluster.kill_master, first.url)
         watch.start()
         try:
             await handler.wait_for(lambda: handler.subscribed_at[-1][1] == second.port, 90)

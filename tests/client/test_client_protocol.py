@@ -13,8 +13,7 @@ import pytest
 
 from mesosspawner.mesos import events, recordio
 from mesosspawner.mesos.client import MesosError, NotSubscribed, SchedulerClient
-from tests.client.conftest import FRAMEWORK, Recorder
-from tests.client.fake_master import (
+from mesosspawner.testing.fake_master import (
     Action,
     FakeMaster,
     chunk,
@@ -24,6 +23,7 @@ from tests.client.fake_master import (
     status,
     update_event,
 )
+from tests.services.recorder import FRAMEWORK, Recorder
 
 LOGGER = "mesosspawner.mesos.client"
 

@@ -1,4 +1,5 @@
-"""Docker tier: fixtures come from tests/services/docker.py (loaded by tests/conftest.py)."""
+"""The Docker tier's own fixture; the engine, base image and registry come from
+tests/services/docker.py (registered by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "docker: needs the Docker engine, the debootstrap base image or the registry"
-    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from mesosspawner.localmesos.docker_runner import DockerRunner, container_name
 from mesosspawner.localmesos.runner import AgentTaskSpec, RunnerError
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 
 def make_spec(tmp_path, image, command, *, docker=None, volumes=None, ports=(), grace=3.0):

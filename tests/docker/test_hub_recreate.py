@@ -11,15 +11,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
-from mesosspawner import images
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from tests.services.net import free_port
-
-pytestmark = pytest.mark.docker
+from mesosspawner.testing.net import free_port
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 NO_GPUS = {"agent": [{"hostname": "cpu-1", "resources": "cpus:1;mem:1024;ports:[33900-33909]"}]}
@@ -94,17 +90,9 @@ async def _subscribe_through_a_spawn(url: str, token: str, master: str) -> str:
 
 
 async def test_recreated_hub_container_keeps_database_cookie_secret_and_framework(
-    docker_client, base_image, tmp_path
+    docker_client, hub_image, tmp_path
 ):
-    built = await asyncio.to_thread(
-        images.build_and_push,
-        docker_client,
-        DOCKER_DIR,
-        None,
-        only=["hub"],
-        build_args={"BASE_IMAGE": base_image},
-    )
-    image = built["hub"].ref
+    image = hub_image
     volume = f"mesosspawner-hub-data-{uuid.uuid4().hex[:8]}"
     docker_client.volumes.create(volume)
     token = secrets.token_hex(16)

@@ -12,16 +12,18 @@ import pytest
 from mesosspawner import images
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 
 
-def test_notebook_image_is_in_the_registry_and_pulls_back(notebook_image, registry, docker_client):
-    repo, tag = images.split_ref(notebook_image)
+def test_notebook_image_is_in_the_registry_and_pulls_back(
+    pulled_notebook_image, registry, docker_client
+):
+    repo, tag = images.split_ref(pulled_notebook_image)
     digest = images.registry_digest(registry, repo.split("/", 1)[1], tag)
     assert digest and digest.startswith("sha256:")
-    local_id = docker_client.images.get(notebook_image).id
-    docker_client.images.remove(notebook_image)  # the tag only; a cache tag keeps the layers
-    pulled = docker_client.images.pull(repo, tag=tag)
+    local_id = docker_client.images.get(pulled_notebook_image).id
+    # By digest: the same image comes back (the tag stays: other tests may be using it).
+    pulled = docker_client.images.pull(f"{repo}@{digest}")
     assert pulled.id == local_id
     assert f"{repo}@{digest}" in pulled.attrs["RepoDigests"]
 
@@ -37,12 +39,12 @@ def run_notebook(client, image, command, **kwargs) -> tuple[int, str]:
 
 
 def test_start_script_maps_the_container_user_to_nb_uid_and_drops_root(
-    notebook_image, docker_client, tmp_path
+    pulled_notebook_image, docker_client, tmp_path
 ):
     tmp_path.chmod(0o777)  # a shared directory: what counts is who owns what alice writes
     code, out = run_notebook(
         docker_client,
-        notebook_image,
+        pulled_notebook_image,
         [
             "sh",
             "-c",
@@ -59,10 +61,12 @@ def test_start_script_maps_the_container_user_to_nb_uid_and_drops_root(
     assert (made.st_uid, made.st_gid) == (4242, 4343)
 
 
-def test_start_script_under_a_docker_user_parameter_needs_no_root(notebook_image, docker_client):
+def test_start_script_under_a_docker_user_parameter_needs_no_root(
+    pulled_notebook_image, docker_client
+):
     code, out = run_notebook(
         docker_client,
-        notebook_image,
+        pulled_notebook_image,
         ["sh", "-c", 'id -u; id -g; touch "$HOME/x" && echo "writable $HOME"'],
         user="4242:100",
     )
@@ -72,9 +76,9 @@ def test_start_script_under_a_docker_user_parameter_needs_no_root(notebook_image
     assert lines[2].startswith("writable /")
 
 
-def test_start_script_refuses_root_unless_allowed(notebook_image, docker_client):
+def test_start_script_refuses_root_unless_allowed(pulled_notebook_image, docker_client):
     code, out = run_notebook(
-        docker_client, notebook_image, ["id", "-u"], environment={"NB_UID": "0"}
+        docker_client, pulled_notebook_image, ["id", "-u"], environment={"NB_UID": "0"}
     )
     assert code == 64 and "refusing to run the notebook as root" in out
 
@@ -150,10 +154,7 @@ def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
     assert "\n3.5." in f"\n{out}" and 'version "17' in out
 
 
-def test_hub_image_runs_jupyterhub_6_with_the_mesos_spawner(base_image, docker_client):
-    results = images.build_and_push(
-        docker_client, DOCKER_DIR, None, only=["hub"], build_args={"BASE_IMAGE": base_image}
-    )
+def test_hub_image_runs_jupyterhub_6_with_the_mesos_spawner(hub_image, docker_client):
     script = (
         "from importlib.metadata import entry_points, version; "
         "print(version('jupyterhub')); "
@@ -161,7 +162,7 @@ def test_hub_image_runs_jupyterhub_6_with_the_mesos_spawner(base_image, docker_c
     )
     code, out = run_notebook(
         docker_client,
-        results["hub"].ref,
+        hub_image,
         ["sh", "-c", f'python -c "{script}" && configurable-http-proxy --version'],
         network_mode="none",
     )

@@ -7,10 +7,7 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import CLUSTER, mesos_config, tasks_by_id
+from tests.services.e2e import mesos_config
 
 ARTIFACTS = Path(os.environ.get("MESOSSPAWNER_ARTIFACTS", "test-artifacts"))
 
@@ -34,18 +31,12 @@ RECORD_PROGRESS = """
 """
 
 
-@pytest.mark.browser
-@pytest.mark.e2e
 async def test_person_picks_gpu_profile_and_lands_in_notebook(
-    hub_factory,
-    localmesos_proc,
-    browser_page,
-    homes,
-    test_users,
+    mesos_kind, clusters, hub_factory, browser_page, homes, user
 ):
-    cluster = await localmesos_proc(CLUSTER)
+    cluster = clusters(mesos_kind)
     hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
-    user = test_users[1].name
+    user = user.name
     page = browser_page
 
     await page.goto(hub.url + "/hub/login?next=%2Fhub%2Fspawn")
@@ -61,7 +52,7 @@ async def test_person_picks_gpu_profile_and_lands_in_notebook(
     assert await gpu_card.locator(".profile-capacity").get_attribute("data-capacity") == "now"
     assert await page.locator("#profile-item-cpu").is_checked()  # the default is preselected
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / "options-form.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / f"options-form-{mesos_kind}.png"), full_page=True)
 
     # Record every progress event the spawn-pending page receives (it may show them only
     # briefly before redirecting); sessionStorage survives the redirect to the notebook.
@@ -70,13 +61,12 @@ async def test_person_picks_gpu_profile_and_lands_in_notebook(
     await page.click("form#spawn_form [type=submit]")
     await page.wait_for_url(f"**/user/{user}/**", timeout=60_000)
     await page.wait_for_selector("#jp-main-dock-panel, .jp-LabShell", timeout=60_000)
-    await page.screenshot(path=str(ARTIFACTS / "notebook.png"))
+    await page.screenshot(path=str(ARTIFACTS / f"notebook-{mesos_kind}.png"))
 
     events = json.loads(await page.evaluate("sessionStorage.getItem('progress') || '[]'"))
     messages = [e.get("message", "") for e in events]
     assert any(m.startswith("Request queued") for m in messages), messages
     assert any(m.startswith("Offer accepted on agent gpu-1") for m in messages), messages
     assert events and events[-1].get("ready") is True, events
-    state = await master_state(cluster.url)
-    (task,) = [t for t in tasks_by_id(state).values() if t["state"] == "TASK_RUNNING"]
+    (task,) = [t for t in (await cluster.tasks()).values() if t["state"] == "TASK_RUNNING"]
     assert task["resources"]["gpus"] == 1

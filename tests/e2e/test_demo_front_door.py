@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from mesosspawner.testing.net import free_port
 from tests.services.browser import chromium_page
-from tests.services.net import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.timeout(1500)]
 

@@ -1,31 +1,48 @@
 """A notebook in a real Docker container through the whole stack: JupyterHub -> MesosSpawner ->
-localmesos -> Docker containerizer, with the lab's base notebook image pulled from a real local
-registry, running as the user's uid/gid."""
+the master (localmesos, or REAL Mesos 1.11.0 whose agent runs ``mesos-docker-executor``) -> the
+Docker containerizer, with the lab's base notebook image pulled from a real local registry,
+running as the user's uid/gid and writing into the user's host directory."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import time
 
-import pytest
+import docker
 
 from mesosspawner.images import registry_digest
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import (
-    CLUSTER,
+from tests.services.e2e import (
     agent_of,
     assert_notebook_writes_as_user,
     docker_notebook_config,
     mesos_config,
     start_ready,
-    tasks_by_id,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+def container_of(docker_client, kind: str, task: dict):
+    """The task's container: localmesos names it after the task; real Mesos's Docker
+    containerizer names it ``mesos-<container id>``, the id being in the task's statuses."""
+    if kind == "localmesos":
+        (container,) = [
+            c
+            for c in docker_client.containers.list()
+            if task["id"] in (c.name or "") or task["id"] in str(c.labels)
+        ]
+        return container
+    ids = {
+        st["container_status"]["container_id"]["value"]
+        for st in task["statuses"]
+        if st.get("container_status", {}).get("container_id")
+    }
+    assert len(ids) == 1, task["statuses"]
+    return docker_client.containers.get(f"mesos-{ids.pop()}")
 
 
-async def test_docker_notebook_runs_as_user_and_writes_as_user(
-    hub_factory, localmesos_proc, homes, test_users, notebook_image, docker_client
+async def test_docker_notebook_pulled_by_digest_runs_and_writes_as_user(
+    mesos_kind, clusters, hub_factory, homes, user, notebook_image, docker_client
 ):
     # Pinned by digest, as a lab pins every server's environment.
     registry, _, repo_tag = notebook_image.partition("/")
@@ -33,16 +50,16 @@ async def test_docker_notebook_runs_as_user_and_writes_as_user(
     digest = await asyncio.to_thread(registry_digest, registry, repo, tag)
     assert digest and digest.startswith("sha256:")
     pinned = f"{registry}/{repo}@{digest}"
-    cluster = await localmesos_proc(CLUSTER)
+    cluster = clusters(mesos_kind, docker=True)
     extra = docker_notebook_config(pinned, homes, force_pull=True)
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
-    user = test_users[2]
     await hub.create_user(user.name)
     since = int(time.time()) - 1
     state = await start_ready(hub, user.name)
 
-    master = await master_state(cluster.url)
-    task = tasks_by_id(master)[state["task_id"]]
+    master = await cluster.state()
+    task = (await cluster.tasks())[state["task_id"]]
+    assert task["state"] == "TASK_RUNNING"
     assert task["container"]["type"] == "DOCKER"
     assert task["container"]["docker"]["image"] == pinned
     assert agent_of(master, task)["hostname"] == "cpu-1"
@@ -64,36 +81,48 @@ async def test_docker_notebook_runs_as_user_and_writes_as_user(
     code, status = await hub.get_through_proxy(user.name, path="api/status")
     assert code == 200, status
 
-    (container,) = [
-        c
-        for c in docker_client.containers.list()
-        if state["task_id"] in (c.name or "") or state["task_id"] in str(c.labels)
-    ]
-    exit_code, out = container.exec_run("id")
-    assert exit_code == 0
-    assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
-    # Every result can name the environment that made it: in the notebook and the hub log.
-    env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
-    assert env["MESOSSPAWNER_IMAGE"] == pinned
-    assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
-    assert pinned in hub.log_text()
+    container = container_of(docker_client, cluster.kind, task)
+    try:
+        exit_code, out = container.exec_run("id")
+        assert exit_code == 0
+        assert f"uid={user.uid}" in out.decode() and f"gid={user.gid}" in out.decode(), out
+        # Every result can name the environment that made it: in the notebook and the hub log.
+        env = dict(v.split("=", 1) for v in container.attrs["Config"]["Env"])
+        assert env["MESOSSPAWNER_IMAGE"] == pinned
+        assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
+        assert pinned in hub.log_text()
+        if cluster.kind == "real":
+            # Real Mesos puts hard limits on Docker tasks: 256 MB, and 0.25 cpus as CPU shares.
+            host_config = container.attrs["HostConfig"]
+            assert host_config["Memory"] == 256 * 1024 * 1024
+            assert host_config["CpuShares"] == 256
+            # The API token reaches the notebook but not the agent's `docker run` command line.
+            token = env.get("JUPYTERHUB_API_TOKEN")
+            assert token, sorted(env)
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True)
+            assert token not in ps.stdout
 
-    await assert_notebook_writes_as_user(hub, user, homes, "from-docker.txt")
+        await assert_notebook_writes_as_user(hub, user, homes, "from-docker.txt")
 
-    await hub.stop_server(user.name)
-    tasks = tasks_by_id(await master_state(cluster.url))
-    assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
-    assert container.id not in [c.id for c in docker_client.containers.list()]
+        await hub.stop_server(user.name)
+        tasks = await cluster.tasks()
+        assert tasks[state["task_id"]]["state"] == "TASK_KILLED"
+        assert container.id not in [c.id for c in docker_client.containers.list()]
+    finally:  # a container that exited stays until the agent's --docker_remove_delay
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
 
 
 async def test_gpu_profile_with_image_runs_as_the_users_uid_through_the_start_script(
-    hub_factory, localmesos_proc, homes, test_users, notebook_image, docker_client
+    clusters, hub_factory, homes, user, notebook_image, docker_client
 ):
     """GPU notebooks use the Mesos containerizer with the image (the Docker containerizer has
     no GPUs). The person's name does not exist in the image: the image's start script starts
     as root, maps NB_UID/NB_GID and drops root. (The lab's GPU image is this base notebook plus
     NVIDIA variables; no GPU is present here, localmesos accounts the device.)"""
-    cluster = await localmesos_proc(CLUSTER)
+    # localmesos only: a default real agent refuses the Mesos containerizer with an image
+    # (it needs --image_providers=docker and the filesystem/linux isolator).
+    cluster = clusters("localmesos")
     extra = f"""
 c.MesosSpawner.image = {notebook_image!r}
 c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
@@ -104,12 +133,11 @@ c.MesosSpawner.volumes = [
 ]
 """
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240).launch()
-    user = test_users[1]
     await hub.create_user(user.name)
     state = await start_ready(hub, user.name, options={"profile": "gpu"})
 
-    master = await master_state(cluster.url)
-    task = tasks_by_id(master)[state["task_id"]]
+    master = await cluster.state()
+    task = (await cluster.tasks())[state["task_id"]]
     assert task["container"]["type"] == "MESOS"
     assert task["container"]["mesos"]["image"]["docker"]["name"] == notebook_image
     assert task["resources"]["gpus"] == 1
@@ -133,5 +161,5 @@ c.MesosSpawner.volumes = [
     await assert_notebook_writes_as_user(hub, user, homes, "from-gpu.txt")
 
     await hub.stop_server(user.name)
-    tasks = tasks_by_id(await master_state(cluster.url))
+    tasks = await cluster.tasks()
     assert tasks[state["task_id"]]["state"] == "TASK_KILLED"

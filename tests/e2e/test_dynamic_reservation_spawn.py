@@ -1,6 +1,6 @@
 """A lab reserves its Spark machines for role ``spark`` with ``/master/reserve`` (a dynamic
 reservation, issue 19 item 4); a person then starts the Spark profile through JupyterHub. On
-localmesos and (``-k real``) on real Mesos 1.11.0: the notebook runs on the reserved agent, on
+localmesos and on real Mesos 1.11.0 (``mesos_kind``): the notebook runs on the reserved agent, on
 the reserved resources.
 
 The agent ``spark-dyn`` reserves nothing itself (``--resources`` without roles): everything
@@ -11,47 +11,29 @@ reservation from the TaskInfo, which Mesos reads as a static one: TASK_ERROR, ev
 from __future__ import annotations
 
 import json
-import random
 from urllib.parse import urlencode
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import agent_of, mesos_config, start_ready, tasks_by_id
+from tests.services.cluster import AgentSpec, port_block, release_port_block
+from tests.services.e2e import agent_of, mesos_config, start_ready
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-_BASE = random.Random().randrange(45000, 49000, 100)
-AGENTS = (
-    {
-        "hostname": "cpu-1",
-        "resources": f"cpus:2;mem:2048;disk:10000;ports:[{_BASE}-{_BASE + 29}]",
-        "attributes": "rack:r1",
-    },
-    {
-        "hostname": "spark-dyn",
-        "resources": f"cpus:3;mem:3072;disk:10000;ports:[{_BASE + 30}-{_BASE + 59}]",
-        "attributes": "rack:r2;spark_cluster:prod",
-    },
-)
 RESERVATION = [{"type": "DYNAMIC", "role": "spark", "principal": "lab-ops"}]
 
 
-def _toml() -> str:
-    return "".join(
-        f'[[agent]]\nhostname = "{a["hostname"]}"\nresources = "{a["resources"]}"\n'
-        f'attributes = "{a["attributes"]}"\n'
-        for a in AGENTS
+@pytest.fixture
+def agents():
+    base = port_block()
+    yield (
+        AgentSpec("cpu-1", f"cpus:2;mem:2048;disk:10000;ports:[{base}-{base + 29}]", "rack:r1"),
+        AgentSpec(
+            "spark-dyn",
+            f"cpus:3;mem:3072;disk:10000;ports:[{base + 30}-{base + 59}]",
+            "rack:r2;spark_cluster:prod",
+        ),
     )
-
-
-@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
-async def master_url(request, localmesos_proc) -> str:
-    if request.param == "real":
-        cluster = request.getfixturevalue("real_cluster")(agents=AGENTS)
-        return cluster.master.url
-    return (await localmesos_proc(_toml())).url
+    release_port_block(base)
 
 
 async def reserve(master: str, agent_id: str, resources: list[dict]) -> None:
@@ -64,10 +46,12 @@ async def reserve(master: str, agent_id: str, resources: list[dict]) -> None:
 
 
 async def test_spark_profile_runs_on_resources_the_operator_reserved(
-    master_url, hub_factory, homes, test_users
+    mesos_kind, clusters, agents, hub_factory, homes, user
 ):
-    state = await master_state(master_url)
-    agent_id = next(a["id"] for a in state["slaves"] if a["hostname"] == "spark-dyn")
+    # Its own cluster: the reservation stays on the agent.
+    cluster = clusters(mesos_kind, agents)
+    master_url = cluster.master_url
+    agent_id = next(a["id"] for a in await cluster.slaves() if a["hostname"] == "spark-dyn")
     await reserve(
         master_url,
         agent_id,
@@ -82,16 +66,15 @@ async def test_spark_profile_runs_on_resources_the_operator_reserved(
         ],
     )
 
-    hub = await hub_factory(mesos_config(master_url, homes)).launch()
-    user = test_users[2]
+    hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
     await hub.create_user(user.name)
-    # The Spark profile: role spark, 2 cpus, 1 GB (tests/e2e/mesos_env.py).
+    # The Spark profile: role spark, 2 cpus, 1 GB (tests/services/e2e.py).
     spark = await start_ready(hub, user.name, options={"profile": "spark"})
     code, _ = await hub.get_through_proxy(user.name, path="api/status")
     assert code == 200
 
-    master = await master_state(master_url)
-    task = tasks_by_id(master)[spark["task_id"]]
+    master = await cluster.state()
+    task = (await cluster.tasks())[spark["task_id"]]
     assert task["state"] == "TASK_RUNNING"
     assert task["role"] == "spark"
     agent = agent_of(master, task)

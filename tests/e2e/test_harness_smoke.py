@@ -1,16 +1,14 @@
-"""The e2e harness itself works: a real hub + proxy runs a real notebook as a system user.
-
-Uses JupyterHub's LocalProcessSpawner, so it checks the harness independently of MesosSpawner.
-"""
+"""The e2e harness itself works: a real hub + proxy runs a real notebook as a system user
+(JupyterHub's LocalProcessSpawner, so independently of MesosSpawner), and a cluster of
+processes shows the same face on localmesos and on real Mesos."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.harness import master_state, pids_with_env
+from mesosspawner.testing.hub import pids_with_env
+from tests.services.cluster import AgentSpec
 
 LOCAL_PROCESS = 'c.JupyterHub.spawner_class = "localprocess"\n'
 
@@ -75,7 +73,6 @@ async def test_named_server_survives_hub_kill_and_restart(hub_factory, test_user
     await hub.stop_server(user.name, "lab")
 
 
-@pytest.mark.browser
 async def test_browser_logs_in_with_dummy_authenticator(hub_factory, browser_page, tmp_path):
     hub = await hub_factory(LOCAL_PROCESS).launch()
     page = browser_page
@@ -104,17 +101,15 @@ def _uid_of(pid: int) -> int | None:
     return None
 
 
-async def test_localmesos_proc_serves_master_state(localmesos_proc, localmesos_agent_proc):
-    toml = (
-        '[[agent]]\nhostname = "smoke-1"\n'
-        'resources = "cpus:2;mem:1024;disk:1000;ports:[41000-41099]"\n'
-        'attributes = "rack:r1"\n'
+async def test_a_cluster_reads_the_same_on_both_masters(mesos_kind, clusters):
+    agents = (
+        AgentSpec("smoke-1", "cpus:2;mem:1024;disk:1000;ports:[41000-41009]", "rack:r1"),
+        AgentSpec("smoke-2", "cpus:1;mem:512;disk:1000;ports:[41100-41109]"),
     )
-    mesos = await localmesos_proc(toml)
-    state = await master_state(mesos.url)
-    assert [a["hostname"] for a in state["slaves"]] == ["smoke-1"]
-
-    agent = await localmesos_agent_proc(mesos.url, "smoke-2", "cpus:1;mem:512;ports:[41100-41199]")
-    assert agent.running
-    state = await mesos.state()
-    assert sorted(a["hostname"] for a in state["slaves"]) == ["smoke-1", "smoke-2"]
+    cluster = clusters(mesos_kind, agents, agent_processes=True)
+    assert await cluster.leader_url() == cluster.master_url == cluster.url
+    slaves = {a["hostname"]: a for a in await cluster.slaves()}
+    assert sorted(slaves) == ["smoke-1", "smoke-2"]
+    assert slaves["smoke-1"]["resources"]["cpus"] == 2
+    assert await cluster.agent_id("smoke-2") == slaves["smoke-2"]["id"]
+    assert await cluster.tasks() == {}

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import CLUSTER, mesos_config, tasks_by_id
+from tests.services.e2e import mesos_config
 
 HOSTILE_STRINGS = st.sampled_from(
     [
@@ -46,24 +45,25 @@ OPTIONS = st.one_of(
 )
 
 
-@pytest.fixture
-async def hostile_hub(hub_factory, localmesos_proc, homes, test_users):
-    cluster = await localmesos_proc(CLUSTER)
-    hub = await hub_factory(mesos_config(cluster.url, homes)).launch()
-    await hub.create_user(test_users[0].name)
-    return hub, cluster, test_users[0].name
+# Options are validated before anything reaches Mesos: one master (localmesos) shows it.
+@pytest.fixture(scope="module")
+def cluster(module_clusters):
+    return module_clusters("localmesos")
 
 
-@pytest.mark.e2e
+@pytest.fixture(scope="module")
+def hub(cluster, module_hub_factory, homes):
+    return module_hub_factory(mesos_config(cluster.url, homes)).launch_blocking()
+
+
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(options=OPTIONS)
-async def test_hostile_user_options_get_400_and_launch_nothing(hostile_hub, options):
-    hub, cluster, user = hostile_hub
-    code, body = await hub.start_server_response(user, options=options)
+async def test_hostile_user_options_get_400_and_launch_nothing(hub, cluster, user, options):
+    code, body = await hub.start_server_response(user.name, options=options)
     assert code == 400, (options, code, body)
     assert isinstance(body, dict) and body.get("message"), body
-    assert tasks_by_id(await master_state(cluster.url)) == {}
+    assert await cluster.tasks() == {}

@@ -6,32 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
-import signal
-
-import pytest
 
 from mesosspawner.framework import MesosFramework
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import tasks_by_id
 from tests.framework.conftest import framework_config
+from tests.services.cluster import AgentSpec, port_block
+from tests.services.e2e import wait_for
 from tests.services.sleepers import sleeper
 
-pytestmark = pytest.mark.e2e
-
-_BASE = random.Random().randrange(30000, 32000, 100)
-AGENT_RESOURCES = f"cpus:2;mem:2048;ports:[{_BASE}-{_BASE + 9}]"
+_BASE = port_block()
+FROZEN = (AgentSpec("frozen-1", f"cpus:2;mem:2048;ports:[{_BASE}-{_BASE + 9}]"),)
 
 
 async def test_unconfirmed_kill_is_logged_retried_and_the_task_dies_later(
-    localmesos_proc, localmesos_agent_proc, tmp_path, caplog
+    clusters, tmp_path, caplog
 ):
-    # The master must not give up on the agent during the test: it stays "connected".
-    cluster = await localmesos_proc(
-        None, extra_args=["--no-agents", "--agent-unreachable-timeout", "600"]
-    )
-    agent = await localmesos_agent_proc(cluster.url, "frozen-1", AGENT_RESOURCES)
+    # A localmesos agent process SIGSTOPped keeps its link to the master open: the master never
+    # gives up on it, so the kill is neither done nor refused.
+    cluster = clusters("localmesos", FROZEN, agent_processes=True)
     fw = MesosFramework(
         framework_config(
             master=cluster.url,
@@ -52,7 +43,7 @@ async def test_unconfirmed_kill_is_logged_retried_and_the_task_dies_later(
             return await real_kill(task_id, agent_id, *args, **kwargs)
 
         fw.client.kill = counting_kill
-        os.kill(agent.proc.pid, signal.SIGSTOP)
+        await cluster.partition("frozen-1")
         stopped = True
         caplog.set_level(logging.WARNING)
         result = await fw.kill(record.task_id, timeout=2)
@@ -62,19 +53,22 @@ async def test_unconfirmed_kill_is_logged_retried_and_the_task_dies_later(
             for r in caplog.records
         ), [r.getMessage() for r in caplog.records]
         given_up = len(sent)
-        await asyncio.sleep(4)
-        assert len(sent) > given_up, "no KILL was sent again after kill() gave up"
 
-        os.kill(agent.proc.pid, signal.SIGCONT)
+        async def sent_again() -> bool:
+            return len(sent) > given_up
+
+        # Orphan cleanup retries every orphan_grace_seconds (0.5 s here).
+        await wait_for(sent_again, 10, "a KILL sent again after kill() gave up")
+
+        await cluster.heal("frozen-1")
         stopped = False
         for _ in range(100):
             if fw.task(record.task_id).state == "TASK_KILLED":
                 break
             await asyncio.sleep(0.2)
         assert fw.task(record.task_id).state == "TASK_KILLED"
-        state = await master_state(cluster.url)
-        assert tasks_by_id(state)[record.task_id]["state"] == "TASK_KILLED"
+        assert (await cluster.tasks())[record.task_id]["state"] == "TASK_KILLED"
     finally:
         if stopped:
-            os.kill(agent.proc.pid, signal.SIGCONT)
+            await cluster.heal("frozen-1")
         await fw.stop()

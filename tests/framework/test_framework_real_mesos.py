@@ -1,15 +1,16 @@
-"""MesosFramework against a REAL Mesos 1.11.0 master and agent: partitions that heal, and
-launches the agent itself gives up on."""
+"""MesosFramework against a REAL Mesos 1.11.0 master and agent: a partition that heals, and
+launches the agent itself gives up on. (A server stopped during a partition, as JupyterHub stops
+it, is tests/e2e/test_spawner_faults.py's, on both masters.)"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
 import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -17,15 +18,14 @@ from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
 from tests.framework.conftest import framework_config
+from tests.services.cluster import AgentSpec
 from tests.services.sleepers import sleeper
 
-pytestmark = pytest.mark.real_mesos
-
-AGENT = {"hostname": "cpu-1", "resources": "cpus:2;mem:2048;ports:[31000-31009]"}
+AGENT = AgentSpec("cpu-1", "cpus:2;mem:2048;ports:[31000-31009]")
 
 
 @pytest.fixture
-async def framework_on(tmp_path):
+async def framework_on(real_mesos_home, tmp_path):
     """Factory: a framework subscribed to a master URL; stopped (tasks killed) at teardown."""
     made: list[MesosFramework] = []
 
@@ -60,48 +60,26 @@ async def wait_state(fw: MesosFramework, task_id: str, states: set[str], timeout
     return fw.task(task_id).state
 
 
-def active_tasks(master) -> list[str]:
+async def active_tasks(cluster) -> list[str]:
     return [
         t["id"]
-        for f in master.state()["frameworks"]
-        for t in f["tasks"]
+        for t in (await cluster.tasks()).values()
         if t["state"] in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING")
     ]
 
 
-async def test_partition_that_heals_gives_the_task_back_to_its_server(real_cluster, framework_on):
-    cluster = real_cluster(agents=(AGENT,))
+async def test_partition_that_heals_gives_the_task_back_to_its_server(clusters, framework_on):
+    cluster = clusters("real", (AGENT,))
     fw = await framework_on(cluster.url)
     record = await asyncio.wait_for(fw.launch(sleeper("alice")), 30)
-    agent = cluster.agent("cpu-1")
-    agent.send(signal.SIGSTOP)
+    await cluster.partition("cpu-1")
     try:
         await wait_state(fw, record.task_id, {"TASK_UNREACHABLE"}, 30)
     finally:
-        agent.send(signal.SIGCONT)
+        await cluster.heal("cpu-1")
     assert await wait_state(fw, record.task_id, {"TASK_RUNNING"}, 60) == "TASK_RUNNING"
     assert fw.task(record.task_id).claimed
-    assert active_tasks(cluster.master) == [record.task_id]
-
-
-async def test_partition_that_heals_after_its_server_stopped_kills_the_task(
-    real_cluster, framework_on
-):
-    cluster = real_cluster(agents=(AGENT,))
-    fw = await framework_on(cluster.url)
-    record = await asyncio.wait_for(fw.launch(sleeper("bob")), 30)
-    agent = cluster.agent("cpu-1")
-    agent.send(signal.SIGSTOP)
-    try:
-        await wait_state(fw, record.task_id, {"TASK_UNREACHABLE"}, 30)
-        # The server is stopped while its agent cannot be reached: the kill cannot complete.
-        stopped = await fw.kill(record.task_id, timeout=2)
-        assert stopped.state == "TASK_UNREACHABLE"
-    finally:
-        agent.send(signal.SIGCONT)
-    assert await wait_state(fw, record.task_id, {"TASK_KILLED"}, 60) == "TASK_KILLED"
-    await asyncio.sleep(1)
-    assert active_tasks(cluster.master) == []
+    assert await active_tasks(cluster) == [record.task_id]
 
 
 class SlowFile(BaseHTTPRequestHandler):
@@ -134,11 +112,11 @@ def slow_server():
 
 
 async def test_executor_registration_timeout_is_retried_once_then_names_the_agent_flag(
-    real_cluster, framework_on, slow_server
+    clusters, framework_on, slow_server
 ):
     """A fetch slower than the agent's --executor_registration_timeout (what a cold image pull
     does on a real cluster): one retry, then a failure that tells the admin what to raise."""
-    cluster = real_cluster(agents=(AGENT,), agent_extra=("--executor_registration_timeout=1secs",))
+    cluster = clusters("real", (AGENT,), agent_flags=("--executor_registration_timeout=1secs",))
     fw = await framework_on(cluster.url)
     req = sleeper("carol", uris=(slow_server,))
     with pytest.raises(LaunchFailed, match="--executor_registration_timeout") as failed:
@@ -146,16 +124,15 @@ async def test_executor_registration_timeout_is_retried_once_then_names_the_agen
     assert req.registration_retries == 1
     assert req.attempts == 2
     assert "executor_registration_timeout" in str(failed.value)
-    assert active_tasks(cluster.master) == []
+    assert await active_tasks(cluster) == []
 
 
-@pytest.mark.docker
 async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
-    real_cluster, framework_on, docker_engine, base_image, tmp_path
+    clusters, framework_on, docker_engine, base_image
 ):
     """Mesos's Docker executor runs `docker run -e NAME=VALUE` for the container's whole life;
     the token must reach the container through the fetched env file instead."""
-    cluster = real_cluster(agents=(AGENT,), docker=True)
+    cluster = clusters("real", (AGENT,), docker=True)
     fw = await framework_on(cluster.url)
     drop = EnvDrop("127.0.0.1", 0, "127.0.0.1")
     drop.start()
@@ -183,12 +160,11 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
     try:
         record = await asyncio.wait_for(fw.launch(req), 120)
         assert record.state == "TASK_RUNNING"
-        seen = tmp_path.glob("real-mesos-0/**/runs/*/seen")
+        work = Path(cluster.agent_work_dir("cpu-1"))
         deadline = time.monotonic() + 30
         files = []
         while not files and time.monotonic() < deadline:
-            files = [f for f in seen if f.stat().st_size]
-            seen = tmp_path.glob("real-mesos-0/**/runs/*/seen")
+            files = [f for f in work.glob("**/runs/*/seen") if f.stat().st_size]
             await asyncio.sleep(0.5)
         assert files, "the container never wrote its environment"
         assert files[0].read_text().split() == [token, "alice"]

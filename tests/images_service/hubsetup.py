@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from mesosspawner.images import registry_digest, split_ref
-from tests.e2e.harness import Hub
-from tests.e2e.mesos_env import CLUSTER, docker_notebook_config, mesos_config
-from tests.services.net import free_port
+from mesosspawner.testing.hub import Hub
+from mesosspawner.testing.net import free_port
+from tests.services.e2e import docker_notebook_config, mesos_config
 
 PREFIX = "/services/images/"
 # A tiny pure-Python package no notebook image carries (one module, no dependencies).
@@ -26,11 +26,9 @@ async def pinned(notebook_image: str) -> str:
     return f"{repo}@{digest}"
 
 
-async def images_hub(
-    hub_factory, localmesos_proc, homes, registry: str, notebook_image: str
-) -> Hub:
+async def images_hub(hub_factory, clusters, homes, registry: str, notebook_image: str) -> Hub:
     """A launched hub: notebooks in Docker from the lab's base image, the images service on."""
-    cluster = await localmesos_proc(CLUSTER)
+    cluster = clusters("localmesos")
     base = await pinned(notebook_image)
     extra = (
         docker_notebook_config(base, homes)

@@ -15,12 +15,12 @@ from tests.images_service.hubsetup import PIP_PACKAGE, PREFIX, images_hub
 
 # Also kept where the other browser tests keep theirs: pytest prunes old tmp dirs.
 ARTIFACTS = Path(os.environ.get("MESOSSPAWNER_ARTIFACTS", "test-artifacts"))
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.browser, pytest.mark.timeout(2400)]
+pytestmark = pytest.mark.timeout(2400)
 
 
 async def test_person_builds_watches_log_and_spawns_in_browser(
     hub_factory,
-    localmesos_proc,
+    clusters,
     homes,
     test_users,
     registry,
@@ -28,7 +28,7 @@ async def test_person_builds_watches_log_and_spawns_in_browser(
     browser_page,
     tmp_path,
 ):
-    hub = await images_hub(hub_factory, localmesos_proc, homes, registry, notebook_image)
+    hub = await images_hub(hub_factory, clusters, homes, registry, notebook_image)
     user = test_users[2]
     page = browser_page
     page.set_default_timeout(60_000)

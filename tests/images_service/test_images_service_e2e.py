@@ -8,7 +8,6 @@ import time
 import pytest
 
 from mesosspawner.userimages import image_repo, user_component
-from tests.e2e.mesos_env import start_ready
 from tests.images_service.hubsetup import (
     PIP_MODULE,
     PIP_PACKAGE,
@@ -17,8 +16,9 @@ from tests.images_service.hubsetup import (
     wait_build,
     wait_service,
 )
+from tests.services.e2e import start_ready
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(2400)]
+pytestmark = pytest.mark.timeout(2400)
 
 HOSTILE = [
     {"pip": ["tabulate; rm -rf /"]},
@@ -35,9 +35,9 @@ def user_repos(client, registry: str) -> list[str]:
 
 
 async def test_person_builds_image_sees_it_and_spawns_with_it(
-    hub_factory, localmesos_proc, homes, test_users, registry, notebook_image, docker_client
+    hub_factory, clusters, homes, test_users, registry, notebook_image, docker_client
 ):
-    hub = await images_hub(hub_factory, localmesos_proc, homes, registry, notebook_image)
+    hub = await images_hub(hub_factory, clusters, homes, registry, notebook_image)
     alice, bob = test_users[0], test_users[1]
     for user in (alice, bob):
         await hub.create_user(user.name)

@@ -8,7 +8,6 @@ Real agents get the linux launcher, which ``filesystem/linux`` requires (root, c
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -18,52 +17,36 @@ from pathlib import Path
 
 import pytest
 
-from mesosspawner.localmesos.cluster import LocalCluster
 from mesosspawner.localmesos.config import ClusterConfigError, default_cluster, from_dict
 from mesosspawner.localmesos.testing import RawScheduler, command_task, framework_info
-from tests.services import real_mesos
+from tests.services.cluster import AgentSpec, port_block, release_port_block
 
 pytestmark = pytest.mark.timeout(180)
 
+# Cluster-file entries for the checks of the opt-ins themselves (no cluster runs).
 PLAIN = {"hostname": "plain-1", "resources": "cpus:2;mem:1024;ports:[46200-46209]"}
 FS_LINUX = {"hostname": "fslinux-1", "resources": "cpus:2;mem:1024;ports:[46210-46219]"}
-REAL_FLAGS = {
-    "fslinux-1": ("--launcher=linux", "--isolation=filesystem/linux,posix/cpu,posix/mem"),
-}
-LOCAL_KEYS = {"fslinux-1": {"isolation": "filesystem/linux"}}
 
 
-@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
-async def master_url(request):
+@pytest.fixture
+def master_url(mesos_kind, clusters):
     """A master with a default agent (plain-1) and one with filesystem/linux (fslinux-1)."""
-    work = Path(tempfile.mkdtemp(prefix="containerization-"))
-    os.chmod(work, 0o755)
+    if mesos_kind == "real" and os.geteuid() != 0:
+        pytest.skip("the linux launcher (for filesystem/linux) needs root")
+    base = port_block()
+    agents = (
+        AgentSpec("plain-1", f"cpus:2;mem:1024;ports:[{base}-{base + 9}]"),
+        AgentSpec(
+            "fslinux-1",
+            f"cpus:2;mem:1024;ports:[{base + 10}-{base + 19}]",
+            local_keys=(("isolation", "filesystem/linux"),),
+            real_flags=("--launcher=linux", "--isolation=filesystem/linux,posix/cpu,posix/mem"),
+        ),
+    )
     try:
-        if request.param == "real":
-            request.getfixturevalue("real_mesos_home")
-            if os.geteuid() != 0:
-                pytest.skip("the linux launcher (for filesystem/linux) needs root")
-            agents = tuple(
-                dict(a, extra=REAL_FLAGS.get(a["hostname"], ())) for a in (PLAIN, FS_LINUX)
-            )
-            cluster = await asyncio.to_thread(real_mesos.start_cluster, work, agents)
-            try:
-                yield cluster.master.url
-            finally:
-                await asyncio.to_thread(cluster.stop)
-            return
-        config = from_dict(
-            {"agent": [dict(a, **LOCAL_KEYS.get(a["hostname"], {})) for a in (PLAIN, FS_LINUX)]},
-            "<containerization test>",
-        )
-        cluster = LocalCluster(config, work_dir=str(work), port=0, allocation_interval=0.2)
-        await cluster.start()
-        try:
-            yield cluster.url
-        finally:
-            await cluster.stop()
+        yield clusters(mesos_kind, agents).master_url
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        release_port_block(base)
 
 
 async def offers_by_host(s: RawScheduler, hosts: set[str]) -> dict[str, dict]:

@@ -16,9 +16,7 @@ import docker.errors
 import pytest
 
 from mesosspawner.localmesos.testing import command_task, framework_info
-from tests.services.net import free_port
-
-pytestmark = [pytest.mark.docker]
+from mesosspawner.testing.net import free_port
 
 
 async def _offer_from(s, hostname: str) -> dict:

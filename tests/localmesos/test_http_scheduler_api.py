@@ -62,7 +62,7 @@ async def test_protobuf_body(backend):
     # Real Mesos parses protobuf (this one is malformed: 400); localmesos speaks JSON only
     # (docs/localmesos-vs-mesos.md).
     code, _ = await post(backend.url, b"\x0a\x00", {"Content-Type": "application/x-protobuf"})
-    assert code == {"real": 400, "localmesos": 415}[backend.name]
+    assert code == {"real": 400, "localmesos": 415}[backend.kind]
 
 
 async def test_malformed_json_is_400_and_master_keeps_serving(connect, backend):

@@ -9,6 +9,9 @@ import pytest
 
 from mesosspawner.localmesos.testing import command_task, framework_info
 
+# Every test here faults an agent.
+pytestmark = pytest.mark.own_cluster
+
 PARTITION_AWARE = [{"type": "PARTITION_AWARE"}]
 
 

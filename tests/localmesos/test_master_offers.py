@@ -186,20 +186,26 @@ async def test_offer_timeout_rescinds(make_backend):
         await s.close()
 
 
-@pytest.mark.parametrize("partition_aware", [False, True])
-async def test_offers_are_split_between_frameworks(connect, partition_aware):
+@pytest.mark.parametrize("gpus", [False, True], ids=["plain", "gpu-frameworks"])
+async def test_offers_are_split_between_frameworks(connect, gpus):
+    """Two frameworks share the cluster: every agent they may get is offered, each to one of
+    them, never to both (GPU agents only to frameworks that declare GPU_RESOURCES)."""
+    caps = [{"type": "GPU_RESOURCES"}] if gpus else []
     a, b = connect(), connect()
-    await a.subscribe(framework_info(name="a"))
-    await b.subscribe(framework_info(name="b"))
-    got_a = await _collect(a, 0.6)
-    got_b = await _collect(b, 0.6)
+    await a.subscribe(framework_info(name="a", capabilities=caps))
+    await b.subscribe(framework_info(name="b", capabilities=caps))
+    got_a = await _collect(a, 1.5)
+    got_b = await _collect(b, 0.5)
     ids_a = {o["id"]["value"] for o in got_a}
     ids_b = {o["id"]["value"] for o in got_b}
     assert not ids_a & ids_b
     hosts = [o["hostname"] for o in got_a + got_b]
     assert len(hosts) == len(set(hosts))  # one agent's resources are never offered twice
+    expected = {"agent-1", "spark-1"} | ({"gpu-1"} if gpus else set())
+    assert set(hosts) == expected  # and every agent is offered to one of them
 
 
+@pytest.mark.own_cluster  # its reservation stays on the agent
 async def test_dynamic_reservation_is_offered_and_carried_into_the_task(connect, backend):
     # RESERVE in ACCEPT: the reservation is offered back (type DYNAMIC, labels kept) and a
     # task must carry it unchanged. localmesos used to ignore RESERVE (issue 19 item 4).

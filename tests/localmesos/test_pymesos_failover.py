@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from kazoo.client import KazooClient
 
-from tests.services import real_mesos
+from tests.services.cluster import AgentSpec
 from tests.services.pymesos_peer import (
     Peer,
-    RealMesosMaster,
     command_task,
     framework_info,
     get_json,
     run_driver,
-    start_localmesos,
     wait_until,
 )
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 AGENT = "failover-1"
 # As real Mesos's MASTER_TEST_FLAGS: a crashed leader's znode goes after 5 s, not 10.
@@ -64,59 +63,32 @@ def task_states(master, framework_id: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)])
-def masters(request, zookeeper, unique_zk_path, tmp_path):
-    """(zk URL, first leader, standby): two masters on one ZooKeeper path and one agent."""
-    zk_url = zookeeper.url(unique_zk_path)
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")
-        agents = (
-            {"hostname": AGENT, "resources": "cpus:2;mem:1024;disk:1000;ports:[41300-41399]"},
-        )
-        cluster = real_mesos.start_cluster(tmp_path / "real", agents, zk=zk_url, masters=2)
-        try:
-            first = cluster.master
-            second = next(m for m in cluster.masters if m is not first)
-            yield zk_url, RealMesosMaster(first), RealMesosMaster(second)
-        finally:
-            cluster.stop()
-        return
-    started = []
-    try:
-        first = start_localmesos(
-            ["--no-agents", "--zk", zk_url, *ZK_SESSION, "--port", "0"], tmp_path / "master-1.log"
-        )
-        started.append(first)
-        wait_until("the first master to lead", lambda: leader_port(zookeeper, unique_zk_path))
-        second = start_localmesos(
-            ["--no-agents", "--zk", zk_url, *ZK_SESSION, "--port", "0"], tmp_path / "master-2.log"
-        )
-        started.append(second)
-        assert leader_port(zookeeper, unique_zk_path) == first.port
+@dataclass(frozen=True)
+class Master:
+    url: str
+    port: int
 
-        agent = start_localmesos(
-            [
-                "agent", "--master", zk_url, "--hostname", AGENT,
-                "--resources", "cpus:2;mem:1024;disk:1000;ports:[41300-41399]",
-                "--work-dir", str(tmp_path / "agent"),
-            ],
-            tmp_path / "agent.log",
-        )  # fmt: skip
-        started.append(agent)
-        wait_until(
-            "the agent to register with the leader",
-            lambda: AGENT in agents_of(first),
-        )
-        yield zk_url, first, second
-    finally:
-        for lm in reversed(started):
-            lm.stop()
+
+@pytest.fixture
+def masters(mesos_kind, clusters, zookeeper, unique_zk_path):
+    """(zk URL, cluster, first leader, standby): two masters on one ZooKeeper path and an
+    agent process that follows the leader."""
+    zk_url = zookeeper.url(unique_zk_path)
+    agents = (AgentSpec(AGENT, "cpus:2;mem:1024;disk:1000;ports:[41300-41399]"),)
+    cluster = clusters(mesos_kind, agents, zk=zk_url, masters=2, localmesos_args=ZK_SESSION)
+    port = wait_until("a master to lead", lambda: leader_port(zookeeper, unique_zk_path))
+    first, second = sorted(
+        (Master(url, int(url.rsplit(":", 1)[1])) for url in cluster.master_urls),
+        key=lambda m: m.port != port,
+    )
+    wait_until("the agent to register with the leader", lambda: AGENT in agents_of(first))
+    return zk_url, cluster, first, second
 
 
 def test_framework_reregisters_with_the_new_leader_after_a_crash(
     masters, zookeeper, unique_zk_path
 ):
-    zk_url, first, second = masters
+    zk_url, cluster, first, second = masters
     assert leader_port(zookeeper, unique_zk_path) == first.port
     peer = Peer()
     task_id = f"failover-{uuid.uuid4().hex[:8]}"
@@ -131,7 +103,7 @@ def test_framework_reregisters_with_the_new_leader_after_a_crash(
         driver.launchTasks(offer["id"], [command_task(offer, task_id, "exec sleep 120")])
         peer.update_for(task_id, "TASK_RUNNING")
 
-        first.kill()
+        cluster.kill_master(first.url)
 
         reregistered = peer.next("reregistered", timeout=90)
         assert reregistered.data["master_info"]["port"] == second.port

@@ -12,10 +12,9 @@ import uuid
 
 import pytest
 
-from tests.services import real_mesos
+from tests.services.cluster import AgentSpec
 from tests.services.pymesos_peer import (
     Peer,
-    RealMesosMaster,
     command_task,
     framework_info,
     get_json,
@@ -31,61 +30,22 @@ pytestmark = pytest.mark.timeout(120)
 PLAIN, GPU, SPARK = "plain-1", "gpu-1", "spark-1"
 ALL = {PLAIN, GPU, SPARK}
 AGENTS = (
-    {
-        "hostname": PLAIN,
-        "resources": "cpus:2;mem:2048;disk:1000;ports:[41000-41099]",
-        "attributes": "rack:r1",
-    },
-    {
-        "hostname": GPU,
-        "resources": "cpus:2;mem:2048;disk:1000;gpus:2;ports:[41100-41199]",
-        "attributes": "rack:r1;gpu_model:test",
-    },
-    {
-        "hostname": SPARK,
-        "resources": "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:1000;ports:[41200-41299]",
-        "attributes": "rack:r2;spark_cluster:test",
-    },
+    AgentSpec(PLAIN, "cpus:2;mem:2048;disk:1000;ports:[41000-41099]", "rack:r1"),
+    AgentSpec(
+        GPU, "cpus:2;mem:2048;disk:1000;gpus:2;ports:[41100-41199]", "rack:r1;gpu_model:test"
+    ),
+    AgentSpec(
+        SPARK,
+        "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:1000;ports:[41200-41299]",
+        "rack:r2;spark_cluster:test",
+    ),
 )
-CLUSTER = f"""
-[[agent]]
-hostname = "{PLAIN}"
-resources = "cpus:2;mem:2048;disk:1000;ports:[41000-41099]"
-attributes = "rack:r1"
-
-[[agent]]
-hostname = "{GPU}"
-resources = "cpus:2;mem:2048;disk:1000;gpus:2;ports:[41100-41199]"
-attributes = "rack:r1;gpu_model:test"
-
-[[agent]]
-hostname = "{SPARK}"
-resources = "cpus(spark):4;mem(spark):4096;cpus:1;mem:512;disk:1000;ports:[41200-41299]"
-attributes = "rack:r2;spark_cluster:test"
-"""
 
 
-@pytest.fixture(
-    scope="module", params=["localmesos", pytest.param("real", marks=pytest.mark.real_mesos)]
-)
-def master(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def master(mesos_kind, module_clusters):
     """The master every test of the module shares: localmesos's CLI or real Mesos."""
-    work = tmp_path_factory.mktemp(f"pymesos-{request.param}")
-    if request.param == "real":
-        request.getfixturevalue("real_mesos_home")
-        cluster = real_mesos.start_cluster(work, AGENTS)
-        try:
-            yield RealMesosMaster(cluster.master)
-        finally:
-            cluster.stop()
-        return
-    config = work / "cluster.toml"
-    config.write_text(CLUSTER)
-    lm = start_localmesos(["--config", str(config), "--port", "0"], work / "master.log")
-    try:
-        yield lm
-    finally:
-        lm.stop()
+    return module_clusters(mesos_kind, AGENTS)
 
 
 @pytest.fixture

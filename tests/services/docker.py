@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
@@ -311,10 +311,11 @@ def build_notebook_image(client, base_image: str, registry: str) -> str:
             build_args={"BASE_IMAGE": base_image},
             push=True,
         )
-    ref = results["base-notebook"].ref
-    with contextlib.suppress(Exception):
-        client.images.remove(ref)
-    return ref
+    result = results["base-notebook"]
+    if result.pushed:  # only by its pusher: another test process may be using it by now
+        with contextlib.suppress(Exception):
+            client.images.remove(result.ref)
+    return result.ref
 
 
 # ---------------------------------------------------------------- pytest fixtures
@@ -344,15 +345,95 @@ def base_image(docker_client) -> str:
     return ensure_base_image(docker_client)
 
 
+def session_shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory all pytest-xdist workers of this session share (their common temp root);
+    the session's own temp directory without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def shared_registry(directory: Path) -> Iterator[str]:
+    """One registry for every worker of a session: the first starts it (its address and pid
+    in ``address``), each holds a shared lock on ``users`` while it uses it, and the last to
+    leave stops it. An image pushed once is then in the registry for all of them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    users = open(directory / "users", "a")  # noqa: SIM115 - held while in use
+    fcntl.flock(users, fcntl.LOCK_SH)
+    try:
+        with open(directory / "start.lock", "a") as start:
+            fcntl.flock(start, fcntl.LOCK_EX)
+            address, pid = _registry_of(directory)
+            if address is None:
+                reg = start_registry(directory / "registry")
+                address, pid = reg.address, reg.proc.pid
+                (directory / "address").write_text(f"{address} {pid}\n")
+        yield address
+    finally:
+        fcntl.flock(users, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another worker still uses it: the last one stops it
+        else:
+            _, pid = _registry_of(directory)
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            (directory / "address").unlink(missing_ok=True)
+        users.close()
+
+
+def _registry_of(directory: Path) -> tuple[str | None, int | None]:
+    """The address and pid of the session's registry, when one runs and answers."""
+    try:
+        address, pid = (directory / "address").read_text().split()
+    except (OSError, ValueError):
+        return None, None
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as resp:
+            if resp.status == 200:
+                return address, int(pid)
+    except (urllib.error.URLError, OSError):
+        pass
+    return None, None
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[str]:
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    try:
-        yield reg.address
-    finally:
-        stop_registry(reg)
+    """``127.0.0.1:PORT`` of the session's loopback registry (shared by xdist workers)."""
+    with shared_registry(session_shared_dir(tmp_path_factory) / "registry") as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
 def notebook_image(docker_client, base_image, registry) -> str:
+    """The base notebook image, built once (by content hash) and pushed; not in the engine
+    under this reference, so a task that uses it pulls it (``pulled_notebook_image`` if not)."""
     return build_notebook_image(docker_client, base_image, registry)
+
+
+@pytest.fixture
+def pulled_notebook_image(notebook_image, docker_client) -> str:
+    """``notebook_image``, pulled into the engine for tests that run containers from it."""
+    if not image_exists(docker_client, notebook_image):
+        repo, _, tag = notebook_image.rpartition(":")
+        docker_client.images.pull(repo, tag=tag)
+    return notebook_image
+
+
+@pytest.fixture(scope="session")
+def hub_image(docker_client, base_image) -> str:
+    """The hub image (``docker/hub``), built once per content hash of its context (the package
+    source is in it) by whichever test process gets here first."""
+    from mesosspawner import images
+
+    with _flock("hub-image"):
+        built = images.build_and_push(
+            docker_client,
+            REPO_ROOT / "docker",
+            None,
+            only=["hub"],
+            build_args={"BASE_IMAGE": base_image},
+        )
+    return built["hub"].ref

@@ -4,8 +4,8 @@ pymesos (written for real Mesos) runs its scheduler driver on its own thread and
 ``Scheduler`` from there; ``Peer`` turns those callbacks into a thread-safe queue that a test reads
 with a timeout, so no test can hang on a callback that never comes. localmesos runs through its
 command line (``python -m mesosspawner.localmesos --config FILE --port N``), exactly as the
-demo and an outside user start it; real Mesos (``RealMesosMaster``) stands behind the same
-interface, so the suites run against both.
+demo and an outside user start it; the suites that run against both masters take theirs from
+``tests/services/cluster.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from pathlib import Path
 
 import pymesos.process
 from pymesos import MesosSchedulerDriver, Scheduler
-
-from tests.services import real_mesos
 
 LISTENING = re.compile(r"localmesos master listening on (http://127\.0\.0\.1:(\d+))")
 USER = pwd.getpwuid(os.getuid()).pw_name
@@ -80,35 +78,6 @@ class LocalMesosProcess:
         _signal_group(self.proc, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-
-
-@dataclass
-class RealMesosMaster:
-    """A real ``mesos-master`` (tests/services/real_mesos.py) seen through the interface of
-    ``LocalMesosProcess``, so a pymesos test reads the same on both."""
-
-    master: real_mesos.RealMaster
-
-    @property
-    def url(self) -> str:
-        return self.master.url
-
-    @property
-    def port(self) -> int:
-        return self.master.port
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.master.log_tail()
-
-    def kill(self) -> None:
-        self.master.kill()
-
-    def stop(self) -> None:
-        self.master.stop()
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -1,183 +1,40 @@
-"""A real ZooKeeper (Debian ``zookeeper``) on a free loopback port, for the test suite.
-
-Each server gets its own directory holding ``zoo.cfg``, the data, the log and the pid file, so
-parallel test sessions never share state. ``start_zookeeper`` is importable by scripts too; the
-pytest fixtures live in ``tests/conftest.py``.
-"""
+"""ZooKeeper fixtures: ``zookeeper`` (session: a real server, ``mesosspawner.testing.zookeeper``)
+and ``unique_zk_path`` (a znode path no other test uses)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
-from tests.services.net import free_port
+import pytest
 
-ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
-
-
-class ZooKeeperUnavailable(RuntimeError):
-    """ZooKeeper is not installed and cannot be (not root)."""
+from mesosspawner.testing.zookeeper import (  # noqa: F401  (re-exported for the suite)
+    ZK_SERVER,
+    ZooKeeper,
+    start_zookeeper,
+    unique_path,
+    why_unavailable,
+)
 
 
-def why_unavailable() -> str | None:
-    """The reason ZooKeeper cannot run here, or None when it can."""
-    if ZK_SERVER.exists():
-        return None
-    if os.geteuid() != 0:
-        return (
-            f"ZooKeeper is not installed ({ZK_SERVER} missing; Debian package zookeeper needs root)"
-        )
-    return None
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeper]:
+    """A real standalone ZooKeeper on 127.0.0.1 (free port), shared by the session.
 
-
-@dataclass
-class ZooKeeper:
-    """A running server: ``hosts`` is the kazoo connect string ``127.0.0.1:PORT``."""
-
-    port: int
-    directory: Path
-
-    @property
-    def hosts(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def config(self) -> Path:
-        return self.directory / "zoo.cfg"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.directory / "zk.pid"
-
-    def url(self, path: str = "/mesos") -> str:
-        """``zk://127.0.0.1:PORT/path``, the form Mesos masters and frameworks take."""
-        return f"zk://{self.hosts}/{path.lstrip('/')}"
-
-    def ruok(self, timeout: float = 2.0) -> bool:
-        """True when the server answers ZooKeeper's ``ruok`` four-letter word with ``imok``."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
-                sock.sendall(b"ruok")
-                return sock.recv(16) == b"imok"
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        """Stop the server; SIGKILL it if ``zkServer.sh stop`` left it running."""
-        pid = _read_pid(self.pid_file)
-        subprocess.run(
-            [str(ZK_SERVER), "stop", str(self.config)],
-            env=_env(self.directory),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=False,
-        )
-        if pid is not None and not _wait_gone(pid, 10.0):
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 5.0)
-
-
-def unique_path(prefix: str = "test") -> str:
-    """A znode path no other test uses, so tests can share one server."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in prefix)[:60]
-    return f"/mesosspawner-tests/{safe}-{uuid.uuid4().hex[:10]}"
-
-
-def start_zookeeper(directory: Path, timeout: float = 60.0, attempts: int = 3) -> ZooKeeper:
-    """Start a standalone server in *directory* and wait until it answers ``ruok``.
-
-    The port is probed free first; another process may take it before ZooKeeper binds it, so a
-    server that fails to come up is retried on a new port.
+    Tests share it through distinct znode paths (``unique_zk_path``).
     """
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
     if not ZK_SERVER.exists():
-        raise ZooKeeperUnavailable(
-            why_unavailable() or f"{ZK_SERVER} missing: run scripts/setup.sh"
-        )
-    last_error = ""
-    for attempt in range(attempts):
-        zk = ZooKeeper(port=free_port(), directory=directory / f"zk-{attempt}")
-        (zk.directory / "data").mkdir(parents=True)
-        zk.config.write_text(
-            f"dataDir={zk.directory / 'data'}\n"
-            f"clientPort={zk.port}\n"
-            "clientPortAddress=127.0.0.1\n"
-            "tickTime=2000\n"
-            "initLimit=10\n"
-            "syncLimit=5\n"
-            "maxClientCnxns=0\n"
-            "admin.enableServer=false\n"
-            "4lw.commands.whitelist=ruok\n"
-        )
-        started = subprocess.run(
-            [str(ZK_SERVER), "start", str(zk.config)],
-            env=_env(zk.directory),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if zk.ruok(timeout=1.0):
-                return zk
-            pid = _read_pid(zk.pid_file)
-            if pid is not None and not _alive(pid):
-                break
-            time.sleep(0.2)
-        last_error = f"port {zk.port}: {started.stdout}{started.stderr}"
-        zk.stop()
-    raise RuntimeError(
-        f"ZooKeeper did not answer ruok after {attempts} attempts in {directory}:\n{last_error}"
-    )
-
-
-def _env(directory: Path) -> dict[str, str]:
-    logs = directory / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    return {
-        **os.environ,
-        "ZOO_LOG_DIR": str(logs),
-        "ZOOPIDFILE": str(directory / "zk.pid"),
-        # A test server needs little memory; the JVM default takes a quarter of the machine.
-        "SERVER_JVMFLAGS": "-Xmx256m",
-    }
-
-
-def _read_pid(path: Path) -> int | None:
+        pytest.fail(f"{ZK_SERVER} missing although root: run scripts/setup.sh")
+    server = start_zookeeper(tmp_path_factory.mktemp("zookeeper"))
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+        yield server
+    finally:
+        server.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    return not _alive(pid)
+@pytest.fixture
+def unique_zk_path(request: pytest.FixtureRequest) -> str:
+    """A znode path (``/mesosspawner-tests/<test>-<random>``) no other test uses."""
+    return unique_path(request.node.name)

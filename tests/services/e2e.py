@@ -1,34 +1,20 @@
-"""Shared pieces of the MesosSpawner end-to-end tests: the test cluster, the hub config,
-and readers of /master/state and of task processes."""
+"""Helpers of the end-to-end tests: MesosSpawner's hub config, a spawn as the REST API makes
+it, readers of a notebook's process, waiting for a condition, and a page as a person sees it."""
 
 from __future__ import annotations
 
-import random
+import asyncio
 import re
+import time
 from pathlib import Path
 
-from tests.e2e.harness import pids_with_env
+import requests
 
-# Port ranges start at a random base per test process: a notebook left behind by an earlier or
-# parallel run can then never answer for this run's notebook on the same port.
-_BASE = random.Random().randrange(20000, 29000, 100)
-CLUSTER = f"""
-[[agent]]
-hostname = "cpu-1"
-resources = "cpus:4;mem:8192;disk:10000;ports:[{_BASE}-{_BASE + 29}]"
-attributes = "rack:r1"
-[[agent]]
-hostname = "gpu-1"
-resources = "cpus:4;mem:8192;disk:10000;gpus:2;ports:[{_BASE + 30}-{_BASE + 59}]"
-attributes = "rack:r2;gpu_model:a100"
-# A lab's GPU agents are configured for the GPU images (the Mesos containerizer with an image).
-isolation = "filesystem/linux,docker/runtime"
-image_providers = "docker"
-[[agent]]
-hostname = "spark-1"
-resources = "cpus(spark):4;mem(spark):8192;cpus:0.5;mem:512;ports:[{_BASE + 60}-{_BASE + 99}]"
-attributes = "rack:r3;spark_cluster:prod"
-"""
+from mesosspawner import naming
+from mesosspawner.testing.hub import pids_with_env
+from tests.services.cluster import tasks_by_id
+
+__all__ = ["tasks_by_id"]
 
 
 def mesos_config(master: str, homes: Path, extra: str = "") -> str:
@@ -72,16 +58,6 @@ c.MesosSpawner.volumes = [
       "mode": "RW"}}
 ]
 """
-
-
-def tasks_by_id(state: dict) -> dict[str, dict]:
-    """Every task of every framework, running, unreachable or completed (state.json splits
-    them; real Mesos lists TASK_UNREACHABLE ones only under ``unreachable_tasks``)."""
-    out = {}
-    for fw in state["frameworks"] + state.get("completed_frameworks", []):
-        for task in fw.get("completed_tasks", []) + fw.get("unreachable_tasks", []) + fw["tasks"]:
-            out[task["id"]] = dict(task, framework=fw)
-    return out
 
 
 def agent_of(state: dict, task: dict) -> dict:
@@ -155,3 +131,62 @@ async def assert_notebook_writes_as_user(hub, user, homes: Path, filename: str) 
     assert code == 201, model
     written = homes / user.name / filename
     assert (written.stat().st_uid, written.stat().st_gid) == (user.uid, user.gid)
+
+
+def labels_of(task: dict) -> dict[str, str]:
+    """A task's labels as state.json lists them (``[{key, value}]``)."""
+    return {lab["key"]: lab["value"] for lab in task.get("labels", [])}
+
+
+def user_tasks(tasks: dict[str, dict], user: str) -> dict[str, dict]:
+    """The tasks (``tasks_by_id``) of ``user``'s notebooks, by the label the spawner sets."""
+    label = naming.escape(user)
+    return {tid: t for tid, t in tasks.items() if labels_of(t).get("jupyterhub.user") == label}
+
+
+async def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Await ``predicate()`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def holds(check, seconds: float, what: str, interval: float = 0.5) -> None:
+    """Assert that ``await check()`` stays true for ``seconds``: how a test shows that
+    something does NOT happen (a server kept through a partition, a withdrawn request that
+    never launches) for a stated time, instead of sleeping and looking once."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert await check(), f"{what}: no longer true {deadline - time.monotonic():.1f}s early"
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(interval)
+
+
+async def server_gone(hub, user: str, name: str = "") -> bool:
+    servers = (await hub.user_model(user)).get("servers") or {}
+    return name not in servers
+
+
+def logged_in_get(base: str, user: str, path: str) -> tuple[int, str]:
+    """GET a hub page as a person would: log in with the dummy authenticator, keep the cookie
+    (blocking: call it through ``asyncio.to_thread``)."""
+    with requests.Session() as session:
+        session.get(f"{base}/hub/login")
+        session.post(
+            f"{base}/hub/login",
+            data={"username": user, "password": "x", "_xsrf": session.cookies.get("_xsrf")},
+        )
+        response = session.get(base + path, allow_redirects=False)
+        return response.status_code, response.text
+
+
+async def spawn_page(hub, user: str) -> str:
+    """The page where ``user`` would start their server again, as they see it."""
+    code, text = await asyncio.to_thread(logged_in_get, hub.url, user, f"/hub/spawn/{user}")
+    assert code == 200, text[-2000:]
+    return text

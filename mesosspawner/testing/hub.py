@@ -1,4 +1,4 @@
-"""Run a real JupyterHub (with configurable-http-proxy) and localmesos as subprocesses.
+"""Run a real JupyterHub (with configurable-http-proxy) as a subprocess, and call it.
 
 Used by the end-to-end tests and by benchmarks/bench_spawn.py. Every wait has a timeout, and
 a failed wait raises AssertionError carrying the tail of the relevant log, so a red test says
@@ -8,6 +8,7 @@ why without a rerun.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -23,10 +24,11 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
+# The directory holding this mesosspawner package: a subprocess given it on PYTHONPATH imports
+# this very code (a work tree), whatever the installed distribution points at.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCALMESOS_READY = re.compile(r"localmesos master listening on (http://127\.0\.0\.1:(\d+))")
 
 
 def tail(path: Path, lines: int = 80) -> str:
@@ -85,8 +87,16 @@ def kill_notebooks_of_hub(hub_port: int) -> list[int]:
     return pids
 
 
-async def _terminate(proc: subprocess.Popen, timeout: float, force: Callable[[], None]) -> None:
-    """SIGTERM ``proc`` and wait without blocking the loop; ``force`` it after ``timeout``."""
+def run_blocking(coro: Any) -> Any:
+    """Run ``coro`` to completion from plain code, even where an event loop is running (a
+    fixture or a test): on a loop of its own, in a thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _terminate(proc: subprocess.Popen, timeout: float, force: Callable[[], None]) -> bool:
+    """SIGTERM ``proc`` and wait without blocking the loop; ``force`` it after ``timeout``.
+    Returns whether it had to be forced."""
     proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
@@ -94,21 +104,28 @@ async def _terminate(proc: subprocess.Popen, timeout: float, force: Callable[[],
     if proc.poll() is None:
         force()
         proc.wait(5)
+        return True
+    return False
 
 
 class _Http:
-    """One AsyncHTTPClient per event loop (pytest-asyncio gives each test its own loop)."""
+    """One AsyncHTTPClient per event loop: pytest-asyncio gives each test its own loop, and a
+    hub shared by a module's tests outlives them all."""
 
     def __init__(self, max_clients: int = 256) -> None:
         self._max_clients = max_clients
-        self._clients: dict[int, AsyncHTTPClient] = {}
+        # Keyed by id(loop); the loop is kept with its client so that id is never reused.
+        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, AsyncHTTPClient]] = {}
 
     def client(self) -> AsyncHTTPClient:
         loop = asyncio.get_running_loop()
-        key = id(loop)
-        if key not in self._clients:
-            self._clients[key] = AsyncHTTPClient(force_instance=True, max_clients=self._max_clients)
-        return self._clients[key]
+        for key, (old, _) in list(self._clients.items()):
+            if old.is_closed():  # a finished test's loop: its client cannot be used again
+                del self._clients[key]
+        if id(loop) not in self._clients:
+            client = AsyncHTTPClient(force_instance=True, max_clients=self._max_clients)
+            self._clients[id(loop)] = (loop, client)
+        return self._clients[id(loop)][1]
 
     async def fetch(
         self,
@@ -138,7 +155,7 @@ class _Http:
         return response.code, response.body or b"", dict(response.headers)
 
     def close(self) -> None:
-        for client in self._clients.values():
+        for _, client in self._clients.values():
             try:
                 client.close()
             except Exception:  # noqa: BLE001 - closing on a finished loop is harmless
@@ -167,7 +184,7 @@ async def master_state(url: str, timeout: float = 10) -> dict:
 
 
 BASE_CONFIG = """\
-# Written by tests/e2e/harness.py; the caller's extra config follows at the end.
+# Written by mesosspawner/testing/hub.py; the caller's extra config follows at the end.
 c = get_config()  # noqa
 c.JupyterHub.bind_url = "http://127.0.0.1:{proxy_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
@@ -317,10 +334,13 @@ class Hub:
         await self.wait_ready(timeout)
         return self
 
+    def launch_blocking(self, timeout: float = 60) -> Hub:
+        """``launch()`` from plain code (a module-scoped fixture); returns self."""
+        return run_blocking(self.launch(timeout))
+
     async def stop(self, timeout: float = 30) -> None:
         """SIGTERM the hub and wait; SIGKILL if it does not exit within `timeout`."""
-        if self.running:
-            await _terminate(self.proc, timeout, self.proc.kill)
+        if self.running and await _terminate(self.proc, timeout, self.proc.kill):
             raise self.fail(f"hub did not exit within {timeout}s of SIGTERM; killed it")
 
     def kill(self) -> None:
@@ -541,153 +561,3 @@ class Hub:
         except HTTPClientError as e:
             raise self.fail(f"GET {path} failed: {e}") from e
         return events
-
-
-class _LocalMesosProcess:
-    """A `python -m mesosspawner.localmesos ...` subprocess in its own session, logged to a file."""
-
-    def __init__(self, workdir: Path, log_name: str, env: dict[str, str] | None) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.env = dict(os.environ if env is None else env)
-        pythonpath = self.env.get("PYTHONPATH", "")
-        self.env["PYTHONPATH"] = ":".join(p for p in (str(REPO_ROOT), pythonpath) if p)
-        self.log_path = self.workdir / log_name
-        self.proc: subprocess.Popen | None = None
-        self._pgids: list[int] = []
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def fail(self, message: str) -> AssertionError:
-        return AssertionError(f"{message}\n--- tail of {self.log_path} ---\n{tail(self.log_path)}")
-
-    def _spawn(self, args: list[str]) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mesosspawner.localmesos", *args],
-                cwd=self.workdir,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._pgids.append(self.proc.pid)
-
-    def kill(self) -> None:
-        """SIGKILL the process only (a crash; an agent's task processes are left as they are)."""
-        if self.running:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    async def stop(self, timeout: float = 20) -> None:
-        """SIGTERM and wait; SIGKILL the group if it does not exit in time."""
-        if self.running:
-            await _terminate(self.proc, timeout, lambda: _kill_group(self.proc.pid))
-
-    def cleanup(self) -> None:
-        if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        for pgid in self._pgids:
-            _kill_group(pgid)
-
-
-class LocalMesos(_LocalMesosProcess):
-    """`python -m mesosspawner.localmesos` (a master) as a subprocess on a free (or fixed) port."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        config_toml: str | None = None,
-        *,
-        port: int = 0,
-        extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(workdir, "localmesos.log", env)
-        self.config_toml = config_toml
-        self.port = port
-        self.extra_args = extra_args or []
-        self.config_path = self.workdir / "cluster.toml"
-        self.url: str | None = None
-
-    def start(self) -> None:
-        args = ["--port", str(self.port)]
-        if self.config_toml is not None:
-            self.config_path.write_text(self.config_toml)
-            args += ["--config", str(self.config_path)]
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._spawn(args + self.extra_args)
-
-    async def wait_ready(self, timeout: float = 30) -> str:
-        """Wait for the 'listening on' line; returns the master URL."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log_path.exists():
-                with open(self.log_path, "rb") as f:
-                    f.seek(self._log_offset)
-                    match = LOCALMESOS_READY.search(f.read().decode(errors="replace"))
-                if match:
-                    self.url = match.group(1)
-                    self.port = int(match.group(2))  # a restart reuses the same port
-                    return self.url
-            if self.proc.poll() is not None:
-                raise self.fail(f"localmesos exited with {self.proc.returncode} before ready")
-            await asyncio.sleep(0.05)
-        raise self.fail(f"localmesos printed no 'listening on' line within {timeout}s")
-
-    async def restart(self, timeout: float = 30) -> str:
-        await self.stop()
-        self.start()
-        return await self.wait_ready(timeout)
-
-    async def state(self) -> dict:
-        assert self.url, "localmesos not started"
-        return await master_state(self.url)
-
-
-class LocalMesosAgent(_LocalMesosProcess):
-    """A separate localmesos agent process (`... agent --master URL`), e.g. to kill it."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        master: str,
-        hostname: str,
-        resources: str,
-        attributes: str = "",
-        *,
-        extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(workdir, f"agent-{hostname}.log", env)
-        self.master = master
-        self.hostname = hostname
-        self.args = ["agent", "--master", master, "--hostname", hostname]
-        self.args += ["--resources", resources, "--attributes", attributes, *(extra_args or [])]
-
-    def start(self) -> None:
-        self._spawn(self.args)
-
-    async def wait_registered(self, master_url: str | None = None, timeout: float = 30) -> dict:
-        """Wait until the master's /master/state lists an active agent with our hostname."""
-        url = master_url or self.master
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise self.fail(f"agent {self.hostname} exited with {self.proc.returncode}")
-            try:
-                state = await master_state(url, timeout=5)
-            except (ConnectionError, AssertionError):
-                state = {}
-            for agent in state.get("slaves", []):
-                if agent.get("hostname") == self.hostname and agent.get("active", True):
-                    return agent
-            await asyncio.sleep(0.1)
-        raise self.fail(f"agent {self.hostname} not registered with {url} after {timeout}s")

@@ -300,7 +300,7 @@ def burst_master_process(offers: int, updates: int) -> Iterator[str]:
     """A fake master in its own process (no GIL shared with the client); yields its URL."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.client.fake_master"]
+        [sys.executable, "-m", "mesosspawner.testing.fake_master"]
         + ["--offers", str(offers), "--updates", str(updates)],
         cwd=root,
         stdin=subprocess.PIPE,

@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jupyterhub
-import pytest
 
 NBENV_DIR = Path(os.environ.get("MESOSSPAWNER_NBENV", "/opt/mesosspawner-test/nbenv"))
 SYSTEM_PYTHON = "/usr/bin/python3"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-# Users every e2e test may rely on; tests needing their own call ensure_user().
-TEST_USER_NAMES = ("mss-alice", "mss-bob", "mss-carol")
 
 
 class SystemUser(NamedTuple):
@@ -155,12 +152,16 @@ def ensure_user(name: str) -> tuple[int, int]:
     except KeyError:
         if not is_root():
             raise PermissionError(f"creating system user {name!r} needs root") from None
-        result = subprocess.run(
-            ["useradd", "-m", "-s", "/bin/bash", "-U", name],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # One useradd at a time: parallel ones fail to lock /etc/passwd (exit 10).
+        NBENV_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with open(NBENV_DIR.parent / "useradd.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = subprocess.run(
+                ["useradd", "-m", "-s", "/bin/bash", "-U", name],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         # Exit 9: created meanwhile by a parallel test process.
         if result.returncode not in (0, 9):
             raise RuntimeError(f"useradd {name} failed: {result.stderr.strip()}") from None
@@ -175,22 +176,3 @@ def system_user(name: str) -> SystemUser:
 
 def group_name(gid: int) -> str:
     return grp.getgrgid(gid).gr_name
-
-
-def require_root() -> None:
-    if not is_root():
-        pytest.skip("needs root: notebooks run as other system users (useradd, setuid)")
-
-
-@pytest.fixture(scope="session")
-def notebook_env() -> Path:
-    """Bin directory of a notebook venv every test user can execute (jupyterhub-singleuser)."""
-    require_root()
-    return ensure_notebook_env()
-
-
-@pytest.fixture(scope="session")
-def test_users() -> list[SystemUser]:
-    """Three system users (mss-alice, mss-bob, mss-carol) with home directories."""
-    require_root()
-    return [system_user(name) for name in TEST_USER_NAMES]

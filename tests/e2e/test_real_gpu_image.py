@@ -17,31 +17,32 @@ checks everything up to that point and then skips, naming it.
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import agent_of, mesos_config, proc_ids, start_ready, tasks_by_id
+from tests.services.cluster import AgentSpec, port_block, release_port_block
+from tests.services.e2e import agent_of, mesos_config, proc_ids, start_ready
 
-_BASE = random.Random().randrange(39000, 40000, 50)
 SYSRQ = Path("/proc/sysrq-trigger")
 
 
-def gpu_image_agent(store: Path) -> dict:
-    return {
-        "hostname": "gpu-img",
-        "resources": f"cpus:2;mem:3072;disk:10000;gpus:1;ports:[{_BASE}-{_BASE + 29}]",
-        "attributes": "rack:r3;gpu_model:a100",
-        "extra": (
+@pytest.fixture
+def gpu_image_agent(tmp_path):
+    base = port_block()
+    yield AgentSpec(
+        "gpu-img",
+        f"cpus:2;mem:3072;disk:10000;gpus:1;ports:[{base}-{base + 29}]",
+        "rack:r3;gpu_model:a100",
+        real_flags=(
             "--launcher=linux",
             "--isolation=filesystem/linux,docker/runtime,posix/cpu,posix/mem",
             "--image_providers=docker",
-            f"--docker_store_dir={store}",
+            f"--docker_store_dir={tmp_path / 'store'}",
             "--image_provisioner_backend=copy",
         ),
-    }
+    )
+    release_port_block(base)
 
 
 def sandbox_stderr(cluster, hostname: str) -> str:
@@ -53,11 +54,11 @@ def sandbox_stderr(cluster, hostname: str) -> str:
 
 
 async def test_gpu_profile_with_its_image_on_an_agent_configured_for_images(
-    hub_factory, real_mesos, homes, test_users, notebook_image, tmp_path
+    real_mesos_home, clusters, gpu_image_agent, hub_factory, homes, user, notebook_image
 ):
     if os.geteuid() != 0:
         pytest.skip("the linux launcher (for filesystem/linux) needs root")
-    cluster = real_mesos(agents=(gpu_image_agent(tmp_path / "store"),))
+    cluster = clusters("real", agents=(gpu_image_agent,))
     extra = f"""
 c.MesosSpawner.image = {notebook_image!r}
 c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
@@ -67,17 +68,13 @@ c.MesosSpawner.volumes = [
     {{"host_path": {str(homes)!r} + "/{{username}}", "container_path": "/work", "mode": "RW"}}
 ]
 """
-    hub = await hub_factory(
-        mesos_config(cluster.master.url, homes, extra), start_timeout=300
-    ).launch()
-    user = test_users[1]
+    hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=300).launch()
     await hub.create_user(user.name)
     try:
         state = await start_ready(hub, user.name, options={"profile": "gpu"})
     except AssertionError:
         stderr = sandbox_stderr(cluster, "gpu-img")
-        master = await master_state(cluster.master.url)
-        tasks = list(tasks_by_id(master).values())
+        tasks = list((await cluster.tasks()).values())
         # The agent took the image task (no "Unsupported container image type") and pulled
         # and provisioned the image; only the container's mounts failed.
         assert [t["container"]["type"] for t in tasks] == ["MESOS"], tasks
@@ -92,8 +89,8 @@ c.MesosSpawner.volumes = [
             )
         raise
 
-    master = await master_state(cluster.master.url)
-    task = tasks_by_id(master)[state["task_id"]]
+    master = await cluster.state()
+    task = (await cluster.tasks())[state["task_id"]]
     assert task["container"]["type"] == "MESOS"
     assert task["container"]["mesos"]["image"]["docker"]["name"] == notebook_image
     assert task["resources"]["gpus"] == 1

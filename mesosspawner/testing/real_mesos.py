@@ -6,7 +6,7 @@ ports, so parallel test sessions never share state. Agents report a fake hostnam
 (``--hostname``, no lookup) and 127.0.0.1 as their address, the same convention localmesos uses,
 so one machine can hold several "hosts".
 
-Importable by scripts and benchmarks; the pytest fixtures live in ``tests/conftest.py``.
+Used by the test suite (tests/services/cluster.py) and the benchmarks.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.services.net import free_port
+from mesosspawner.testing.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = REPO_ROOT / "build" / "mesos-1.11.0"
