@@ -19,7 +19,7 @@ import pytest
 
 from mesosspawner.localmesos.testing import command_task
 from mesosspawner.mesos.detector import leader_child
-from tests.client.conftest import Recorder
+from tests.services.fakes import Recorder
 from tests.services.pymesos_peer import get_json, start_localmesos
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.slow, pytest.mark.timeout(180)]

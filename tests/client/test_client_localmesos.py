@@ -14,7 +14,7 @@ from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import command_task, running_cluster
 from mesosspawner.mesos.client import MesosError
 from mesosspawner.mesos.events import TaskStatus
-from tests.client.conftest import Recorder
+from tests.services.fakes import Recorder
 
 USER = os.environ.get("USER") or "root"
 CLUSTER = {

@@ -13,7 +13,6 @@ import pytest
 
 from mesosspawner.mesos import events, recordio
 from mesosspawner.mesos.client import MesosError, NotSubscribed, SchedulerClient
-from tests.client.conftest import FRAMEWORK, Recorder
 from tests.client.fake_master import (
     Action,
     FakeMaster,
@@ -24,6 +23,7 @@ from tests.client.fake_master import (
     status,
     update_event,
 )
+from tests.services.fakes import FRAMEWORK_INFO, Recorder
 
 LOGGER = "mesosspawner.mesos.client"
 
@@ -53,7 +53,7 @@ async def test_subscribe_sends_framework_info_and_learns_the_framework_id(fake_m
 
     call = fake_master.subscribes[0]
     assert call["type"] == "SUBSCRIBE"
-    assert call["subscribe"]["framework_info"] == FRAMEWORK  # no id on a first subscription
+    assert call["subscribe"]["framework_info"] == FRAMEWORK_INFO  # no id on a first subscription
     assert "framework_id" not in call
     assert fake_master.subscribe_headers[0]["Content-Type"] == "application/json"
     assert client.framework_id == fake_master.framework_id
@@ -90,7 +90,7 @@ async def test_every_call_carries_stream_id_and_framework_id(fake_master, make_c
     await client.acknowledge("a1", "t1", "dXVpZA==")
     await client.reconcile([("t1", "a1"), ("t2", None)])
     await client.reconcile()
-    await client.update_framework({**FRAMEWORK, "roles": ["*", "gpu"]})
+    await client.update_framework({**FRAMEWORK_INFO, "roles": ["*", "gpu"]})
     await client.send_message("a1", "e1", b"\x00hi")
 
     fid = {"value": fake_master.framework_id}
@@ -142,7 +142,10 @@ async def test_every_call_carries_stream_id_and_framework_id(fake_master, make_c
             },
         ),
         ("RECONCILE", {"tasks": []}),
-        ("UPDATE_FRAMEWORK", {"framework_info": {**FRAMEWORK, "roles": ["*", "gpu"], "id": fid}}),
+        (
+            "UPDATE_FRAMEWORK",
+            {"framework_info": {**FRAMEWORK_INFO, "roles": ["*", "gpu"], "id": fid}},
+        ),
         (
             "MESSAGE",
             {

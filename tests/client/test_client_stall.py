@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.client.conftest import Recorder
 from tests.client.fake_master import burst_master_process, stats
+from tests.services.fakes import Recorder
 
 OFFERS = 1_000
 UPDATES = 10_000

@@ -15,7 +15,7 @@ import pytest
 from mesosspawner.framework import MesosFramework
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import tasks_by_id
-from tests.framework.conftest import framework_config
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 from mesosspawner.framework import LaunchFailed, MesosFramework
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from tests.framework.conftest import framework_config
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 CLUSTER = {

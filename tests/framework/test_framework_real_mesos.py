@@ -16,7 +16,7 @@ import pytest
 from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
-from tests.framework.conftest import framework_config
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 pytestmark = pytest.mark.real_mesos

@@ -15,47 +15,7 @@ from mesosspawner.framework import (
     TaskRecord,
 )
 from mesosspawner.mesos import events
-from tests.framework.conftest import framework_config
-
-
-class RecordingClient:
-    """Stands in for SchedulerClient: records every call, never talks to a master."""
-
-    def __init__(self, master, framework_info, handler, **kwargs) -> None:
-        self.handler = handler
-        self.framework_id: str | None = None
-        self.subscribed = False
-        self.calls: list[tuple[str, object]] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.subscribed = False
-
-    async def wait_subscribed(self, timeout: float | None = None) -> None:
-        pass
-
-    async def reconcile(self, tasks=None) -> None:
-        self.calls.append(("reconcile", sorted(tasks or [])))
-
-    async def launch(self, offer_ids, infos, filters=None) -> None:
-        self.calls.append(("launch", [i["task_id"]["value"] for i in infos]))
-
-    async def decline(self, offer_ids, filters=None) -> None:
-        self.calls.append(("decline", offer_ids))
-
-    async def kill(self, task_id, agent_id=None) -> None:
-        self.calls.append(("kill", task_id))
-
-    async def revive(self, roles=None) -> None:
-        self.calls.append(("revive", roles))
-
-    async def suppress(self, roles=None) -> None:
-        self.calls.append(("suppress", roles))
-
-    def of(self, kind: str) -> list:
-        return [arg for k, arg in self.calls if k == kind]
+from tests.services.fakes import RecordingClient, framework_config
 
 
 def make_framework(**overrides) -> MesosFramework:

@@ -13,52 +13,7 @@ from traitlets.config import Config
 
 from mesosspawner import MesosSpawner
 from mesosspawner import spawner as spawner_module
-
-
-class StubFramework:
-    """Just enough of MesosFramework for start/poll/stop: launches wait until released."""
-
-    def __init__(self) -> None:
-        self.last_stop: dict = {}
-        self.launched: list = []
-        self.release = asyncio.Event()
-        self.totals_known = False
-        self.config = SimpleNamespace(roles=("*",))
-
-    async def ensure_started(self, timeout=None) -> None:
-        pass
-
-    async def refresh_capacity(self, max_age=10.0, timeout=2.0) -> None:
-        pass
-
-    def capacity(self) -> list:
-        return []
-
-    def task(self, task_id):
-        return None
-
-    async def launch(self, req):
-        self.launched.append(req)
-        await self.release.wait()
-        raise asyncio.CancelledError
-
-    def why_waiting(self, req) -> str:
-        return "something"
-
-    async def never_fits(self, request) -> str | None:
-        return None
-
-    async def wait_reconciled(self, timeout: float) -> bool:
-        return True
-
-    def last_stop_for(self, user: str, server: str) -> str | None:
-        return self.last_stop.get((user, server))
-
-    def note_stop(self, user: str, server: str, why: str) -> None:
-        self.last_stop[(user, server)] = why
-
-    def forget_stop(self, user: str, server: str) -> None:
-        self.last_stop.pop((user, server), None)
+from tests.services.fakes import StubFramework
 
 
 @pytest.fixture
