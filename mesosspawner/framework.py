@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from . import placement as plc
+from . import taskinfo
 from .cluster_view import AgentView, ClusterView
 from .mesos import events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
@@ -25,7 +26,14 @@ from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
 from .metrics import framework_metrics
 from .orphans import OrphanKiller
-from .tasks import LaunchFailed, LaunchObserver, LaunchRequest, SilentObserver, TaskRecord
+from .tasks import (
+    OFFER_ATTEMPTS,
+    LaunchFailed,
+    LaunchObserver,
+    LaunchRequest,
+    SilentObserver,
+    TaskRecord,
+)
 
 # An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
 # master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
@@ -439,7 +447,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         launched = []
         for req, p in items:
             try:
-                info = req.build_task(p)
+                info = taskinfo.build_task_info(req.spec, p, attempt=req.attempts)
             except Exception as e:  # a bad request must fail its own spawn, not the framework
                 self.pending.pop(req.needs.key, None)
                 if not req.future.done():
@@ -561,7 +569,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             return
         if state in STOPPED_STATES or state == "TASK_KILLING":
             self.launching.pop(record.task_id, None)
-            if record.reason in RETRY_REASONS and req.attempts < 5:
+            if record.reason in RETRY_REASONS and req.attempts < OFFER_ATTEMPTS:
                 self._requeue(req, f"the offer was no longer valid ({record.describe()})")
                 return
             timed_out = _registration_timed_out(record)

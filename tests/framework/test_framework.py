@@ -4,6 +4,7 @@ orphans and a broken request that must not hurt anyone else."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -82,12 +83,9 @@ async def test_idle_framework_suppresses_offers(framework):
 
 async def test_broken_request_fails_alone(framework):
     broken = sleeper("broken")
-
-    def explode(p):
-        raise ValueError("volume template escapes its base")
-
-    broken.build_task = explode
-    with pytest.raises(LaunchFailed, match="volume template escapes"):
+    # A spec Mesos would refuse: bridge networking for a plain command task.
+    broken.spec = dataclasses.replace(broken.spec, network_mode="bridge")
+    with pytest.raises(LaunchFailed, match="network_mode 'bridge' needs an image"):
         await asyncio.wait_for(framework.launch(broken), 20)
     record = await asyncio.wait_for(framework.launch(sleeper("carol")), 20)
     assert record.state == "TASK_RUNNING"

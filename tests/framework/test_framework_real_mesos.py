@@ -173,13 +173,10 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
         image=base_image,
         uid=0,
         gid=0,
-        env_file_uri=url,
+        env_file_uris=(url,),
         kill_grace_seconds=1,
     )
-    req = LaunchRequest(
-        needs=placement.Request(key="alice", cpus=0.5, mem=64),
-        build_task=lambda p: taskinfo.build_task_info(spec, p),
-    )
+    req = LaunchRequest(needs=placement.Request(key="alice", cpus=0.5, mem=64), spec=spec)
     try:
         record = await asyncio.wait_for(fw.launch(req), 120)
         assert record.state == "TASK_RUNNING"

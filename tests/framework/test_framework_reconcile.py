@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from mesosspawner import placement
+from mesosspawner import placement, taskinfo
 from mesosspawner.framework import (
     LaunchFailed,
     LaunchRequest,
@@ -56,10 +56,10 @@ OFFER = {
 
 
 def request(key: str) -> LaunchRequest:
-    def build(p: placement.Placement) -> dict:
-        return {"task_id": {"value": f"{key}-{p.offer_id}"}}
-
-    return LaunchRequest(needs=placement.Request(key=key, cpus=1, mem=128), build_task=build)
+    spec = taskinfo.TaskSpec(
+        task_id=f"jupyter.hub.{key}..n1", name=key, argv=("sleep", "9"), env={}
+    )
+    return LaunchRequest(needs=placement.Request(key=key, cpus=1, mem=128), spec=spec)
 
 
 async def test_reconciled_only_after_every_known_task_is_answered():

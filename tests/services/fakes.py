@@ -83,7 +83,8 @@ class RecordingClient:
 
 
 class StubFramework:
-    """Just enough of MesosFramework for start/poll/stop: launches wait until released."""
+    """Just enough of MesosFramework for start/poll/stop: launches wait until released, or,
+    given ``runs`` (a TaskRecord), return it as the launched task at once."""
 
     def __init__(self) -> None:
         self.last_stop: dict = {}
@@ -91,6 +92,7 @@ class StubFramework:
         self.release = asyncio.Event()
         self.totals_known = False
         self.config = SimpleNamespace(roles=("*",))
+        self.runs = None
 
     async def ensure_started(self, timeout=None) -> None:
         pass
@@ -106,6 +108,8 @@ class StubFramework:
 
     async def launch(self, req):
         self.launched.append(req)
+        if self.runs is not None:
+            return self.runs
         await self.release.wait()
         raise asyncio.CancelledError
 
