@@ -17,6 +17,7 @@ from typing import Any
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from . import placement as plc
+from .mesos import state
 from .mesos.client import MesosError
 from .mesos.resources import UNRESERVED, Resource, merge
 from .tasks import TaskRecord
@@ -117,7 +118,7 @@ class ClusterView:
             data = await self._get_master_json("/master/slaves", timeout)
             if data is None:
                 data = await self._get_master_json("/master/state", timeout)
-            agents = plc.agents_from_master(data or {})
+            agents = state.agents_from_master(data or {})
         except (MesosError, OSError, ValueError) as e:  # ValueError: bad JSON or resources
             self.log.warning("Could not read the agents' total resources from the master: %s", e)
             return False
@@ -133,7 +134,7 @@ class ClusterView:
             return
         path = f"/master/state?framework_id={framework_id}"
         try:
-            seen = plc.tasks_from_master(
+            seen = state.tasks_from_master(
                 await self._get_master_json(path, timeout) or {}, framework_id
             )
         except (MesosError, OSError, ValueError) as e:

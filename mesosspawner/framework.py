@@ -398,18 +398,14 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
                     self._set_state(record, "TASK_LOST", "framework removed by the master", "")
 
     async def offers(self, event: events.Offers) -> None:
-        offers = event.offers
-        self.metrics["offers"].inc(len(offers))
-        parsed = []
+        parsed = event.offers
+        self.metrics["offers"].inc(len(parsed) + len(event.malformed))
+        for offer_id, why in event.malformed:
+            self.log.error("Declining malformed offer %s: %s", offer_id or "(no id)", why)
+            if offer_id:
+                await self._safe(self.client.decline([offer_id]))
         now = time.monotonic()
-        for data in offers:
-            try:
-                offer = plc.offer_from_json(data)
-            except (KeyError, ValueError, TypeError) as e:
-                self.log.error("Declining malformed offer %s: %s", data.get("id"), e)
-                await self._safe(self.client.decline([value_of(data.get("id")) or ""]))
-                continue
-            parsed.append(offer)
+        for offer in parsed:
             view = self.agents.get(offer.agent_id)
             if view is None:
                 view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)

@@ -40,7 +40,7 @@ class Scheduler(Recorder):
         await super().subscribed(event)
 
     async def offers(self, event):
-        self.offered.extend(event.offers)
+        self.offered.extend(o.raw for o in event.offers)
         await super().offers(event)
 
     def states(self, task_id: str) -> list[str]:

@@ -246,7 +246,7 @@ async def test_events_reach_the_handler_in_order_even_when_it_is_slow(fake_maste
         "failure",
         "error",
     ]
-    assert [o["id"]["value"] for o in handler.of("offers")[0].offers] == ["offer-1", "offer-2"]
+    assert [o.id for o in handler.of("offers")[0].offers] == ["offer-1", "offer-2"]
     assert handler.of("rescind") == [events.Rescind("offer-1")]
     assert handler.of("message")[0].data == b"hi"
     assert handler.of("message")[0].executor_id == "e"

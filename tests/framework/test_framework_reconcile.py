@@ -39,7 +39,7 @@ def status(task_id: str, state: str, **extra) -> events.TaskStatus:
 
 
 def offers(*offer_list: dict) -> events.Offers:
-    return events.Offers(tuple(offer_list))
+    return events.parse({"type": "OFFERS", "offers": {"offers": list(offer_list)}})
 
 
 OFFER = {
@@ -205,4 +205,18 @@ async def test_unreserved_resources_offered_to_two_roles_in_turn_count_once():
     await fw.offers(offers(offer | {"id": {"value": "o2"}, "allocation_info": {"role": "spark"}}))
     (agent,) = fw.capacity()
     assert sum(r.scalar for r in agent.free if r.name == "gpus") == 2
+    await fw.stop()
+
+
+async def test_a_malformed_offer_is_declined_and_the_others_still_used():
+    fw = make_framework()
+    await subscribe(fw)
+    launching = asyncio.ensure_future(fw.launch(request("erin")))
+    await asyncio.sleep(0)
+    broken = {"id": {"value": "o-bad"}, "hostname": "cpu-2"}  # no agent_id
+    await fw.offers(offers(broken, OFFER))
+    assert ["o-bad"] in fw.client.of("decline")
+    assert fw.client.of("launch") == [["jupyter.hub.erin..n1"]]
+    await fw.update(status("jupyter.hub.erin..n1", "TASK_RUNNING"))
+    assert (await launching).ports == (31000,)
     await fw.stop()
