@@ -497,6 +497,55 @@ async def test_https_with_a_ca_file(tmp_path, make_client):
         master.stop()
 
 
+async def test_operator_reads_go_to_the_leader_with_the_clients_credentials_and_tls(
+    tmp_path, make_client
+):
+    """The framework's reads of /master/slaves and /master/state use the scheduler client's
+    master, credentials and CA file, and follow a 307 to a new leader as SUBSCRIBE does."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    master, leader = FakeMaster(ssl_ctx=context).start(), FakeMaster(ssl_ctx=context).start()
+    try:
+        client = make_client(
+            master.url, Recorder(), ca_file=str(cert), principal="hub", secret="pw"
+        )
+        with pytest.raises(NotSubscribed, match="no leading Mesos master known yet"):
+            await client.get_json("/master/slaves", 5)
+        await client.start()
+        await client.wait_subscribed(10)
+        slaves = {"slaves": [{"id": "S1", "hostname": "cpu-1", "resources": {"cpus": 2.0}}]}
+        master.operator["/master/slaves"] = (200, {}, slaves)
+        assert await client.get_json("/master/slaves", 5) == slaves
+        token = base64.b64encode(b"hub:pw").decode()
+        assert master.operator_headers[-1]["Authorization"] == f"Basic {token}"
+        assert await client.get_json("/master/nothing-here", 5) is None  # 404: not served
+        master.operator["/master/flags"] = (403, {}, {"error": "not allowed"})
+        with pytest.raises(MesosError, match="403") as refused:
+            await client.get_json("/master/flags", 5)
+        assert refused.value.code == 403
+        # A leader change: the old master redirects, the read follows (credentials kept).
+        path = "/master/state?framework_id=f1"
+        location = f"//127.0.0.1:{leader.port}{path}"
+        master.operator[path] = (307, {"Location": location}, None)
+        leader.operator[path] = (200, {}, {"frameworks": []})
+        assert await client.get_json(path, 5) == {"frameworks": []}
+        assert leader.operator_headers[-1]["Authorization"] == f"Basic {token}"
+    finally:
+        await _stop_all(make_client)
+        master.stop()
+        leader.stop()
+
+
 async def _stop_all(make_client) -> None:
     """Stop clients before their master goes (the fixture stops them again harmlessly)."""
     # make_client's closure holds the list of clients it made.

@@ -19,11 +19,11 @@ from tests.services.fakes import RecordingClient, framework_config
 
 
 def make_framework(**overrides) -> MesosFramework:
+    overrides.setdefault("orphan_kill", False)
     config = framework_config(
         master="http://master.invalid:5050",
         name="fake",
         reconcile_retry_seconds=0.2,
-        orphan_kill=False,
         **overrides,
     )
     return MesosFramework(config, client_factory=RecordingClient)
@@ -220,3 +220,21 @@ async def test_a_malformed_offer_is_declined_and_the_others_still_used():
     await fw.update(status("jupyter.hub.erin..n1", "TASK_RUNNING"))
     assert (await launching).ports == (31000,)
     await fw.stop()
+
+
+async def test_the_reaper_kills_only_this_hubs_unclaimed_active_tasks_after_the_grace():
+    fw = make_framework(orphan_kill=True, orphan_grace_seconds=0.2)
+    prefix = f"jupyter.{fw.config.hub_id}."
+    await subscribe(fw)
+    fw.track(TaskRecord(prefix + "claimed..n1", agent_id="a1", state="TASK_RUNNING"))
+    for task_id in (prefix + "claimed..n1", prefix + "orphan..n1", "jupyter.other-hub.x..n1"):
+        await fw.update(status(task_id, "TASK_RUNNING"))
+    assert fw.reaper.scheduled and not fw.client.of("kill")  # the grace period first
+    for _ in range(50):
+        if fw.client.of("kill"):
+            break
+        await asyncio.sleep(0.05)
+    await fw.update(status(prefix + "orphan..n1", "TASK_KILLED"))
+    assert fw.client.of("kill") == [prefix + "orphan..n1"]
+    await fw.stop()
+    assert not fw.reaper.scheduled

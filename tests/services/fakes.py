@@ -50,6 +50,7 @@ class RecordingClient:
         self.framework_id: str | None = None
         self.subscribed = False
         self.calls: list[tuple[str, object]] = []
+        self.master_state: dict[str, object] = {}
 
     async def start(self) -> None:
         pass
@@ -77,6 +78,11 @@ class RecordingClient:
 
     async def suppress(self, roles=None) -> None:
         self.calls.append(("suppress", roles))
+
+    async def get_json(self, path, timeout=10.0):
+        """The master's operator endpoints: ``master_state`` by path, else not served."""
+        self.calls.append(("get_json", path))
+        return self.master_state.get(path)
 
     def of(self, kind: str) -> list:
         return [arg for k, arg in self.calls if k == kind]
