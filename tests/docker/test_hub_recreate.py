@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mesosspawner import images
+from mesosspawner.images import lab as images
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
 from tests.services.net import free_port

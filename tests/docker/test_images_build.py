@@ -9,15 +9,16 @@ from pathlib import Path
 import docker
 import pytest
 
-from mesosspawner import images
+from mesosspawner.images import cli, lab
+from mesosspawner.images.registry import registry_digest
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 def test_notebook_image_is_in_the_registry_and_pulls_back(notebook_image, registry, docker_client):
-    repo, tag = images.split_ref(notebook_image)
-    digest = images.registry_digest(registry, repo.split("/", 1)[1], tag)
+    repo, tag = lab.split_ref(notebook_image)
+    digest = registry_digest(registry, repo.split("/", 1)[1], tag)
     assert digest and digest.startswith("sha256:")
     local_id = docker_client.images.get(notebook_image).id
     docker_client.images.remove(notebook_image)  # the tag only; a cache tag keeps the layers
@@ -80,7 +81,7 @@ def test_start_script_refuses_root_unless_allowed(notebook_image, docker_client)
 
 
 def run_cli(capsys, *argv) -> dict[str, dict]:
-    assert images.main([*argv, "--json"]) == 0, capsys.readouterr().err
+    assert cli.main([*argv, "--json"]) == 0, capsys.readouterr().err
     return {r["name"]: r for r in json.loads(capsys.readouterr().out)}
 
 
@@ -109,10 +110,10 @@ def test_unchanged_context_builds_and_pushes_nothing_and_a_changed_dockerfile_on
         gpu = third["gpu-notebook"]
         assert gpu["built"] and gpu["pushed"]
         assert gpu["ref"] != first["gpu-notebook"]["ref"]
-        repo, tag = images.split_ref(gpu["ref"])
-        assert images.registry_digest(registry, repo.split("/", 1)[1], tag) == gpu["digest"]
+        repo, tag = lab.split_ref(gpu["ref"])
+        assert registry_digest(registry, repo.split("/", 1)[1], tag) == gpu["digest"]
     finally:
-        for ref in (third["gpu-notebook"]["ref"], images.image_ref(None, "gpu-notebook",
+        for ref in (third["gpu-notebook"]["ref"], lab.image_ref(None, "gpu-notebook",
                     third["gpu-notebook"]["content_hash"])):  # fmt: skip
             try:
                 docker_client.images.remove(ref)
@@ -122,7 +123,7 @@ def test_unchanged_context_builds_and_pushes_nothing_and_a_changed_dockerfile_on
 
 def test_cli_prints_pinned_references(notebook_image, registry, base_image, capsys):
     argv = ["--docker-dir", str(DOCKER_DIR), "--registry", registry, "--only", "base-notebook"]
-    assert images.main([*argv, "--build-arg", f"BASE_IMAGE={base_image}"]) == 0
+    assert cli.main([*argv, "--build-arg", f"BASE_IMAGE={base_image}"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"base-notebook {notebook_image}@{lines[0].split('@', 1)[1]}"]
     assert lines[0].split("@", 1)[1].startswith("sha256:")
@@ -131,7 +132,7 @@ def test_cli_prints_pinned_references(notebook_image, registry, base_image, caps
 def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
     notebook_image, registry, base_image, docker_client
 ):
-    results = images.build_and_push(
+    results = lab.build_and_push(
         docker_client,
         DOCKER_DIR,
         registry,
@@ -151,7 +152,7 @@ def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
 
 
 def test_hub_image_runs_jupyterhub_6_with_the_mesos_spawner(base_image, docker_client):
-    results = images.build_and_push(
+    results = lab.build_and_push(
         docker_client, DOCKER_DIR, None, only=["hub"], build_args={"BASE_IMAGE": base_image}
     )
     script = (

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mesosspawner.images import registry_digest
+from mesosspawner.images.registry import registry_digest
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import (
     CLUSTER,

@@ -12,7 +12,7 @@ import subprocess
 import docker
 import pytest
 
-from mesosspawner.images import registry_digest
+from mesosspawner.images.registry import registry_digest
 from tests.e2e.harness import master_state
 from tests.e2e.mesos_env import (
     agent_of,

@@ -7,7 +7,8 @@ import json
 import time
 from typing import Any
 
-from mesosspawner.images import registry_digest, split_ref
+from mesosspawner.images.lab import split_ref
+from mesosspawner.images.registry import registry_digest
 from tests.e2e.harness import Hub
 from tests.e2e.mesos_env import CLUSTER, docker_notebook_config, mesos_config
 from tests.services.net import free_port
@@ -35,7 +36,7 @@ async def images_hub(
     extra = (
         docker_notebook_config(base, homes)
         + f"""
-from mesosspawner.imageservice.hubconfig import register_images_service
+from mesosspawner.images.service.hubconfig import register_images_service
 register_images_service(
     c,
     registry={registry!r},

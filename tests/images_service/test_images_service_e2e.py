@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mesosspawner.userimages import image_repo, user_component
+from mesosspawner.images.userimages import image_repo, user_component
 from tests.e2e.mesos_env import start_ready
 from tests.images_service.hubsetup import (
     PIP_MODULE,

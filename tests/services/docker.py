@@ -300,7 +300,7 @@ def build_notebook_image(client, base_image: str, registry: str) -> str:
     The reference is then untagged in the engine (the ``mesosspawner/base-notebook:HASH`` cache
     tag keeps the layers), so the first task that uses it really pulls it from the registry.
     """
-    from mesosspawner import images
+    from mesosspawner.images import lab as images
 
     with _flock("notebook-image"):  # parallel sessions build it once; the next finds it cached
         results = images.build_and_push(
