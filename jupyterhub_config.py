@@ -145,7 +145,7 @@ c.MesosSpawner.profile_list = [
 # get them as the "My images" profile, pinned by digest. Needs a Docker engine on the hub host.
 # Limits (build time, image size, queue, apt on/off): docs/user-images.md.
 if not demo:
-    from mesosspawner.imageservice.hubconfig import register_images_service
+    from mesosspawner.images.service.hubconfig import register_images_service
 
     register_images_service(
         c,

@@ -15,7 +15,8 @@ settings. The leading master is SIGKILLed, and three moments are timed from the 
 localmesos masters run with ``--zk-session-timeout``, real Mesos 1.11.0 masters (replicated log,
 quorum 1; ``mesosspawner/testing/real_mesos.py``, skipped when not installed) with
 ``--zk_session_timeout``: both default to Mesos's 10 s, which bounds "known" from below. What the
-client adds is active minus max(known, ready). Needs ZooKeeper (``mesosspawner/testing/zookeeper.py``).
+client adds is active minus max(known, ready). Needs ZooKeeper
+(``mesosspawner/testing/zookeeper.py``).
 """
 
 from __future__ import annotations

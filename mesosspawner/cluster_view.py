@@ -1,25 +1,28 @@
 """The framework's view of the cluster: agents' totals from the master, their free resources
 from offers, and where this framework's tasks run (a restarted hub's survivors included).
 
-``ClusterView`` is a part of ``MesosFramework`` (its mixin): it reads the framework's
-``agents``, ``tasks``, ``agent_totals``, ``config`` and ``client``.
+``ClusterView`` is owned by ``MesosFramework`` and owns all of that state; it is given the
+framework's task table to read and a function that reads the master (``SchedulerClient.get_json``,
+so the master's address, credentials, TLS and leader are the client's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
 from . import placement as plc
+from .mesos import state
 from .mesos.client import MesosError
-from .mesos.resources import UNRESERVED, Resource, merge
+from .mesos.events import Offer
+from .mesos.resources import UNRESERVED, Resource, merge, subtract
 from .tasks import TaskRecord
+
+ReadMaster = Callable[[str, float], Awaitable[Any]]
 
 
 @dataclass
@@ -44,35 +47,80 @@ class AgentView:
 
 
 class ClusterView:
-    """Capacity answers and the master-state reads behind them (mixed into MesosFramework)."""
+    """Capacity answers, placement's view of where tasks run, and the master reads behind them."""
 
-    async def refresh_capacity(self, max_age: float = 10.0, timeout: float = 2.0) -> None:
-        """Make the cluster view at most ``max_age`` seconds old: revive and wait for offers.
+    def __init__(
+        self,
+        tasks: Mapping[str, TaskRecord],
+        read_master: ReadMaster,
+        log: logging.Logger,
+    ) -> None:
+        self._tasks = tasks  # the framework's: read, never written
+        self._read_master = read_master
+        self.log = log
+        self.agents: dict[str, AgentView] = {}
+        # Every agent's total resources as the master knows them (other frameworks' use
+        # included), so "can never fit" is not judged from what happens to be offered to us.
+        self.totals: dict[str, state.AgentSeen] = {}
+        self._totals_at: float | None = None
+        self._placed: dict[str, plc.Placed] = {}
+        # Active tasks this framework object did not launch (a restarted hub's survivors):
+        # placement must count them for UNIQUE/MAX_PER/spread like its own launches.
+        self._survivors: set[str] = set()
+        self._offers_seen = asyncio.Event()
 
-        Offers only show free resources, so the view is cleared first: an agent that sends no
-        offer is full, not unchanged.
-        """
-        await self.ensure_started()
-        try:
-            await asyncio.wait_for(self.subscribed_once.wait(), timeout)
-        except TimeoutError:
-            return
-        if self._cluster_fetch is not None and not self._cluster_fetch.done():
-            await asyncio.wait([self._cluster_fetch], timeout=timeout)
-        if self._totals_at is None or time.monotonic() - self._totals_at >= max_age:
-            await self.refresh_agents(timeout)
-        newest = max((a.seen for a in self.agents.values()), default=0.0)
-        if self.agents and time.monotonic() - newest < max_age:
-            return
-        for agent in self.agents.values():
-            agent.offered.clear()
-        self._offers_seen.clear()
-        await self._revive(None)
-        try:
-            await asyncio.wait_for(self._offers_seen.wait(), timeout)
-            await asyncio.sleep(0.2)  # offers for other roles of the same round
-        except TimeoutError:
-            pass
+    # ------------------------------------------------------------------ what offers say
+
+    def record_offers(self, offers: Sequence[Offer]) -> None:
+        now = time.monotonic()
+        for offer in offers:
+            view = self.agents.get(offer.agent_id)
+            if view is None:
+                view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)
+            view.attributes = offer.attributes
+            view.record_offer(offer.allocation_role or "*", offer.resources)
+            view.seen = now
+        self._offers_seen.set()
+
+    def launched(self, task_id: str, placement: plc.Placement) -> None:
+        """``task_id`` was launched with ``placement``: where it runs, and what it took."""
+        self._placed[task_id] = plc.Placed(
+            placement.agent_id, placement.hostname, self._identity(placement.agent_id)[1]
+        )
+        view = self.agents.get(placement.agent_id)
+        role = placement.allocation_role or "*"
+        if view is not None and role in view.offered:
+            try:
+                view.offered[role] = tuple(subtract(view.offered[role], placement.resources))
+            except ValueError:
+                pass
+
+    def released(self, task_id: str) -> None:
+        """``task_id`` no longer holds its agent (ended, or requeued)."""
+        self._placed.pop(task_id, None)
+
+    def noted(self, record: TaskRecord) -> None:
+        """Keep track of ``record``'s task if it runs without having been launched here."""
+        if record.active and record.agent_id and record.task_id not in self._placed:
+            self._survivors.add(record.task_id)
+        elif not record.active:
+            self._survivors.discard(record.task_id)
+
+    # ------------------------------------------------------------------ answers
+
+    def placed_tasks(self) -> list[plc.Placed]:
+        """Where this framework's tasks run, a restarted hub's survivors included."""
+        out = list(self._placed.values())
+        for task_id in sorted(self._survivors):
+            record = self._tasks.get(task_id)
+            if record is None or not record.active or not record.agent_id:
+                continue
+            if task_id in self._placed:
+                continue
+            hostname, attributes = self._identity(record.agent_id, record.hostname)
+            if hostname:
+                out.append(plc.Placed(record.agent_id, hostname, attributes))
+        return out
 
     def gpu_agents(self) -> set[str]:
         """Agents known to have GPUs, even while all of them are in use (absent from offers)."""
@@ -81,19 +129,19 @@ class ClusterView:
     @property
     def totals_known(self) -> bool:
         """Whether agents' totals came from the master (else they are guessed from offers)."""
-        return bool(self.agent_totals)
+        return bool(self.totals)
 
     def capacity(self) -> list[plc.AgentCapacity]:
         """Each known agent's total and free (offered to us) resources. Totals are the master's
         when known, else what was offered plus what our tasks use."""
         used: dict[str, list[Resource]] = {}
-        for t in self.tasks.values():
+        for t in self._tasks.values():
             if t.active and t.agent_id:
                 used.setdefault(t.agent_id, []).extend(t.resources)
         out = []
-        for agent_id in [*self.agents, *(a for a in self.agent_totals if a not in self.agents)]:
+        for agent_id in [*self.agents, *(a for a in self.totals if a not in self.agents)]:
             view = self.agents.get(agent_id)
-            known = self.agent_totals.get(agent_id)
+            known = self.totals.get(agent_id)
             free: tuple[Resource, ...] = ()
             if view is not None:
                 free = tuple(merge(r for rs in view.offered.values() for r in rs))
@@ -106,124 +154,70 @@ class ClusterView:
                 out.append(plc.AgentCapacity(agent_id, view.hostname, total, free, view.attributes))
         return out
 
-    # ------------------------------------------------------------------ the master's state
-
-    async def refresh_agents(self, timeout: float = 3.0) -> bool:
-        """Learn every agent's total resources from the master; True if the view is fresh.
-
-        Real Mesos serves ``/master/slaves``; localmesos only ``/master/state`` (same shape).
-        """
-        try:
-            data = await self._get_master_json("/master/slaves", timeout)
-            if data is None:
-                data = await self._get_master_json("/master/state", timeout)
-            agents = plc.agents_from_master(data or {})
-        except (MesosError, OSError, ValueError) as e:  # ValueError: bad JSON or resources
-            self.log.warning("Could not read the agents' total resources from the master: %s", e)
-            return False
-        self.agent_totals = {a.agent_id: a for a in agents}
-        self._totals_at = time.monotonic()
-        return True
-
-    async def _relearn_tasks(self, timeout: float = 10.0) -> None:
-        """Resources and agent of every task still running after a hub restart: reconciliation
-        answers with states only, so capacity and placement would otherwise ignore them."""
-        framework_id = self.client.framework_id
-        if not framework_id:
-            return
-        path = f"/master/state?framework_id={framework_id}"
-        try:
-            seen = plc.tasks_from_master(
-                await self._get_master_json(path, timeout) or {}, framework_id
-            )
-        except (MesosError, OSError, ValueError) as e:
-            self.log.warning("Could not read this framework's tasks from the master: %s", e)
-            return
-        for task in seen:
-            record = self.tasks.get(task.task_id)
-            if record is None:
-                # Reconciliation reports it too; until then it is nobody's (an orphan candidate).
-                record = self.tasks[task.task_id] = TaskRecord(
-                    task.task_id, state=task.state, claimed=False
-                )
-                if record.active:
-                    self._schedule_orphan_check()
-            if not record.resources:
-                record.resources = task.resources
-            if not record.agent_id and task.agent_id:
-                record.agent_id = task.agent_id
-            if record.active and record.agent_id and task.task_id not in self._placed:
-                self._survivors.add(task.task_id)
-
-    async def _learn_cluster(self) -> None:
-        await self.refresh_agents()
-        await self._relearn_tasks()
-
-    def _master_base(self) -> str | None:
-        """The master's HTTP base URL: the configured one when it is a single URL (it may carry
-        a path behind a proxy; redirects lead to the leader), else the leader from SUBSCRIBED."""
-        master = self.config.master.strip()
-        if master.startswith(("http://", "https://")) and "," not in master:
-            base = master.rstrip("/").removesuffix("/api/v1/scheduler")
-            return base.removesuffix("/master")
-        info = self.client.master_info or {}
-        address = info.get("address") or {}
-        host = address.get("ip") or address.get("hostname") or info.get("hostname")
-        port = address.get("port") or info.get("port")
-        if not host or not port:
-            return None
-        https = master.startswith("https://") or (
-            master.startswith("zk://") and self.config.ca_file
-        )
-        return f"{'https' if https else 'http'}://{host}:{port}"
-
-    async def _get_master_json(self, path: str, timeout: float) -> Any:
-        """GET a master endpoint (with our credentials) as JSON; None if it is not served."""
-        base = self._master_base()
-        if base is None:
-            raise MesosError("the leading master's address is not known yet")
-        headers = {"Accept": "application/json"}
-        if self.config.principal and self.config.secret is not None:
-            pair = f"{self.config.principal}:{self.config.secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        request = HTTPRequest(
-            base + path,
-            headers=headers,
-            connect_timeout=timeout,
-            request_timeout=timeout,
-            ca_certs=self.config.ca_file,
-            follow_redirects=True,
-        )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code == 404:
-            return None
-        if response.code != 200:
-            why = response.error or f"HTTP {response.code}"
-            raise MesosError(f"GET {base}{path}: {why}", code=response.code)
-        return json.loads(response.body)
-
-    def _agent_identity(
-        self, agent_id: str, hostname: str | None = None
-    ) -> tuple[str | None, tuple]:
+    def _identity(self, agent_id: str, hostname: str | None = None) -> tuple[str | None, tuple]:
         """(hostname, attributes) of an agent, from offers or the master's agent list."""
         view = self.agents.get(agent_id)
-        known = self.agent_totals.get(agent_id)
+        known = self.totals.get(agent_id)
         if view is not None:
             return hostname or view.hostname, view.attributes
         if known is not None:
             return hostname or known.hostname, known.attributes
         return hostname, ()
 
-    def _placed_tasks(self) -> list[plc.Placed]:
-        """Where this framework's tasks run, a restarted hub's survivors included."""
-        out = list(self._placed.values())
-        for task_id in sorted(self._survivors):
-            record = self.tasks.get(task_id)
-            if record is None or not record.active or not record.agent_id:
-                continue
-            if task_id in self._placed:
-                continue
-            hostname, attributes = self._agent_identity(record.agent_id, record.hostname)
-            if hostname:
-                out.append(plc.Placed(record.agent_id, hostname, attributes))
-        return out
+    # ------------------------------------------------------------------ keeping it fresh
+
+    async def refresh(
+        self, revive: Callable[[], Awaitable[None]], max_age: float = 10.0, timeout: float = 2.0
+    ) -> None:
+        """Make the view at most ``max_age`` seconds old: re-read the totals, and ``revive``
+        offers and wait for them.
+
+        Offers only show free resources, so the offered view is cleared first: an agent that
+        sends no offer is full, not unchanged.
+        """
+        if self._totals_at is None or time.monotonic() - self._totals_at >= max_age:
+            await self.refresh_totals(timeout)
+        newest = max((a.seen for a in self.agents.values()), default=0.0)
+        if self.agents and time.monotonic() - newest < max_age:
+            return
+        for agent in self.agents.values():
+            agent.offered.clear()
+        self._offers_seen.clear()
+        await revive()
+        try:
+            await asyncio.wait_for(self._offers_seen.wait(), timeout)
+            await asyncio.sleep(0.2)  # offers for other roles of the same round
+        except TimeoutError:
+            pass
+
+    async def refresh_totals(self, timeout: float = 3.0) -> bool:
+        """Learn every agent's total resources from the master; True if the view is fresh.
+
+        Real Mesos serves ``/master/slaves``; localmesos only ``/master/state`` (same shape).
+        """
+        try:
+            data = await self._read_master("/master/slaves", timeout)
+            if data is None:
+                data = await self._read_master("/master/state", timeout)
+            agents = state.agents_from_master(data or {})
+        except (MesosError, OSError, ValueError) as e:  # ValueError: bad JSON or resources
+            self.log.warning("Could not read the agents' total resources from the master: %s", e)
+            return False
+        self.totals = {a.agent_id: a for a in agents}
+        self._totals_at = time.monotonic()
+        return True
+
+    async def tasks_of(
+        self, framework_id: str, timeout: float = 10.0
+    ) -> list[state.TaskSeen] | None:
+        """The tasks of ``framework_id`` with their agents and resources: reconciliation answers
+        with states only, so capacity and placement would otherwise ignore a restarted hub's
+        survivors. None when the master cannot say."""
+        path = f"/master/state?framework_id={framework_id}"
+        try:
+            return state.tasks_from_master(
+                await self._read_master(path, timeout) or {}, framework_id
+            )
+        except (MesosError, OSError, ValueError) as e:
+            self.log.warning("Could not read this framework's tasks from the master: %s", e)
+            return None

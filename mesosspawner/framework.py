@@ -17,15 +17,23 @@ import time
 from dataclasses import dataclass
 
 from . import placement as plc
-from .cluster_view import AgentView, ClusterView
+from . import taskinfo
+from .cluster_view import ClusterView
 from .mesos import events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
-from .mesos.resources import subtract
+from .mesos.state import TaskSeen
 from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
 from .metrics import framework_metrics
-from .orphans import OrphanKiller
-from .tasks import LaunchFailed, LaunchObserver, LaunchRequest, SilentObserver, TaskRecord
+from .orphans import OrphanReaper
+from .tasks import (
+    OFFER_ATTEMPTS,
+    LaunchFailed,
+    LaunchObserver,
+    LaunchRequest,
+    SilentObserver,
+    TaskRecord,
+)
 
 # An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
 # master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
@@ -75,7 +83,10 @@ class FrameworkConfig:
     reconcile_retry_seconds: float
 
 
-class MesosFramework(ClusterView, OrphanKiller, EventHandler):
+class MesosFramework(EventHandler):
+    """The shared framework, composed of owned parts: the scheduler ``client``, the cluster
+    ``view`` (capacity, where tasks run) and the orphan ``reaper``."""
+
     _instances: dict[tuple[str, str], MesosFramework] = {}
 
     def __init__(
@@ -89,24 +100,13 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         self.pending: dict[str, LaunchRequest] = {}
         self.launching: dict[str, LaunchRequest] = {}  # task id -> request, until RUNNING
         self.tasks: dict[str, TaskRecord] = {}
-        self.agents: dict[str, AgentView] = {}
         # (user, server) -> why its last task stopped, for the person's next visit.
         self._last_stop: dict[tuple[str, str], str] = {}
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()
-        self._offers_seen = asyncio.Event()
         self._task_waiters: dict[str, list[asyncio.Event]] = {}
         self._started = False
-        self._orphan_timer: asyncio.TimerHandle | None = None
-        self._placed: dict[str, plc.Placed] = {}
-        # Active tasks this object did not launch (a restarted hub's survivors): placement must
-        # count them for UNIQUE/MAX_PER/spread like its own launches.
-        self._survivors: set[str] = set()
-        # Every agent's total resources as the master knows them (other frameworks' use
-        # included), so "can never fit" is not judged from what happens to be offered to us.
-        self.agent_totals: dict[str, plc.AgentCapacity] = {}
-        self._totals_at: float | None = None
         self._cluster_fetch: asyncio.Future | None = None
         self._unanswered: set[str] = set()  # explicitly reconciled, no answer yet
         self._asking = asyncio.Event()  # a reconciliation round awaits answers
@@ -138,6 +138,15 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             log=self.log,
         )
         self.client.framework_id = self._load_framework_id()
+        self.view = ClusterView(self.tasks, self.client.get_json, self.log)
+        self.reaper = OrphanReaper(
+            self.tasks,
+            self.kill,
+            hub_id=config.hub_id,
+            grace_seconds=config.orphan_grace_seconds,
+            enabled=config.orphan_kill,
+            log=self.log,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -161,9 +170,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
 
     async def stop(self) -> None:
         """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
-        if self._orphan_timer is not None:
-            self._orphan_timer.cancel()
-            self._orphan_timer = None
+        self.reaper.stop()
         for task in list(self._background):
             task.cancel()
         self._reconcile_loop = None
@@ -279,7 +286,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
                 record.describe(),
                 retry,
             )
-            self._schedule_orphan_check()
+            self.reaper.schedule()
         return record
 
     async def wait_change(self, task_id: str, timeout: float) -> None:
@@ -310,7 +317,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             await self._revive(None)
         else:
             await self._maybe_suppress()
-        self._schedule_orphan_check()
+        self.reaper.schedule()
         if self._reconcile_loop is None or self._reconcile_loop.done():
             self._reconcile_loop = self._spawn(self._reconcile_periodically())
         if self._cluster_fetch is None or self._cluster_fetch.done():
@@ -390,32 +397,20 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
                     self._set_state(record, "TASK_LOST", "framework removed by the master", "")
 
     async def offers(self, event: events.Offers) -> None:
-        offers = event.offers
-        self.metrics["offers"].inc(len(offers))
-        parsed = []
-        now = time.monotonic()
-        for data in offers:
-            try:
-                offer = plc.offer_from_json(data)
-            except (KeyError, ValueError, TypeError) as e:
-                self.log.error("Declining malformed offer %s: %s", data.get("id"), e)
-                await self._safe(self.client.decline([value_of(data.get("id")) or ""]))
-                continue
-            parsed.append(offer)
-            view = self.agents.get(offer.agent_id)
-            if view is None:
-                view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)
-            view.attributes = offer.attributes
-            view.record_offer(offer.allocation_role or "*", offer.resources)
-            view.seen = now
-        self._offers_seen.set()
+        parsed = event.offers
+        self.metrics["offers"].inc(len(parsed) + len(event.malformed))
+        for offer_id, why in event.malformed:
+            self.log.error("Declining malformed offer %s: %s", offer_id or "(no id)", why)
+            if offer_id:
+                await self._safe(self.client.decline([offer_id]))
+        self.view.record_offers(parsed)
         requests = [r.needs for r in self.pending.values()]
         placements = plc.place(
             requests,
             parsed,
-            self._placed_tasks(),
+            self.view.placed_tasks(),
             self.config.strategy,
-            gpu_agents=self.gpu_agents(),
+            gpu_agents=self.view.gpu_agents(),
         )
         used_offers: dict[str, list[tuple[LaunchRequest, plc.Placement]]] = {}
         for p in placements:
@@ -439,7 +434,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
         launched = []
         for req, p in items:
             try:
-                info = req.build_task(p)
+                info = taskinfo.build_task_info(req.spec, p, attempt=req.attempts)
             except Exception as e:  # a bad request must fail its own spawn, not the framework
                 self.pending.pop(req.needs.key, None)
                 if not req.future.done():
@@ -459,16 +454,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
                 updated=time.time(),
                 resources=p.resources,
             )
-            self._placed[task_id] = plc.Placed(
-                p.agent_id, p.hostname, self._agent_attrs(p.agent_id)
-            )
-            view = self.agents.get(p.agent_id)
-            role = p.allocation_role or "*"
-            if view is not None and role in view.offered:
-                try:
-                    view.offered[role] = tuple(subtract(view.offered[role], p.resources))
-                except ValueError:
-                    pass
+            self.view.launched(task_id, p)
             infos.append(info)
             launched.append((req, p))
         if not infos:
@@ -488,22 +474,16 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             self.log.info("Launched task %s on agent %s", req.task_id, p.hostname)
             req.observer.accepted(p, req.task_id)
 
-    def _agent_attrs(self, agent_id: str) -> tuple:
-        return self._agent_identity(agent_id)[1]
-
     def _requeue(self, req: LaunchRequest, why: str) -> None:
         if req.task_id:
             self.launching.pop(req.task_id, None)
-            self._release(req.task_id)
+            self.view.released(req.task_id)
         if req.future.done():
             return
         req.task_id = None
         self.pending[req.needs.key] = req
         req.observer.retry(why)
         self._spawn(self._revive(req.needs.role))
-
-    def _release(self, task_id: str) -> None:
-        self._placed.pop(task_id, None)
 
     async def rescind(self, event: events.Rescind) -> None:
         self.log.debug("Offer %s rescinded", event.offer_id)
@@ -535,17 +515,14 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             )
             self._spawn(self._send_kill(record))
         self.metrics["states"].labels(state=state).inc()
-        if record.active and record.agent_id and task_id not in self._placed:
-            self._survivors.add(task_id)
-        elif not record.active:
-            self._survivors.discard(task_id)
+        self.view.noted(record)
         req = self.launching.get(task_id)
         if req is not None:
             self._advance(req, record)
         if state in TERMINAL_STATES:
-            self._release(task_id)
+            self.view.released(task_id)
         if not record.claimed and record.active:
-            self._schedule_orphan_check()
+            self.reaper.schedule()
 
     def _advance(self, req: LaunchRequest, record: TaskRecord) -> None:
         state = record.state
@@ -561,7 +538,7 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             return
         if state in STOPPED_STATES or state == "TASK_KILLING":
             self.launching.pop(record.task_id, None)
-            if record.reason in RETRY_REASONS and req.attempts < 5:
+            if record.reason in RETRY_REASONS and req.attempts < OFFER_ATTEMPTS:
                 self._requeue(req, f"the offer was no longer valid ({record.describe()})")
                 return
             timed_out = _registration_timed_out(record)
@@ -618,6 +595,53 @@ class MesosFramework(ClusterView, OrphanKiller, EventHandler):
             await coro
         except (TimeoutError, MesosError, OSError) as e:
             self.log.warning("Mesos call failed: %s", e)
+
+    # ------------------------------------------------------------------ the cluster
+
+    async def _learn_cluster(self) -> None:
+        """After a subscription: the agents' totals, and the agent and resources of every task
+        still running (a hub restart's survivors), which reconciliation does not tell."""
+        await self.view.refresh_totals()
+        framework_id = self.client.framework_id
+        seen = await self.view.tasks_of(framework_id) if framework_id else None
+        for task in seen or ():
+            self._adopt(task)
+
+    def _adopt(self, task: TaskSeen) -> None:
+        record = self.tasks.get(task.task_id)
+        if record is None:
+            # Reconciliation reports it too; until then it is nobody's (an orphan candidate).
+            record = self.tasks[task.task_id] = TaskRecord(
+                task.task_id, state=task.state, claimed=False
+            )
+            if record.active:
+                self.reaper.schedule()
+        if not record.resources:
+            record.resources = task.resources
+        if not record.agent_id and task.agent_id:
+            record.agent_id = task.agent_id
+        self.view.noted(record)
+
+    async def refresh_capacity(self, max_age: float = 10.0, timeout: float = 2.0) -> None:
+        """Make the cluster view at most ``max_age`` seconds old (see ``ClusterView.refresh``)."""
+        await self.ensure_started()
+        try:
+            await asyncio.wait_for(self.subscribed_once.wait(), timeout)
+        except TimeoutError:
+            return
+        if self._cluster_fetch is not None and not self._cluster_fetch.done():
+            await asyncio.wait([self._cluster_fetch], timeout=timeout)
+        await self.view.refresh(lambda: self._revive(None), max_age, timeout)
+
+    def capacity(self) -> list[plc.AgentCapacity]:
+        return self.view.capacity()
+
+    def gpu_agents(self) -> set[str]:
+        return self.view.gpu_agents()
+
+    @property
+    def totals_known(self) -> bool:
+        return self.view.totals_known
 
     # ------------------------------------------------------------------ answers for spawners
 

@@ -127,6 +127,21 @@ def task_id_prefixes(hub_id: str) -> tuple[str, ...]:
     return (safe,) if safe == legacy else (safe, legacy)
 
 
+def attempt_task_id(task_id: str, attempt: int) -> str:
+    """The id of launch ``attempt`` (0 = the first) of a task: the first keeps ``task_id``, a
+    relaunch appends ``.<attempt>``. Mesos strongly discourages reusing a task id (an agent
+    may still hold the failed attempt's executor under it: MESOS-2198)."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+        raise ValueError(f"attempt must be a whole number >= 0, not {attempt!r}")
+    if attempt == 0:
+        return task_id
+    full = f"{task_id}{_FIELD_SEP}{attempt}"
+    if len(full) <= MAX_TASK_ID:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:32]
+    return full[: MAX_TASK_ID - len(digest) - 1] + _FIELD_SEP + digest
+
+
 def task_id_prefix(hub_id: str) -> str:
     """The prefix this hub's new task ids start with (``task_id_prefixes`` for matching)."""
     return task_id_prefixes(hub_id)[0]

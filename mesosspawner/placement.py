@@ -1,7 +1,9 @@
 """Which offer each pending notebook launch should use, and why one cannot be placed.
 
-Pure: plain data in, plain data out, deterministic. All resource arithmetic is done by
-``mesosspawner.mesos.resources`` so the spawner and localmesos agree on what fits.
+Pure matching: typed offers (``mesos.events.Offer``, parsed once from the OFFERS event) and
+agents' capacity in, placements and reasons out, deterministic. All resource arithmetic is done
+by ``mesosspawner.mesos.resources`` so the spawner and localmesos agree on what fits; reading
+the master's state is ``mesos.state``'s job.
 
 Rules:
 
@@ -27,17 +29,14 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from .mesos.events import Offer
 from .mesos.resources import (
     UNRESERVED,
     Attribute,
     Resource,
-    ResourceError,
-    attribute_from_json,
     first_values,
     merge,
-    parse_resources,
     ranges_of,
-    resource_from_json,
     scalar,
     subtract,
     values_to_ranges,
@@ -91,19 +90,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Offer:
-    """An offer as placement needs it, parsed from the v1 offer JSON by ``offer_from_json``."""
-
-    id: str
-    agent_id: str
-    hostname: str
-    ip: str | None
-    allocation_role: str | None
-    resources: tuple[Resource, ...]
-    attributes: tuple[Attribute, ...] = ()
-
-
-@dataclass(frozen=True)
 class Placed:
     """Where a task of this framework already runs (for UNIQUE/MAX_PER/GROUP_BY/CLUSTER)."""
 
@@ -135,33 +121,6 @@ class AgentCapacity:
     total: tuple[Resource, ...]
     free: tuple[Resource, ...]
     attributes: tuple[Attribute, ...] = ()
-
-
-# ---------------------------------------------------------------------------- offers
-
-
-# Resources with these fields need operations (persistent volumes, revocable or shared use,
-# resource providers) that a notebook launch does not perform: leave them alone.
-_SPECIAL_RESOURCE_FIELDS = ("disk", "revocable", "shared", "provider_id")
-
-
-def offer_from_json(data: dict) -> Offer:
-    """Parse one v1 ``Offer`` JSON object (as in an OFFERS event)."""
-    try:
-        offer_id = data["id"]["value"]
-        agent_id = data["agent_id"]["value"]
-        hostname = data["hostname"]
-    except (KeyError, TypeError) as e:
-        raise ResourceError(f"offer {str(data)[:200]}: missing field {e}") from None
-    url = data.get("url") or {}
-    ip = (url.get("address") or {}).get("ip") or None
-    allocation_role = (data.get("allocation_info") or {}).get("role")
-    plain = [
-        r for r in data.get("resources", []) if not any(f in r for f in _SPECIAL_RESOURCE_FIELDS)
-    ]
-    resources = tuple(merge(resource_from_json(r) for r in plain))
-    attributes = tuple(attribute_from_json(a) for a in data.get("attributes", []))
-    return Offer(offer_id, agent_id, hostname, ip, allocation_role, resources, attributes)
 
 
 # ---------------------------------------------------------------------------- constraints
@@ -566,116 +525,18 @@ def _missing(
     return f"no single agent {verb} {wanted}{role}{state} together{suffix}"
 
 
-# ---------------------------------------------------------------------------- the master's view
-
-
-@dataclass(frozen=True)
-class TaskSeen:
-    """One task of a framework as the master's state lists it (what a restarted hub re-learns:
-    reconciliation answers with states, never with resources)."""
-
-    task_id: str
-    agent_id: str
-    state: str
-    resources: tuple[Resource, ...]
-
-
-def agents_from_master(data: dict) -> list[AgentCapacity]:
-    """Active agents' total resources (by role) and attributes, from ``GET /master/slaves`` or
-    ``/master/state`` (same ``slaves`` shape). ``free`` is empty: only offers tell that.
-
-    Totals include what other frameworks hold, so they answer "could this ever fit".
-    ``ResourceError`` names the agent whose entry cannot be read.
-    """
-    slaves = data.get("slaves") if isinstance(data, dict) else None
-    if not isinstance(slaves, list):
-        raise ResourceError(f"master state has no 'slaves' list: {str(data)[:200]}")
-    out = []
-    for s in slaves:
-        if not isinstance(s, dict) or s.get("active") is False:
-            continue
-        agent_id = s.get("id")
-        try:
-            total = _agent_total(s)
-            attributes = tuple(
-                Attribute(str(k), v if isinstance(v, str) else float(v))
-                for k, v in (s.get("attributes") or {}).items()
-            )
-        except (ResourceError, TypeError, ValueError, AttributeError, KeyError) as e:
-            raise ResourceError(f"agent {agent_id!r} in the master's state: {e}") from None
-        hostname = str(s.get("hostname") or agent_id)
-        out.append(AgentCapacity(str(agent_id), hostname, tuple(total), (), attributes))
-    return out
-
-
-def tasks_from_master(data: dict, framework_id: str) -> list[TaskSeen]:
-    """The tasks of ``framework_id`` (running and unreachable) in a ``/master/state`` answer."""
-    out = []
-    for fw in (data.get("frameworks") or []) if isinstance(data, dict) else []:
-        if not isinstance(fw, dict) or fw.get("id") != framework_id:
-            continue
-        for t in [*(fw.get("tasks") or []), *(fw.get("unreachable_tasks") or [])]:
-            try:
-                role = t.get("role") or UNRESERVED
-                out.append(
-                    TaskSeen(
-                        str(t["id"]),
-                        str(t.get("slave_id") or t.get("agent_id") or ""),
-                        str(t.get("state") or "TASK_UNKNOWN"),
-                        tuple(_state_map(t.get("resources") or {}, role)),
-                    )
-                )
-            except (ResourceError, TypeError, ValueError, AttributeError, KeyError) as e:
-                raise ResourceError(f"task {t!r:.200} in the master's state: {e}") from None
-    return out
-
-
-def _agent_total(s: dict) -> list[Resource]:
-    reserved: list[Resource] = []
-    full = s.get("reserved_resources_full")
-    if isinstance(full, dict):
-        reserved = [resource_from_json(r) for rs in full.values() for r in rs]
-    else:
-        for role, amounts in (s.get("reserved_resources") or {}).items():
-            reserved += _state_map(amounts, role)
-    if "unreserved_resources" in s:
-        unreserved = _state_map(s["unreserved_resources"] or {}, UNRESERVED)
-    elif reserved:
-        raise ResourceError("reserved resources listed without unreserved_resources")
-    else:
-        unreserved = _state_map(s.get("resources") or {}, UNRESERVED)
-    return merge([*reserved, *unreserved])
-
-
-def _state_map(amounts: dict, role: str) -> list[Resource]:
-    """state.json's ``{"cpus": 8.0, "ports": "[31000-31999]"}`` as resources of ``role``."""
-    out: list[Resource] = []
-    for name, value in amounts.items():
-        if isinstance(value, bool):
-            raise ResourceError(f"resource {name}: {value!r} is not an amount")
-        if isinstance(value, int | float):
-            if value > 0:
-                out.append(Resource(str(name), role, scalar=float(value)))
-        elif isinstance(value, str) and value.strip() not in ("", "[]", "{}"):
-            out += parse_resources(f"{name}:{value}", role)
-        elif not isinstance(value, str):
-            raise ResourceError(f"resource {name}: {value!r} is not an amount")
-    return merge(out)
-
-
 __all__ = [
     "AgentCapacity",
-    "Offer",
+    "Fit",
     "Placed",
     "Placement",
     "Request",
-    "TaskSeen",
-    "agents_from_master",
+    "classify",
+    "describe",
     "fits_now",
-    "offer_from_json",
+    "free_gpus",
     "place",
     "shortfall",
-    "tasks_from_master",
     "unmet",
     "validate_constraints",
 ]

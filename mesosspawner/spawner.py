@@ -43,6 +43,7 @@ from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
+from .tasks import MAX_LAUNCHES
 from .traits import FrameworkTraits
 
 
@@ -460,11 +461,10 @@ class MesosSpawner(Spawner, FrameworkTraits):
             constraints=placement.validate_constraints(get("constraints") or []),
         )
 
-    def _build_task(self, p: placement.Placement, ids, nonce: str) -> dict:
+    def _task_spec(self, ids, volumes: tuple[dict, ...], nonce: str) -> taskinfo.TaskSpec:
+        """The notebook's task as plain data, before any offer: the framework completes it
+        with the placement (ports, Spark's address) in ``taskinfo.build_task_info``."""
         system_user, uid, gid = ids
-        bridge = bool(self.image) and self.network_mode == "bridge"
-        self.host_port = p.ports[0]
-        self.port = self.container_port if bridge else p.ports[0]
         env = self.get_env()
         env.update(self.image_env())
         pw = _passwd(system_user) if system_user and not self.image else None
@@ -487,20 +487,17 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 role=self.spark_role,
                 conf=dict(self.spark_conf),
             )
-        volumes = taskinfo.expand_volumes(
-            self.volumes,
-            username=self.user.name,
-            uid=uid,
-            gid=gid,
-            servername=self.name or "",
-        )
         containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
-        spec = taskinfo.TaskSpec(
+        return taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
             name=f"jupyter {naming.safe_name(self.user.name)}"
             + (f"/{naming.safe_name(self.name)}" if self.name else ""),
             argv=tuple(self.cmd + self.get_args()),
             env=env,
+            # An admin's own JUPYTERHUB_SERVICE_URL (c.Spawner.environment) wins, as in get_env.
+            service_url=None
+            if "JUPYTERHUB_SERVICE_URL" in self.environment
+            else self._service_url(),
             image=self.image,
             containerizer=containerizer,
             network_mode=self.network_mode,
@@ -515,33 +512,44 @@ class MesosSpawner(Spawner, FrameworkTraits):
             force_pull_image=self.force_pull_image,
             docker_parameters=tuple(sorted(self.docker_parameters.items())),
             entrypoint_drops_root=self.image_starts_as_root,
-            env_file_uri=self._env_file_uri(env, containerizer),
+            env_file_uris=self._prepare_env_files(env, containerizer),
         )
-        return taskinfo.build_task_info(spec, p)
 
-    def _env_file_uri(self, env: dict[str, str], containerizer: str) -> str | None:
-        """Put this launch's secret variables in the one-time env-file server; its URL."""
-        self._discard_env_file()
-        if not (self.image and containerizer == "docker" and self.env_file_delivery):
-            return None
+    def _service_url(self) -> taskinfo.ServiceURL:
+        """JUPYTERHUB_SERVICE_URL as ``Spawner.get_env`` writes it, but for the port."""
+        base_url = self.server.base_url if self.server else "/"
+        return taskinfo.ServiceURL("https" if self.internal_ssl else "http", self.ip, base_url)
+
+    def _prepare_env_files(self, env: dict[str, str], containerizer: str) -> tuple[str, ...]:
+        """Put this spawn's secret variables in the one-time env-file server, before the launch
+        is queued (they do not depend on the offer): one URL per possible launch attempt, as
+        each answers once. Discarded when the launch ends."""
+        self._discard_env_files()
+        enabled = self.env_file_delivery
+        if not taskinfo.secrets_in_env_file(self.image, containerizer, enabled=enabled):
+            return ()
         _, secret = taskinfo.split_secret_env(env)
         if not secret:
-            return None
+            return ()
+        text = taskinfo.docker_env_file(secret)
         host = self.env_file_host or urlparse(self.hub.api_url).hostname or "127.0.0.1"
         drop = EnvDrop.shared(
             self.env_file_ip or self.hub.ip or "0.0.0.0", self.env_file_port, host
         )
-        text = taskinfo.docker_env_file(secret)
-        self._env_file_key, url = drop.put(text, ttl=self.start_timeout + 60)
         self._env_drop = drop
-        return url
+        urls = []
+        for _ in range(MAX_LAUNCHES):
+            key, url = drop.put(text, ttl=self.start_timeout + 60)
+            self._env_file_keys.append(key)
+            urls.append(url)
+        return tuple(urls)
 
-    def _discard_env_file(self) -> None:
-        # Fetched before the task can run, so once a launch has ended it is never needed again.
-        drop, key = getattr(self, "_env_drop", None), getattr(self, "_env_file_key", None)
-        if drop is not None and key:
+    def _discard_env_files(self) -> None:
+        # Fetched before the task can run, so once a launch has ended none is needed again.
+        drop = getattr(self, "_env_drop", None)
+        for key in getattr(self, "_env_file_keys", ()):
             drop.discard(key)
-        self._env_file_key = None
+        self._env_file_keys: list[str] = []
 
     def image_env(self) -> dict[str, str]:
         """Name the environment that produced a result: the image reference (and digest)."""
@@ -570,7 +578,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             ids = self._resolve_ids()
             request = self._request_for()
             # Volumes are checked now so a bad template fails before anything reaches Mesos.
-            taskinfo.expand_volumes(
+            volumes = taskinfo.expand_volumes(
                 self.volumes,
                 username=self.user.name,
                 uid=ids[1],
@@ -590,12 +598,6 @@ class MesosSpawner(Spawner, FrameworkTraits):
             )
             feed.fail(why)
             raise _spawn_error(why, reason="config")
-        nonce = secrets.token_hex(4)
-        req = LaunchRequest(
-            needs=request,
-            build_task=lambda p: self._build_task(p, ids, nonce),
-            observer=feed,
-        )
         if self.image:
             self.log.info("Starting %s with image %s", self._log_name, self.image)
         await fw.ensure_started()
@@ -605,6 +607,14 @@ class MesosSpawner(Spawner, FrameworkTraits):
             raise _spawn_error(
                 f"This server can never start on this cluster: {never}", reason="capacity"
             )
+        try:
+            spec = self._task_spec(ids, volumes, secrets.token_hex(4))
+        except ValueError as e:  # e.g. a secret value an env file cannot hold
+            self._discard_env_files()
+            why = f"Could not build the Mesos task: {e}"
+            feed.fail(why)
+            raise _spawn_error(why, reason="launch") from None
+        req = LaunchRequest(needs=request, spec=spec, observer=feed)
         # Give up just before JupyterHub's own timeout, so the person learns *why*.
         patience = max(1.0, self.start_timeout - 2.0)
         feed.give_up_after = patience
@@ -625,12 +635,15 @@ class MesosSpawner(Spawner, FrameworkTraits):
             feed.fail("spawn cancelled")
             raise
         finally:
-            self._discard_env_file()
+            self._discard_env_files()
         fw.forget_stop(self.user.name, self.name or "")
         self.task_id = record.task_id
         self.agent_id = record.agent_id
         self.agent_hostname = record.hostname
         self.agent_ip = record.ip
+        # The ports are the placement's: read from the launched task, never set while placing.
+        self.host_port = record.ports[0]
+        self.port = spec.container_port if spec.network_mode == "bridge" else self.host_port
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
         return f"http://{host}:{self.host_port}"

@@ -20,7 +20,7 @@ from typing import Any
 
 from .mesos.resources import resources_to_json, scalar
 from .mesos.wire import duration, id_json, number
-from .naming import path_component, safe_name
+from .naming import attempt_task_id, path_component, safe_name
 from .placement import Placement
 
 CONTAINERIZERS = ("docker", "mesos")
@@ -46,13 +46,31 @@ class SparkSettings:
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """Everything about a notebook task that does not depend on the offer."""
+class ServiceURL:
+    """Where the notebook listens, but for the port (``JUPYTERHUB_SERVICE_URL``): the port is
+    the placement's, so ``build_task_info`` writes the variable once the offer is known."""
 
-    task_id: str
+    scheme: str  # "http", or "https" with internal SSL
+    ip: str  # the bind address (the spawner's ``ip``, 0.0.0.0 by default)
+    path: str  # the server's base URL, e.g. /user/alice/
+
+    def at(self, port: int) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{self.scheme}://{host}:{port}{self.path}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything about a notebook task that does not depend on the offer: plain data the
+    spawner hands the framework, which turns it into a TaskInfo with ``build_task_info``."""
+
+    task_id: str  # of the first launch; a relaunch gets ``naming.attempt_task_id``
     name: str
     argv: tuple[str, ...]  # the notebook command (e.g. jupyterhub-singleuser --port=...)
     env: Mapping[str, str]
+    # JUPYTERHUB_SERVICE_URL, completed with the notebook's port from the placement (None: the
+    # variable is left as ``env`` has it, e.g. set by the admin).
+    service_url: ServiceURL | None = None
     image: str | None = None  # None = plain command task (a process on the agent)
     containerizer: str = "docker"  # "docker" | "mesos"; GPU tasks need "mesos"
     network_mode: str = "host"  # "host" | "bridge" (bridge: Docker containerizer only)
@@ -66,9 +84,11 @@ class TaskSpec:
     kill_grace_seconds: float = 30.0
     force_pull_image: bool = False
     docker_parameters: tuple[tuple[str, str], ...] = ()
-    # Docker containerizer: the URL of a one-time env file holding the secret variables, which
-    # then stay out of the task's environment (``docker run -e`` shows them to ``ps``).
-    env_file_uri: str | None = None
+    # Docker containerizer: one-time URLs of an env file holding the secret variables, which
+    # then stay out of the task's environment (``docker run -e`` shows them to ``ps``). Each
+    # answers once, so each launch attempt gets its own: attempt n the n-th (the last beyond).
+    env_file_uris: tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()  # more files the Mesos fetcher puts in the sandbox first
     # Mesos containerizer with an image: its entrypoint (the docker-stacks start script) starts
     # as root and drops to uid/gid; False: it runs as ``user``, which must exist in the image.
     entrypoint_drops_root: bool = True
@@ -77,6 +97,14 @@ class TaskSpec:
 # Where the fetcher puts the env file, relative to the sandbox: the Docker executor runs
 # ``docker run`` from the sandbox, so ``--env-file`` finds it there.
 ENV_FILE_NAME = ".mesosspawner.env"
+
+
+def secrets_in_env_file(image: str | None, containerizer: str, *, enabled: bool) -> bool:
+    """How secret variables reach the task: True, in a one-time env file the fetcher downloads
+    (Mesos's Docker containerizer passes the environment to ``docker run -e``, which every user
+    on the agent can read with ``ps``); False, in the task's environment. The one rule, used by
+    the spawner (whether to prepare the file) and by ``build_task_info`` (whether to use it)."""
+    return bool(enabled and image is not None and containerizer == "docker")
 
 
 def split_secret_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -286,14 +314,30 @@ def _expand_path(template: Any, values: Mapping[str, str | None], what: str) -> 
 # ---------------------------------------------------------------------------- TaskInfo
 
 
-def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = False) -> dict:
+def notebook_port(spec: TaskSpec, placement: Placement) -> int:
+    """The port the notebook listens on: the container's in bridge mode, else the first host
+    port of the placement."""
+    if spec.network_mode == "bridge":
+        return spec.container_port
+    if not placement.ports:
+        raise ValueError(f"task {spec.task_id!r}: the placement has no port for the notebook")
+    return placement.ports[0]
+
+
+def build_task_info(
+    spec: TaskSpec, placement: Placement, *, attempt: int = 0, refinement: bool = False
+) -> dict:
     """The v1 ``TaskInfo`` JSON to LAUNCH ``spec`` with ``placement``'s resources.
 
+    Whatever depends on the placement is filled in here: the notebook's port in
+    JUPYTERHUB_SERVICE_URL, port mappings, Spark's ports and address. ``attempt`` counts
+    earlier launches of the same spec (a relaunch gets a fresh task id and env-file URL).
     ``refinement``: the framework has RESERVATION_REFINEMENT (resources carry
     ``reservations`` instead of ``role``). ``ValueError`` for specs Mesos would refuse or
     that cannot work (GPUs with the Docker containerizer, bridge networking without Docker).
     """
     _check_spec(spec, placement)
+    task_id = attempt_task_id(spec.task_id, attempt)
     gpus = scalar(placement.resources, "gpus")
     if gpus and spec.image and spec.containerizer == "docker":
         raise ValueError(
@@ -301,6 +345,8 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
             " Docker containerizer has no GPU support; use containerizer 'mesos' for GPU images"
         )
     env = dict(spec.env)
+    if spec.service_url is not None:
+        env["JUPYTERHUB_SERVICE_URL"] = spec.service_url.at(notebook_port(spec, placement))
     if not gpus:
         # On a GPU agent the nvidia container runtime shows a container every GPU unless told
         # otherwise: a CPU-only notebook must see none (Mesos itself sets nothing here).
@@ -310,7 +356,9 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
     _check_labels(spec.labels, env)
 
     docker = spec.image is not None and spec.containerizer == "docker"
-    if docker and spec.env_file_uri:
+    env_file_uri = None
+    if spec.env_file_uris and secrets_in_env_file(spec.image, spec.containerizer, enabled=True):
+        env_file_uri = spec.env_file_uris[min(attempt, len(spec.env_file_uris) - 1)]
         env, _ = split_secret_env(env)
     argv = list(spec.argv)
     command: dict[str, Any] = {
@@ -336,27 +384,30 @@ def build_task_info(spec: TaskSpec, placement: Placement, *, refinement: bool = 
             command["user"] = spec.user
     elif spec.user and not docker:
         command["user"] = spec.user
-    if docker and spec.env_file_uri:
-        command["uris"] = [
+    uris = [{"value": uri} for uri in spec.uris]
+    if env_file_uri:
+        uris.append(
             {
-                "value": spec.env_file_uri,
+                "value": env_file_uri,
                 "output_file": ENV_FILE_NAME,
                 "extract": False,
                 "cache": False,
                 "executable": False,
             }
-        ]
+        )
+    if uris:
+        command["uris"] = uris
 
     task: dict[str, Any] = {
         "name": spec.name,
-        "task_id": id_json(spec.task_id),
+        "task_id": id_json(task_id),
         "agent_id": id_json(placement.agent_id),
         "resources": resources_to_json(
             placement.resources, refinement=refinement, allocation_role=placement.allocation_role
         ),
         "command": command,
     }
-    container = _container(spec, placement)
+    container = _container(spec, placement, env_file=env_file_uri is not None)
     if container is not None:
         task["container"] = container
     if spec.labels:
@@ -393,6 +444,9 @@ def _check_spec(spec: TaskSpec, placement: Placement) -> None:
             raise ValueError(f"{where}: bad environment variable name {k!r}")
         if not isinstance(v, str) or "\x00" in v:
             raise ValueError(f"{where}: environment variable {k} must be a string without NUL")
+    for uri in (*spec.uris, *spec.env_file_uris):
+        if not isinstance(uri, str) or not uri:
+            raise ValueError(f"{where}: fetcher URIs must be non-empty strings, not {uri!r}")
     if not math.isfinite(spec.kill_grace_seconds) or spec.kill_grace_seconds < 0:
         raise ValueError(f"{where}: kill_grace_seconds must be >= 0, not {spec.kill_grace_seconds}")
     if spec.uid is not None:
@@ -424,7 +478,7 @@ def _check_labels(labels: Mapping[str, str], env: Mapping[str, str]) -> None:
                 )
 
 
-def _container(spec: TaskSpec, placement: Placement) -> dict | None:
+def _container(spec: TaskSpec, placement: Placement, *, env_file: bool) -> dict | None:
     if spec.image is None:
         # A plain command task. Host volumes still need a container (type MESOS, no image):
         # that is how Mesos mounts them for a process.
@@ -464,7 +518,7 @@ def _container(spec: TaskSpec, placement: Placement) -> dict | None:
             ]
             docker["port_mappings"] = mappings
         parameters = []
-        if spec.env_file_uri:
+        if env_file:
             parameters.append({"key": "env-file", "value": ENV_FILE_NAME})
         if spec.uid is not None:
             user = str(spec.uid) if spec.gid is None else f"{spec.uid}:{spec.gid}"

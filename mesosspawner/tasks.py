@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import placement as plc
 from .mesos.resources import Resource
 from .mesos.states import ACTIVE_STATES
+from .taskinfo import TaskSpec
+
+# Launches of one request when offers turn out stale (each relaunch a new attempt), plus one
+# after an executor registration timeout: how many one-time env-file URLs a spawn prepares.
+OFFER_ATTEMPTS = 5
+MAX_LAUNCHES = OFFER_ATTEMPTS + 1
 
 
 class LaunchFailed(Exception):
@@ -82,10 +87,11 @@ class SilentObserver:
 
 @dataclass
 class LaunchRequest:
-    """A notebook waiting for resources. ``build_task`` turns a placement into a TaskInfo."""
+    """A notebook waiting for resources: plain data. The framework turns ``spec`` and the
+    placement it wins into a TaskInfo (``taskinfo.build_task_info``); nothing calls back."""
 
     needs: plc.Request  # what the notebook needs from an offer
-    build_task: Callable[[plc.Placement], dict]
+    spec: TaskSpec  # the task, but for what the offer decides
     observer: LaunchObserver = field(default_factory=SilentObserver)
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -96,4 +102,12 @@ class LaunchRequest:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-__all__ = ["LaunchFailed", "LaunchObserver", "LaunchRequest", "SilentObserver", "TaskRecord"]
+__all__ = [
+    "MAX_LAUNCHES",
+    "OFFER_ATTEMPTS",
+    "LaunchFailed",
+    "LaunchObserver",
+    "LaunchRequest",
+    "SilentObserver",
+    "TaskRecord",
+]

@@ -280,8 +280,11 @@ def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Fut
 
 
 def _default_client():
-    import docker
-
+    try:
+        import docker
+    except ImportError:
+        missing = "the docker package is missing: pip install 'mesosspawner[images]'"
+        raise RuntimeError(missing) from None
     return docker.from_env(version="auto", timeout=120)
 
 

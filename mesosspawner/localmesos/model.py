@@ -130,7 +130,7 @@ class Task:
 
 @dataclass
 class OfferRecord:
-    """An outstanding offer, as the master tracks it (``placement.Offer`` is the framework's)."""
+    """An outstanding offer, as the master tracks it (``mesos.events.Offer`` is the framework's)."""
 
     offer_id: str
     framework_id: str

@@ -37,6 +37,7 @@ from .http import (
     basic_auth_header,
     describe_error,
     excerpt,
+    get_json,
     load_tls_context,
     open_stream,
     subscribe,
@@ -170,6 +171,7 @@ class SchedulerClient:
         # Validates the address now (a typo should fail at construction, not in a log line).
         self._detector: Detector = self._make_detector()
         self._session: _Session | None = None
+        self._leader: Target | None = None  # the master of the last subscription
         self._queue: asyncio.Queue | None = None
         self._run_task: asyncio.Task | None = None
         self._consumer_task: asyncio.Task | None = None
@@ -313,6 +315,32 @@ class SchedulerClient:
                 entry["agent_id"] = id_json(agent_id)
             entries.append(entry)
         await self._call("RECONCILE", "reconcile", {"tasks": entries})
+
+    # ------------------------------------------------------------ operator reads
+
+    @property
+    def leader(self) -> Target | None:
+        """The master this client is (or was last) subscribed to: the leader, as far as known."""
+        return self._leader
+
+    async def get_json(self, path: str, timeout: float = 10.0) -> object | None:
+        """GET an operator endpoint of the leading master (``/master/slaves``,
+        ``/master/state?framework_id=...``) as JSON, with this client's credentials and TLS;
+        None when the master does not serve it. MesosError (or TimeoutError) otherwise."""
+        target = self._leader
+        if target is None:
+            raise NotSubscribed(
+                f"GET {path}: no leading Mesos master known yet ({self._detector_text()})"
+            )
+        if target.scheme == "https" and self._ssl_context is None:
+            self._ssl_context = await load_tls_context(self._ca_file)
+        return await get_json(
+            target,
+            path,
+            ssl_context=self._ssl_context,
+            auth_header=self._auth_header,
+            timeout=timeout,
+        )
 
     async def update_framework(self, framework_info: dict) -> None:
         """UPDATE_FRAMEWORK; later re-subscriptions use the new FrameworkInfo too."""
@@ -653,6 +681,7 @@ class SchedulerClient:
         )
         session.subscribed = True
         session.subscribed_at = asyncio.get_running_loop().time()
+        self._leader = session.target
         self.log.info(
             "Subscribed to the Mesos master at %s as framework %s (heartbeat every %g s)",
             session.target.url,

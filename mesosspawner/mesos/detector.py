@@ -9,6 +9,7 @@ loop through ``loop.call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import threading
@@ -300,6 +301,11 @@ def make_detector(
             raise DetectorError(
                 f"ZooKeeper address {_redact(master)!r} needs hosts and a path, "
                 "e.g. zk://h1:2181,h2:2181/mesos"
+            )
+        if importlib.util.find_spec("kazoo") is None:
+            raise DetectorError(
+                f"master {_redact(master)!r}: zk:// masters need the kazoo package; "
+                "pip install 'mesosspawner[zookeeper]' (or give the masters as http://host:5050)"
             )
         return ZooKeeperDetector(hosts, path, auth=auth, scheme=scheme, timeout=zk_timeout, log=log)
     urls = [normalize_url(part, scheme) for part in master.split(",") if part.strip()]

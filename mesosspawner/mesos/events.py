@@ -2,7 +2,8 @@
 
 ``parse`` turns one decoded RecordIO record (a JSON object) into one of the classes below, so
 the client only moves events and the framework reads fields instead of digging through dicts.
-Pure: plain data in, plain data out.
+Offers are parsed here once, resources and attributes included, into ``Offer`` values that
+placement matches as they are. Pure: plain data in, plain data out.
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from .resources import (
+    Attribute,
+    Resource,
+    ResourceError,
+    attribute_from_json,
+    merge,
+    resource_from_json,
+)
 from .wire import value_of
 
 __all__ = [
@@ -21,10 +30,12 @@ __all__ = [
     "IGNORED_TYPES",
     "MalformedEvent",
     "Message",
+    "Offer",
     "Offers",
     "Rescind",
     "Subscribed",
     "TaskStatus",
+    "offer_from_json",
     "parse",
 ]
 
@@ -46,8 +57,63 @@ class Subscribed:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """One v1 ``Offer`` as the framework uses it: where, for which role, what (resources
+    merged by name and role) and the agent's attributes."""
+
+    id: str
+    agent_id: str
+    hostname: str
+    ip: str | None  # url.address.ip: how the hub reaches the agent (hostnames need not resolve)
+    allocation_role: str | None  # None: the master does not allocate by role (no MULTI_ROLE)
+    resources: tuple[Resource, ...]
+    attributes: tuple[Attribute, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)  # the Offer JSON
+
+
+@dataclass(frozen=True)
 class Offers:
-    offers: tuple[dict, ...]  # v1 Offer objects, as placement.offer_from_json reads them
+    offers: tuple[Offer, ...]
+    # (offer id, or "" if unreadable, and why) of offers that could not be read: the framework
+    # declines them; one bad offer never costs the stream or the other offers.
+    malformed: tuple[tuple[str, str], ...] = ()
+
+
+# Resources with these fields need operations (persistent volumes, revocable or shared use,
+# resource providers) that a notebook launch does not perform: leave them alone.
+_SPECIAL_RESOURCE_FIELDS = ("disk", "revocable", "shared", "provider_id")
+
+
+def offer_from_json(data: dict) -> Offer:
+    """Parse one v1 ``Offer`` JSON object (as in an OFFERS event); ``ResourceError`` says what
+    is wrong with it."""
+    try:
+        offer_id = data["id"]["value"]
+        agent_id = data["agent_id"]["value"]
+        hostname = data["hostname"]
+    except (KeyError, TypeError) as e:
+        raise ResourceError(f"offer {str(data)[:200]}: missing field {e}") from None
+    url = data.get("url") or {}
+    ip = (url.get("address") or {}).get("ip") or None
+    allocation_role = (data.get("allocation_info") or {}).get("role")
+    plain = [
+        r for r in data.get("resources", []) if not any(f in r for f in _SPECIAL_RESOURCE_FIELDS)
+    ]
+    resources = tuple(merge(resource_from_json(r) for r in plain))
+    attributes = tuple(attribute_from_json(a) for a in data.get("attributes", []))
+    return Offer(offer_id, agent_id, hostname, ip, allocation_role, resources, attributes, data)
+
+
+def _offers(items: list) -> Offers:
+    parsed: list[Offer] = []
+    malformed: list[tuple[str, str]] = []
+    for data in items:
+        try:
+            parsed.append(offer_from_json(data))
+        except (ResourceError, KeyError, ValueError, TypeError, AttributeError) as e:
+            offer_id = value_of(data.get("id")) if isinstance(data, dict) else None
+            malformed.append((str(offer_id or ""), str(e)))
+    return Offers(tuple(parsed), tuple(malformed))
 
 
 @dataclass(frozen=True)
@@ -129,7 +195,7 @@ def parse(event: Any) -> Event | None:
             offers = event["offers"].get("offers", [])
             if not isinstance(offers, list):
                 raise TypeError("offers")
-            return Offers(tuple(offers))
+            return _offers(offers)
         if kind == "HEARTBEAT":
             return Heartbeat()
         if kind == "RESCIND":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import json
 import logging
 import re
 import ssl
@@ -647,3 +648,65 @@ async def subscribe(
         )
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
     return headers, RecordStream(chunked)
+
+
+_MAX_STATE_BODY = 256 * 1024 * 1024  # a large cluster's /master/state runs to tens of MB
+
+
+async def get_json(
+    target: Target,
+    path: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    auth_header: bytes,
+    timeout: float,
+    max_redirects: int = 3,
+) -> object | None:
+    """GET an operator endpoint of the master (``/master/slaves``, ``/master/state``) as JSON,
+    with the scheduler's credentials, on a connection of its own; None when it is not served
+    (404). A 307 from a master that is not the leader is followed, as SUBSCRIBE's is.
+
+    The path prefix of ``target`` is kept (a master behind a proxy), but a ``/master`` one is
+    not: it names the scheduler endpoint's alias, not a proxy.
+    """
+    prefix = target.prefix.removesuffix("/master")
+    async with asyncio.timeout(timeout):
+        for _ in range(max_redirects + 1):
+            stream = await open_stream(target, ssl_context, timeout)
+            try:
+                request = (
+                    f"GET {prefix}{path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                    "Accept: application/json\r\nConnection: close\r\n"
+                ).encode()
+                await stream.write(request + auth_header + b"\r\n")
+                code, reason, headers = await _read_head(stream)
+                if code == 307:
+                    try:
+                        leader = target.redirect(headers.get("location", ""))
+                    except ValueError as e:
+                        raise MesosError(f"GET {target.url}{path}: {e}") from None
+                    target = Target(leader.scheme, leader.host, leader.port, target.prefix)
+                    continue
+                body, _ = await _read_body(stream, headers, _MAX_STATE_BODY)
+            except StreamClosedError as e:
+                why = describe_error(e.real_error) if e.real_error else "connection closed"
+                raise MesosError(f"GET {target.url}{path}: {why}") from None
+            except BadResponse as e:
+                raise MesosError(f"GET {target.url}{path}: bad HTTP response: {e}") from None
+            finally:
+                stream.close()
+            if code == 404:
+                return None
+            if code != 200:
+                text = excerpt(body)
+                raise MesosError(
+                    f"GET {target.url}{path} answered {code} {reason}"
+                    + (f": {text}" if text else ""),
+                    code,
+                    text,
+                )
+            try:
+                return json.loads(body)
+            except ValueError as e:
+                raise MesosError(f"GET {target.url}{path}: the answer is not JSON ({e})") from None
+        raise MesosError(f"GET {path}: too many redirects, last to {target.url}")

@@ -108,6 +108,9 @@ class FakeMaster:
         self.calls: list[dict] = []
         self.call_headers: list[dict] = []
         self.call_answer: Callable[[dict], tuple[int, bytes]] = lambda call: (202, b"")
+        # Operator endpoints (GET /master/...): path with query -> (code, headers, JSON body).
+        self.operator: dict[str, tuple[int, dict, object]] = {}
+        self.operator_headers: list[dict] = []
         self.journal: list[str] = []  # shared with tests: ordering across threads
         self.framework_id = "fw-" + uuid.uuid4().hex[:8]
         self.stream_id = ""
@@ -149,6 +152,7 @@ class FakeMaster:
                 (r"/api/v1/scheduler", _SchedulerHandler, {"master": self}),
                 (r"/version", _VersionHandler),
                 (r"/stats", _StatsHandler, {"master": self}),
+                (r"/master/.*", _OperatorHandler, {"master": self}),
             ]
         )
         server = HTTPServer(app, ssl_options=self._ssl, idle_connection_timeout=3600)
@@ -275,6 +279,22 @@ class _SchedulerHandler(RequestHandler):
 class _VersionHandler(RequestHandler):
     def get(self) -> None:
         self.write({"version": "1.11.0", "build_user": "fake", "git_tag": "1.11.0"})
+
+
+class _OperatorHandler(RequestHandler):
+    """``GET /master/...`` answered from ``FakeMaster.operator`` (404 for anything else)."""
+
+    def initialize(self, master: FakeMaster) -> None:
+        self.master = master
+
+    def get(self) -> None:
+        self.master.operator_headers.append(dict(self.request.headers))
+        code, headers, body = self.master.operator.get(self.request.uri, (404, {}, None))
+        self.set_status(code)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        if body is not None:
+            self.write(json.dumps(body))
 
 
 class _StatsHandler(RequestHandler):

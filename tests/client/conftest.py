@@ -1,4 +1,5 @@
-"""Fixtures for the scheduler client's tests: a fake master and clients that always stop."""
+"""Fixtures for the scheduler client's tests: a fake master and clients that always stop
+(the event recorder is ``tests.services.fakes.Recorder``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from mesosspawner.mesos.client import EventHandler, SchedulerClient
 from mesosspawner.testing.fake_master import FakeMaster
-from tests.services.recorder import FRAMEWORK
+from tests.services.fakes import FRAMEWORK_INFO
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ async def make_client() -> AsyncIterator[Callable[..., SchedulerClient]]:
     def make(master: str, handler: EventHandler, info: dict | None = None, **kwargs):
         kwargs.setdefault("backoff_max", 0.5)
         kwargs.setdefault("request_timeout", 5.0)
-        client = SchedulerClient(master, dict(info or FRAMEWORK), handler, **kwargs)
+        client = SchedulerClient(master, dict(info or FRAMEWORK_INFO), handler, **kwargs)
         clients.append(client)
         return client
 

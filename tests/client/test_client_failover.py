@@ -19,8 +19,8 @@ import pytest
 
 from mesosspawner.localmesos.testing import command_task
 from mesosspawner.mesos.detector import leader_child
+from tests.services.fakes import Recorder
 from tests.services.pymesos_peer import get_json, start_localmesos
-from tests.services.recorder import Recorder
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -40,7 +40,7 @@ class Scheduler(Recorder):
         await super().subscribed(event)
 
     async def offers(self, event):
-        self.offered.extend(event.offers)
+        self.offered.extend(o.raw for o in event.offers)
         await super().offers(event)
 
     def states(self, task_id: str) -> list[str]:

@@ -14,7 +14,7 @@ from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import command_task, running_cluster
 from mesosspawner.mesos.client import MesosError
 from mesosspawner.mesos.events import TaskStatus
-from tests.services.recorder import Recorder
+from tests.services.fakes import Recorder
 
 USER = os.environ.get("USER") or "root"
 CLUSTER = {
@@ -52,7 +52,7 @@ class Scheduler(Recorder):
         self.pending_offers: list[dict] = []
 
     async def offers(self, event):
-        self.pending_offers.extend(event.offers)
+        self.pending_offers.extend(o.raw for o in event.offers)
         await super().offers(event)
 
     async def rescind(self, event):
@@ -142,7 +142,7 @@ async def test_decline_with_filter_keeps_the_agent_away_until_revive(cluster, ma
     await asyncio.sleep(1.0)  # many allocation intervals
     assert all(o["agent_id"]["value"] != agent for o in handler.pending_offers)
     later = [o for batch in handler.of("offers")[1:] for o in batch.offers]
-    assert all(o["agent_id"]["value"] != agent for o in later)
+    assert all(o.agent_id != agent for o in later)
 
     await client.revive()
     await handler.wait_for(

@@ -23,7 +23,7 @@ from mesosspawner.testing.fake_master import (
     status,
     update_event,
 )
-from tests.services.recorder import FRAMEWORK, Recorder
+from tests.services.fakes import FRAMEWORK_INFO, Recorder
 
 LOGGER = "mesosspawner.mesos.client"
 
@@ -53,7 +53,7 @@ async def test_subscribe_sends_framework_info_and_learns_the_framework_id(fake_m
 
     call = fake_master.subscribes[0]
     assert call["type"] == "SUBSCRIBE"
-    assert call["subscribe"]["framework_info"] == FRAMEWORK  # no id on a first subscription
+    assert call["subscribe"]["framework_info"] == FRAMEWORK_INFO  # no id on a first subscription
     assert "framework_id" not in call
     assert fake_master.subscribe_headers[0]["Content-Type"] == "application/json"
     assert client.framework_id == fake_master.framework_id
@@ -90,7 +90,7 @@ async def test_every_call_carries_stream_id_and_framework_id(fake_master, make_c
     await client.acknowledge("a1", "t1", "dXVpZA==")
     await client.reconcile([("t1", "a1"), ("t2", None)])
     await client.reconcile()
-    await client.update_framework({**FRAMEWORK, "roles": ["*", "gpu"]})
+    await client.update_framework({**FRAMEWORK_INFO, "roles": ["*", "gpu"]})
     await client.send_message("a1", "e1", b"\x00hi")
 
     fid = {"value": fake_master.framework_id}
@@ -142,7 +142,10 @@ async def test_every_call_carries_stream_id_and_framework_id(fake_master, make_c
             },
         ),
         ("RECONCILE", {"tasks": []}),
-        ("UPDATE_FRAMEWORK", {"framework_info": {**FRAMEWORK, "roles": ["*", "gpu"], "id": fid}}),
+        (
+            "UPDATE_FRAMEWORK",
+            {"framework_info": {**FRAMEWORK_INFO, "roles": ["*", "gpu"], "id": fid}},
+        ),
         (
             "MESSAGE",
             {
@@ -243,7 +246,7 @@ async def test_events_reach_the_handler_in_order_even_when_it_is_slow(fake_maste
         "failure",
         "error",
     ]
-    assert [o["id"]["value"] for o in handler.of("offers")[0].offers] == ["offer-1", "offer-2"]
+    assert [o.id for o in handler.of("offers")[0].offers] == ["offer-1", "offer-2"]
     assert handler.of("rescind") == [events.Rescind("offer-1")]
     assert handler.of("message")[0].data == b"hi"
     assert handler.of("message")[0].executor_id == "e"
@@ -511,6 +514,55 @@ async def test_https_with_a_ca_file(tmp_path, make_client):
     finally:
         await _stop_all(make_client)
         master.stop()
+
+
+async def test_operator_reads_go_to_the_leader_with_the_clients_credentials_and_tls(
+    tmp_path, make_client
+):
+    """The framework's reads of /master/slaves and /master/state use the scheduler client's
+    master, credentials and CA file, and follow a 307 to a new leader as SUBSCRIBE does."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    master, leader = FakeMaster(ssl_ctx=context).start(), FakeMaster(ssl_ctx=context).start()
+    try:
+        client = make_client(
+            master.url, Recorder(), ca_file=str(cert), principal="hub", secret="pw"
+        )
+        with pytest.raises(NotSubscribed, match="no leading Mesos master known yet"):
+            await client.get_json("/master/slaves", 5)
+        await client.start()
+        await client.wait_subscribed(10)
+        slaves = {"slaves": [{"id": "S1", "hostname": "cpu-1", "resources": {"cpus": 2.0}}]}
+        master.operator["/master/slaves"] = (200, {}, slaves)
+        assert await client.get_json("/master/slaves", 5) == slaves
+        token = base64.b64encode(b"hub:pw").decode()
+        assert master.operator_headers[-1]["Authorization"] == f"Basic {token}"
+        assert await client.get_json("/master/nothing-here", 5) is None  # 404: not served
+        master.operator["/master/flags"] = (403, {}, {"error": "not allowed"})
+        with pytest.raises(MesosError, match="403") as refused:
+            await client.get_json("/master/flags", 5)
+        assert refused.value.code == 403
+        # A leader change: the old master redirects, the read follows (credentials kept).
+        path = "/master/state?framework_id=f1"
+        location = f"//127.0.0.1:{leader.port}{path}"
+        master.operator[path] = (307, {"Location": location}, None)
+        leader.operator[path] = (200, {}, {"frameworks": []})
+        assert await client.get_json(path, 5) == {"frameworks": []}
+        assert leader.operator_headers[-1]["Authorization"] == f"Basic {token}"
+    finally:
+        await _stop_all(make_client)
+        master.stop()
+        leader.stop()
 
 
 async def _stop_all(make_client) -> None:

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from mesosspawner.testing.fake_master import burst_master_process, stats
-from tests.services.recorder import Recorder
+from tests.services.fakes import Recorder
 
 OFFERS = 1_000
 UPDATES = 10_000

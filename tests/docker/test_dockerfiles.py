@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesosspawner import images
+from mesosspawner.images import lab as images
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 

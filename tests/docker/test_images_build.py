@@ -9,7 +9,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from mesosspawner import images
+from mesosspawner.images import cli, lab
+from mesosspawner.images.registry import registry_digest
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 pytestmark = pytest.mark.timeout(1800)
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.timeout(1800)
 def test_notebook_image_is_in_the_registry_and_pulls_back(
     pulled_notebook_image, registry, docker_client
 ):
-    repo, tag = images.split_ref(pulled_notebook_image)
-    digest = images.registry_digest(registry, repo.split("/", 1)[1], tag)
+    repo, tag = lab.split_ref(pulled_notebook_image)
+    digest = registry_digest(registry, repo.split("/", 1)[1], tag)
     assert digest and digest.startswith("sha256:")
     local_id = docker_client.images.get(pulled_notebook_image).id
     # By digest: the same image comes back (the tag stays: other tests may be using it).
@@ -84,7 +85,7 @@ def test_start_script_refuses_root_unless_allowed(pulled_notebook_image, docker_
 
 
 def run_cli(capsys, *argv) -> dict[str, dict]:
-    assert images.main([*argv, "--json"]) == 0, capsys.readouterr().err
+    assert cli.main([*argv, "--json"]) == 0, capsys.readouterr().err
     return {r["name"]: r for r in json.loads(capsys.readouterr().out)}
 
 
@@ -113,10 +114,10 @@ def test_unchanged_context_builds_and_pushes_nothing_and_a_changed_dockerfile_on
         gpu = third["gpu-notebook"]
         assert gpu["built"] and gpu["pushed"]
         assert gpu["ref"] != first["gpu-notebook"]["ref"]
-        repo, tag = images.split_ref(gpu["ref"])
-        assert images.registry_digest(registry, repo.split("/", 1)[1], tag) == gpu["digest"]
+        repo, tag = lab.split_ref(gpu["ref"])
+        assert registry_digest(registry, repo.split("/", 1)[1], tag) == gpu["digest"]
     finally:
-        for ref in (third["gpu-notebook"]["ref"], images.image_ref(None, "gpu-notebook",
+        for ref in (third["gpu-notebook"]["ref"], lab.image_ref(None, "gpu-notebook",
                     third["gpu-notebook"]["content_hash"])):  # fmt: skip
             try:
                 docker_client.images.remove(ref)
@@ -126,7 +127,7 @@ def test_unchanged_context_builds_and_pushes_nothing_and_a_changed_dockerfile_on
 
 def test_cli_prints_pinned_references(notebook_image, registry, base_image, capsys):
     argv = ["--docker-dir", str(DOCKER_DIR), "--registry", registry, "--only", "base-notebook"]
-    assert images.main([*argv, "--build-arg", f"BASE_IMAGE={base_image}"]) == 0
+    assert cli.main([*argv, "--build-arg", f"BASE_IMAGE={base_image}"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"base-notebook {notebook_image}@{lines[0].split('@', 1)[1]}"]
     assert lines[0].split("@", 1)[1].startswith("sha256:")
@@ -135,7 +136,7 @@ def test_cli_prints_pinned_references(notebook_image, registry, base_image, caps
 def test_spark_notebook_image_has_pyspark_3_5_and_java_17(
     notebook_image, registry, base_image, docker_client
 ):
-    results = images.build_and_push(
+    results = lab.build_and_push(
         docker_client,
         DOCKER_DIR,
         registry,

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mesosspawner import images
+from mesosspawner.images import cli
+from mesosspawner.images import lab as images
+from mesosspawner.images.errors import ImagesError
+from mesosspawner.images.registry import registry_digest
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 ARGS = {"BASE_IMAGE": "debian:bookworm-slim"}
@@ -53,10 +56,10 @@ def test_hub_context_carries_the_package_source(docker_dir_copy):
     spec = next(s for s in images.load_specs(docker_dir_copy) if s.name == "hub")
     paths = [arc for arc, _ in images.context_files(docker_dir_copy, spec)]
     assert "Dockerfile" in paths and "setup.cfg" in paths
-    assert "mesosspawner/images.py" in paths
+    assert "mesosspawner/images/lab.py" in paths
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in paths)
     before = tags(docker_dir_copy)["hub"]
-    (docker_dir_copy.parent / "mesosspawner" / "images.py").write_text("# changed\n")
+    (docker_dir_copy.parent / "mesosspawner" / "images" / "lab.py").write_text("# changed\n")
     assert tags(docker_dir_copy)["hub"] != before
 
 
@@ -66,7 +69,7 @@ def test_only_includes_the_images_an_image_is_built_on():
         "base-notebook",
         "spark-notebook",
     ]
-    with pytest.raises(images.ImagesError, match="unknown image 'nope'"):
+    with pytest.raises(ImagesError, match="unknown image 'nope'"):
         images.select(specs, ["nope"])
 
 
@@ -74,18 +77,18 @@ def test_images_file_errors_name_the_problem(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "images.toml").write_text('[[image]]\nname = "b"\nbase = "a"\n')
-    with pytest.raises(images.ImagesError, match="base 'a', which must be declared above"):
+    with pytest.raises(ImagesError, match="base 'a', which must be declared above"):
         images.load_specs(tmp_path)
     (tmp_path / "images.toml").write_text('[[image]]\nname = "c"\n')
-    with pytest.raises(images.ImagesError, match="has no .*c/Dockerfile"):
+    with pytest.raises(ImagesError, match="has no .*c/Dockerfile"):
         images.load_specs(tmp_path)
-    with pytest.raises(images.ImagesError, match="not found"):
+    with pytest.raises(ImagesError, match="not found"):
         images.load_specs(tmp_path / "missing")
 
 
 def test_build_args_must_be_name_value():
     assert images.parse_build_args(["A=1", "B="]) == {"A": "1", "B": ""}
-    with pytest.raises(images.ImagesError, match="NAME=VALUE"):
+    with pytest.raises(ImagesError, match="NAME=VALUE"):
         images.parse_build_args(["BASE_IMAGE"])
 
 
@@ -98,12 +101,12 @@ def test_refs_split_at_the_tag_not_the_registry_port():
 
 def test_unreachable_registry_is_a_clear_error():
     port = _closed_port()
-    with pytest.raises(images.ImagesError, match=f"cannot reach registry 127.0.0.1:{port}"):
-        images.registry_digest(f"127.0.0.1:{port}", "mesosspawner/x", "t", timeout=5)
+    with pytest.raises(ImagesError, match=f"cannot reach registry 127.0.0.1:{port}"):
+        registry_digest(f"127.0.0.1:{port}", "mesosspawner/x", "t", timeout=5)
 
 
 def test_cli_reports_a_bad_docker_dir(tmp_path, capsys):
-    assert images.main(["--docker-dir", str(tmp_path)]) == 1
+    assert cli.main(["--docker-dir", str(tmp_path)]) == 1
     assert "images.toml not found" in capsys.readouterr().err
 
 

@@ -12,7 +12,7 @@ import time
 
 import docker
 
-from mesosspawner.images import registry_digest
+from mesosspawner.images.registry import registry_digest
 from tests.services.e2e import (
     agent_of,
     assert_notebook_writes_as_user,

@@ -8,9 +8,9 @@ import asyncio
 import logging
 
 from mesosspawner.framework import MesosFramework
-from tests.framework.conftest import framework_config
 from tests.services.cluster import AgentSpec, port_block
 from tests.services.e2e import wait_for
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 _BASE = port_block()

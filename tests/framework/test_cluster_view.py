@@ -8,6 +8,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from jupyterhub.objects import Hub
 
 from mesosspawner import MesosSpawner, placement
 from mesosspawner.framework import MesosFramework, TaskRecord
@@ -35,6 +36,7 @@ def make_spawner(url: str, tmp_path, **traits) -> MesosSpawner:
     user = SimpleNamespace(name="alice", id=1, groups=[], url="/user/alice/")
     return MesosSpawner(
         user=user,
+        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
         mesos_master=url,
         framework_name=f"view-{tmp_path.name}",
         framework_id_file=str(tmp_path / "fw.json"),

@@ -4,6 +4,7 @@ orphans and a broken request that must not hurt anyone else."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -11,7 +12,7 @@ from mesosspawner import naming
 from mesosspawner.framework import LaunchFailed, MesosFramework
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from tests.framework.conftest import framework_config
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 CLUSTER = {
@@ -83,12 +84,9 @@ async def test_idle_framework_suppresses_offers(framework):
 
 async def test_broken_request_fails_alone(framework):
     broken = sleeper("broken")
-
-    def explode(p):
-        raise ValueError("volume template escapes its base")
-
-    broken.build_task = explode
-    with pytest.raises(LaunchFailed, match="volume template escapes"):
+    # A spec Mesos would refuse: bridge networking for a plain command task.
+    broken.spec = dataclasses.replace(broken.spec, network_mode="bridge")
+    with pytest.raises(LaunchFailed, match="network_mode 'bridge' needs an image"):
         await asyncio.wait_for(framework.launch(broken), 20)
     record = await asyncio.wait_for(framework.launch(sleeper("carol")), 20)
     assert record.state == "TASK_RUNNING"
@@ -129,14 +127,7 @@ async def test_orphan_launched_under_the_legacy_names_is_still_found(cluster, tm
         naming.task_id_prefix("lab-hub")
     )
     request = sleeper("erin")
-    build = request.build_task
-
-    def legacy(p):
-        task = build(p)
-        task["task_id"]["value"] = old_id
-        return task
-
-    request.build_task = legacy
+    request.spec = dataclasses.replace(request.spec, task_id=old_id)  # as the old hub named it
     first = MesosFramework(config)
     await first.ensure_started(timeout=10)
     record = await asyncio.wait_for(first.launch(request), 20)

@@ -17,8 +17,8 @@ import pytest
 from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
-from tests.framework.conftest import framework_config
 from tests.services.cluster import AgentSpec
+from tests.services.fakes import framework_config
 from tests.services.sleepers import sleeper
 
 AGENT = AgentSpec("cpu-1", "cpus:2;mem:2048;ports:[31000-31009]")
@@ -150,13 +150,10 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
         image=base_image,
         uid=0,
         gid=0,
-        env_file_uri=url,
+        env_file_uris=(url,),
         kill_grace_seconds=1,
     )
-    req = LaunchRequest(
-        needs=placement.Request(key="alice", cpus=0.5, mem=64),
-        build_task=lambda p: taskinfo.build_task_info(spec, p),
-    )
+    req = LaunchRequest(needs=placement.Request(key="alice", cpus=0.5, mem=64), spec=spec)
     try:
         record = await asyncio.wait_for(fw.launch(req), 120)
         assert record.state == "TASK_RUNNING"

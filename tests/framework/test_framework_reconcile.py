@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from mesosspawner import placement
+from mesosspawner import placement, taskinfo
 from mesosspawner.framework import (
     LaunchFailed,
     LaunchRequest,
@@ -15,55 +15,15 @@ from mesosspawner.framework import (
     TaskRecord,
 )
 from mesosspawner.mesos import events
-from tests.framework.conftest import framework_config
-
-
-class RecordingClient:
-    """Stands in for SchedulerClient: records every call, never talks to a master."""
-
-    def __init__(self, master, framework_info, handler, **kwargs) -> None:
-        self.handler = handler
-        self.framework_id: str | None = None
-        self.subscribed = False
-        self.calls: list[tuple[str, object]] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.subscribed = False
-
-    async def wait_subscribed(self, timeout: float | None = None) -> None:
-        pass
-
-    async def reconcile(self, tasks=None) -> None:
-        self.calls.append(("reconcile", sorted(tasks or [])))
-
-    async def launch(self, offer_ids, infos, filters=None) -> None:
-        self.calls.append(("launch", [i["task_id"]["value"] for i in infos]))
-
-    async def decline(self, offer_ids, filters=None) -> None:
-        self.calls.append(("decline", offer_ids))
-
-    async def kill(self, task_id, agent_id=None) -> None:
-        self.calls.append(("kill", task_id))
-
-    async def revive(self, roles=None) -> None:
-        self.calls.append(("revive", roles))
-
-    async def suppress(self, roles=None) -> None:
-        self.calls.append(("suppress", roles))
-
-    def of(self, kind: str) -> list:
-        return [arg for k, arg in self.calls if k == kind]
+from tests.services.fakes import RecordingClient, framework_config
 
 
 def make_framework(**overrides) -> MesosFramework:
+    overrides.setdefault("orphan_kill", False)
     config = framework_config(
         master="http://master.invalid:5050",
         name="fake",
         reconcile_retry_seconds=0.2,
-        orphan_kill=False,
         **overrides,
     )
     return MesosFramework(config, client_factory=RecordingClient)
@@ -79,7 +39,7 @@ def status(task_id: str, state: str, **extra) -> events.TaskStatus:
 
 
 def offers(*offer_list: dict) -> events.Offers:
-    return events.Offers(tuple(offer_list))
+    return events.parse({"type": "OFFERS", "offers": {"offers": list(offer_list)}})
 
 
 OFFER = {
@@ -96,10 +56,10 @@ OFFER = {
 
 
 def request(key: str) -> LaunchRequest:
-    def build(p: placement.Placement) -> dict:
-        return {"task_id": {"value": f"{key}-{p.offer_id}"}}
-
-    return LaunchRequest(needs=placement.Request(key=key, cpus=1, mem=128), build_task=build)
+    spec = taskinfo.TaskSpec(
+        task_id=f"jupyter.hub.{key}..n1", name=key, argv=("sleep", "9"), env={}
+    )
+    return LaunchRequest(needs=placement.Request(key=key, cpus=1, mem=128), spec=spec)
 
 
 async def test_reconciled_only_after_every_known_task_is_answered():
@@ -246,3 +206,35 @@ async def test_unreserved_resources_offered_to_two_roles_in_turn_count_once():
     (agent,) = fw.capacity()
     assert sum(r.scalar for r in agent.free if r.name == "gpus") == 2
     await fw.stop()
+
+
+async def test_a_malformed_offer_is_declined_and_the_others_still_used():
+    fw = make_framework()
+    await subscribe(fw)
+    launching = asyncio.ensure_future(fw.launch(request("erin")))
+    await asyncio.sleep(0)
+    broken = {"id": {"value": "o-bad"}, "hostname": "cpu-2"}  # no agent_id
+    await fw.offers(offers(broken, OFFER))
+    assert ["o-bad"] in fw.client.of("decline")
+    assert fw.client.of("launch") == [["jupyter.hub.erin..n1"]]
+    await fw.update(status("jupyter.hub.erin..n1", "TASK_RUNNING"))
+    assert (await launching).ports == (31000,)
+    await fw.stop()
+
+
+async def test_the_reaper_kills_only_this_hubs_unclaimed_active_tasks_after_the_grace():
+    fw = make_framework(orphan_kill=True, orphan_grace_seconds=0.2)
+    prefix = f"jupyter.{fw.config.hub_id}."
+    await subscribe(fw)
+    fw.track(TaskRecord(prefix + "claimed..n1", agent_id="a1", state="TASK_RUNNING"))
+    for task_id in (prefix + "claimed..n1", prefix + "orphan..n1", "jupyter.other-hub.x..n1"):
+        await fw.update(status(task_id, "TASK_RUNNING"))
+    assert fw.reaper.scheduled and not fw.client.of("kill")  # the grace period first
+    for _ in range(50):
+        if fw.client.of("kill"):
+            break
+        await asyncio.sleep(0.05)
+    await fw.update(status(prefix + "orphan..n1", "TASK_KILLED"))
+    assert fw.client.of("kill") == [prefix + "orphan..n1"]
+    await fw.stop()
+    assert not fw.reaper.scheduled

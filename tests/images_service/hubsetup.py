@@ -7,7 +7,8 @@ import json
 import time
 from typing import Any
 
-from mesosspawner.images import registry_digest, split_ref
+from mesosspawner.images.lab import split_ref
+from mesosspawner.images.registry import registry_digest
 from mesosspawner.testing.hub import Hub
 from mesosspawner.testing.net import free_port
 from tests.services.e2e import docker_notebook_config, mesos_config
@@ -33,7 +34,7 @@ async def images_hub(hub_factory, clusters, homes, registry: str, notebook_image
     extra = (
         docker_notebook_config(base, homes)
         + f"""
-from mesosspawner.imageservice.hubconfig import register_images_service
+from mesosspawner.images.service.hubconfig import register_images_service
 register_images_service(
     c,
     registry={registry!r},

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from mesosspawner import images
-from mesosspawner import userimages as ui
-from mesosspawner.imageservice import builder as b
+from mesosspawner.images import registry
+from mesosspawner.images import userimages as ui
+from mesosspawner.images.service import builder as b
 
 DIGEST = "sha256:" + "c" * 64
 BASES = {"base-notebook": "r:5000/mesosspawner/base-notebook@sha256:" + "a" * 64}
@@ -70,7 +70,7 @@ class FakeEngine:
 
 def make(engine, monkeypatch, in_registry=(), **limits):
     monkeypatch.setattr(
-        images, "registry_digest", lambda reg, repo, tag: DIGEST if tag in in_registry else None
+        registry, "registry_digest", lambda reg, repo, tag: DIGEST if tag in in_registry else None
     )
     return b.Builder("r:5000", ui.USER_NAMESPACE, b.Limits(**limits), lambda timeout: engine)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
-from mesosspawner.imageservice.hubconfig import SERVICE_SCOPES, register_images_service
+from mesosspawner.images.service.hubconfig import SERVICE_SCOPES, register_images_service
 
 
 def test_registration_adds_service_roles_and_profile_callable():
@@ -39,8 +39,8 @@ def test_registration_adds_service_roles_and_profile_callable():
 async def test_profile_callable_adds_only_the_persons_images():
     from types import SimpleNamespace
 
-    from mesosspawner.userimages import UserImage
-    from mesosspawner.userprofiles import with_user_images
+    from mesosspawner.images.userimages import UserImage
+    from mesosspawner.images.userprofiles import with_user_images
 
     seen = []
 

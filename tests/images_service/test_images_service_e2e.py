@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mesosspawner.userimages import image_repo, user_component
+from mesosspawner.images.userimages import image_repo, user_component
 from tests.images_service.hubsetup import (
     PIP_MODULE,
     PIP_PACKAGE,

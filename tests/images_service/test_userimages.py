@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mesosspawner import userimages as ui
+from mesosspawner.images import userimages as ui
 
 DIGEST = "sha256:" + "a" * 64
 BASES = {"base-notebook": f"127.0.0.1:5000/mesosspawner/base-notebook@{DIGEST}"}

@@ -21,7 +21,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from mesosspawner.localmesos.testing import framework_info
 
-pytestmark = pytest.mark.timeout(120)
+# Reservations stay on the agents: every test gets a cluster of its own.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.own_cluster]
 
 AGENT = "agent-1"  # cpus:4;mem:4096, nothing reserved by the agent itself
 PRINCIPAL = "ops"

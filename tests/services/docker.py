@@ -300,7 +300,7 @@ def build_notebook_image(client, base_image: str, registry: str) -> str:
     The reference is then untagged in the engine (the ``mesosspawner/base-notebook:HASH`` cache
     tag keeps the layers), so the first task that uses it really pulls it from the registry.
     """
-    from mesosspawner import images
+    from mesosspawner.images import lab as images
 
     with _flock("notebook-image"):  # parallel sessions build it once; the next finds it cached
         results = images.build_and_push(
@@ -426,7 +426,7 @@ def pulled_notebook_image(notebook_image, docker_client) -> str:
 def hub_image(docker_client, base_image) -> str:
     """The hub image (``docker/hub``), built once per content hash of its context (the package
     source is in it) by whichever test process gets here first."""
-    from mesosspawner import images
+    from mesosspawner.images import lab as images
 
     with _flock("hub-image"):
         built = images.build_and_push(

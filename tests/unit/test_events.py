@@ -3,6 +3,7 @@
 import pytest
 
 from mesosspawner.mesos import events
+from mesosspawner.mesos.resources import scalar
 
 
 def test_update_becomes_a_task_status():
@@ -45,8 +46,21 @@ def test_other_event_types():
         }
     )
     assert (sub.framework_id, sub.heartbeat_interval, sub.master_info) == ("f", 5.0, None)
-    offers = events.parse({"type": "OFFERS", "offers": {"offers": [{"id": {"value": "o"}}]}})
-    assert offers == events.Offers(({"id": {"value": "o"}},))
+    good = {
+        "id": {"value": "o1"},
+        "agent_id": {"value": "a1"},
+        "hostname": "cpu-1",
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}],
+    }
+    offers = events.parse(
+        {"type": "OFFERS", "offers": {"offers": [good, {"id": {"value": "o2"}}, "junk"]}}
+    )
+    (offer,) = offers.offers  # parsed once, typed: nobody reads the dict again
+    assert (offer.id, offer.agent_id, offer.hostname, offer.raw) == ("o1", "a1", "cpu-1", good)
+    assert [r.name for r in offer.resources] == ["cpus"]
+    # One unreadable offer is declined by id; it never costs the stream or the other offers.
+    assert [offer_id for offer_id, _ in offers.malformed] == ["o2", ""]
+    assert "agent_id" in offers.malformed[0][1]
     rescind = {"type": "RESCIND", "rescind": {"offer_id": {"value": "o"}}}
     assert events.parse(rescind) == events.Rescind("o")
     assert events.parse({"type": "HEARTBEAT"}) == events.Heartbeat()
@@ -87,3 +101,62 @@ def test_malformed_events_say_so(record):
 def test_events_are_frozen():
     with pytest.raises(AttributeError):
         events.Rescind("o").offer_id = "p"
+
+
+def test_offer_from_json():
+    data = {
+        "id": {"value": "off-1"},
+        "framework_id": {"value": "fw"},
+        "agent_id": {"value": "ag-1"},
+        "hostname": "spark-1",
+        "url": {
+            "scheme": "http",
+            "address": {"hostname": "spark-1", "ip": "10.0.0.5", "port": 5051},
+        },
+        "allocation_info": {"role": "spark"},
+        "resources": [
+            {
+                "name": "cpus",
+                "type": "SCALAR",
+                "scalar": {"value": 16},
+                "role": "spark",
+                "allocation_info": {"role": "spark"},
+            },
+            {
+                "name": "cpus",
+                "type": "SCALAR",
+                "scalar": {"value": 2},
+                "role": "*",
+                "allocation_info": {"role": "spark"},
+            },
+            {
+                "name": "ports",
+                "type": "RANGES",
+                "ranges": {"range": [{"begin": 31000, "end": 31005}]},
+                "role": "*",
+            },
+            {
+                "name": "disk",
+                "type": "SCALAR",
+                "scalar": {"value": 100},
+                "role": "spark",
+                "disk": {
+                    "persistence": {"id": "v1"},
+                    "volume": {"container_path": "data", "mode": "RW"},
+                },
+            },
+        ],
+        "attributes": [{"name": "rack", "type": "TEXT", "text": {"value": "r2"}}],
+    }
+    o = events.offer_from_json(data)
+    assert (o.id, o.agent_id, o.hostname, o.ip, o.allocation_role) == (
+        "off-1",
+        "ag-1",
+        "spark-1",
+        "10.0.0.5",
+        "spark",
+    )
+    assert scalar(o.resources, "cpus", "spark") == 16
+    assert scalar(o.resources, "cpus", "*") == 2
+    assert scalar(o.resources, "disk") == 0  # a persistent volume is not ours to take
+    assert o.attributes[0].text() == "r2"

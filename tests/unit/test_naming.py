@@ -7,12 +7,14 @@ from hypothesis import strategies as st
 
 from mesosspawner.naming import (
     MAX_TASK_ID,
+    attempt_task_id,
     escape,
     is_own_task,
     legacy_task_id,
     path_component,
     safe_name,
     task_id,
+    task_id_prefix,
     task_id_prefixes,
     unescape,
     unsafe_name,
@@ -142,6 +144,16 @@ def test_long_ids_are_truncated_but_stay_distinct():
     c = task_id("hub", long, "one", "n2")
     assert len({a, b, c}) == 3
     assert all(len(t) <= MAX_TASK_ID for t in (a, b, c))
+
+
+@given(st.text(max_size=400), st.integers(min_value=0, max_value=10_000))
+def test_relaunch_ids_are_fresh_valid_and_keep_the_hub_prefix(user, attempt):
+    first = task_id("hub", user, "", "n1")
+    tid = attempt_task_id(first, attempt)
+    assert MESOS_ID.fullmatch(tid) and len(tid) <= MAX_TASK_ID
+    assert tid.startswith(task_id_prefix("hub"))  # orphan cleanup still recognises it
+    assert (tid == first) == (attempt == 0)
+    assert tid != attempt_task_id(first, attempt + 1)
 
 
 @given(st.text())

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mesosspawner.mesos.events import Offer
 from mesosspawner.mesos.resources import (
     contains,
     merge,
@@ -16,14 +17,12 @@ from mesosspawner.mesos.resources import (
 )
 from mesosspawner.placement import (
     AgentCapacity,
-    Offer,
     Placed,
     Request,
     classify,
     describe,
     fits_now,
     free_gpus,
-    offer_from_json,
     place,
     shortfall,
     unmet,
@@ -294,68 +293,6 @@ def test_ties_are_broken_by_hostname_whatever_the_offer_order():
     for _ in range(5):
         random.shuffle(offers)
         assert hosts(place([Request("r", 1, 512)], offers)) == ["a"]
-
-
-# ---------------------------------------------------------------------------- offers from JSON
-
-
-def test_offer_from_json():
-    data = {
-        "id": {"value": "off-1"},
-        "framework_id": {"value": "fw"},
-        "agent_id": {"value": "ag-1"},
-        "hostname": "spark-1",
-        "url": {
-            "scheme": "http",
-            "address": {"hostname": "spark-1", "ip": "10.0.0.5", "port": 5051},
-        },
-        "allocation_info": {"role": "spark"},
-        "resources": [
-            {
-                "name": "cpus",
-                "type": "SCALAR",
-                "scalar": {"value": 16},
-                "role": "spark",
-                "allocation_info": {"role": "spark"},
-            },
-            {
-                "name": "cpus",
-                "type": "SCALAR",
-                "scalar": {"value": 2},
-                "role": "*",
-                "allocation_info": {"role": "spark"},
-            },
-            {
-                "name": "ports",
-                "type": "RANGES",
-                "ranges": {"range": [{"begin": 31000, "end": 31005}]},
-                "role": "*",
-            },
-            {
-                "name": "disk",
-                "type": "SCALAR",
-                "scalar": {"value": 100},
-                "role": "spark",
-                "disk": {
-                    "persistence": {"id": "v1"},
-                    "volume": {"container_path": "data", "mode": "RW"},
-                },
-            },
-        ],
-        "attributes": [{"name": "rack", "type": "TEXT", "text": {"value": "r2"}}],
-    }
-    o = offer_from_json(data)
-    assert (o.id, o.agent_id, o.hostname, o.ip, o.allocation_role) == (
-        "off-1",
-        "ag-1",
-        "spark-1",
-        "10.0.0.5",
-        "spark",
-    )
-    assert scalar(o.resources, "cpus", "spark") == 16
-    assert scalar(o.resources, "cpus", "*") == 2
-    assert scalar(o.resources, "disk") == 0  # a persistent volume is not ours to take
-    assert o.attributes[0].text() == "r2"
 
 
 # ---------------------------------------------------------------------------- capacity answers

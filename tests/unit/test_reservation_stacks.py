@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from mesosspawner.mesos.events import offer_from_json
 from mesosspawner.mesos.resources import (
     ResourceError,
     contains,
@@ -19,7 +20,7 @@ from mesosspawner.mesos.resources import (
     scalar,
     subtract,
 )
-from mesosspawner.placement import Request, offer_from_json, place
+from mesosspawner.placement import Request, place
 from mesosspawner.taskinfo import SparkSettings, TaskSpec, build_task_info, labels_for
 
 LABELS = {"labels": [{"key": "reserved-for", "value": "spark-lab"}]}

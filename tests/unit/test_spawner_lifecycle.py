@@ -4,61 +4,19 @@ poll() while start() runs, refusing root by name and by number, enum-like traits
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import pwd
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 
 import pytest
+from jupyterhub.objects import Hub
 from traitlets import TraitError
 from traitlets.config import Config
 
 from mesosspawner import MesosSpawner
 from mesosspawner import spawner as spawner_module
-
-
-class StubFramework:
-    """Just enough of MesosFramework for start/poll/stop: launches wait until released."""
-
-    def __init__(self) -> None:
-        self.last_stop: dict = {}
-        self.launched: list = []
-        self.release = asyncio.Event()
-        self.totals_known = False
-        self.config = SimpleNamespace(roles=("*",))
-
-    async def ensure_started(self, timeout=None) -> None:
-        pass
-
-    async def refresh_capacity(self, max_age=10.0, timeout=2.0) -> None:
-        pass
-
-    def capacity(self) -> list:
-        return []
-
-    def task(self, task_id):
-        return None
-
-    async def launch(self, req):
-        self.launched.append(req)
-        await self.release.wait()
-        raise asyncio.CancelledError
-
-    def why_waiting(self, req) -> str:
-        return "something"
-
-    async def never_fits(self, request) -> str | None:
-        return None
-
-    async def wait_reconciled(self, timeout: float) -> bool:
-        return True
-
-    def last_stop_for(self, user: str, server: str) -> str | None:
-        return self.last_stop.get((user, server))
-
-    def note_stop(self, user: str, server: str, why: str) -> None:
-        self.last_stop[(user, server)] = why
-
-    def forget_stop(self, user: str, server: str) -> None:
-        self.last_stop.pop((user, server), None)
+from mesosspawner.placement import Placement
+from tests.services.fakes import StubFramework
 
 
 @pytest.fixture
@@ -71,6 +29,7 @@ def stub(monkeypatch) -> StubFramework:
 def make_spawner(name: str = "alice", **traits) -> MesosSpawner:
     user = SimpleNamespace(name=name, id=1, groups=[], url=f"/user/{name}/")
     traits.setdefault("mesos_master", "http://127.0.0.1:1")
+    traits.setdefault("hub", Hub(ip="127.0.0.1", port=8081, base_url="/hub/"))
     return MesosSpawner(user=user, **traits)
 
 
@@ -233,3 +192,52 @@ async def test_callable_profile_list_role_not_subscribed_is_refused_naming_frame
     message = str(getattr(info.value, "jupyterhub_message", None) or info.value)
     assert "'spark'" in message and "framework_roles" in message, message
     assert not stub.launched  # it would have waited for offers of a role never subscribed
+
+
+# ---------------------------------------------------------------------------- issue 18, item 2
+
+
+def _plain_data(value) -> bool:
+    """Only data, nothing to call: what a LaunchRequest may carry to the event consumer."""
+    if dataclasses.is_dataclass(value):
+        return all(_plain_data(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, dict | MappingProxyType):
+        return all(_plain_data(k) and _plain_data(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain_data(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+async def test_the_spawner_hands_the_framework_data_and_reads_its_ports_from_the_task(stub):
+    from mesosspawner.framework import TaskRecord
+
+    stub.runs = TaskRecord(
+        "t-1", agent_id="a-1", hostname="cpu-1", ip="10.0.0.7", ports=(31005,), state="RUNNING"
+    )
+    s = make_spawner(uid=1001, gid=100)
+    url = await asyncio.wait_for(s.start(), 5)
+    (req,) = stub.launched
+    assert _plain_data(req.spec), req.spec
+    assert req.spec.service_url.at(31005).startswith("http://0.0.0.0:31005/")
+    assert (url, s.host_port, s.port, s.task_id) == ("http://10.0.0.7:31005", 31005, 31005, "t-1")
+
+
+async def test_docker_secrets_are_put_in_one_time_env_files_before_the_launch_is_queued(stub):
+    from mesosspawner.framework import TaskRecord
+    from mesosspawner.taskinfo import build_task_info
+
+    stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
+    s = make_spawner(image="lab/nb:1", uid=1001, gid=100, env_file_port=0)
+    s.api_token = "s3cr3t-t0ken-value-1234567890"
+    await asyncio.wait_for(s.start(), 5)
+    (req,) = stub.launched
+    urls = req.spec.env_file_uris
+    assert len(urls) == len(set(urls)) > 1  # one per launch attempt, each answering once
+    drop = s._env_drop
+    try:
+        assert len(drop) == 0  # the launch is over: every unused one was discarded
+        placed = Placement("k", "o", "a-1", "cpu-1", "10.0.0.7", "*", (), (31005,))
+        info = build_task_info(req.spec, placed)
+        assert s.api_token not in repr(info)
+    finally:
+        drop.stop()

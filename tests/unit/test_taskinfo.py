@@ -414,7 +414,9 @@ def test_any_template_either_fails_clearly_or_gives_a_clean_absolute_path(templa
 
 def test_docker_secrets_travel_in_a_fetched_env_file_not_on_the_command_line():
     url = "http://hub.lab:40123/env/" + "k" * 43
-    task = build_task_info(spec(image="lab/nb:1", uid=1001, gid=100, env_file_uri=url), placement())
+    task = build_task_info(
+        spec(image="lab/nb:1", uid=1001, gid=100, env_file_uris=(url,)), placement()
+    )
     assert "JUPYTERHUB_API_TOKEN" not in env_of(task)
     assert env_of(task)["JUPYTERHUB_USER"] == "alice"
     assert task["command"]["uris"] == [
@@ -434,10 +436,51 @@ def test_docker_secrets_travel_in_a_fetched_env_file_not_on_the_command_line():
 def test_env_file_only_for_the_docker_containerizer():
     url = "http://hub.lab:40123/env/" + "k" * 43
     gpu = build_task_info(
-        spec(image="lab/nb:1", containerizer="mesos", uid=1001, env_file_uri=url), placement()
+        spec(image="lab/nb:1", containerizer="mesos", uid=1001, env_file_uris=(url,)), placement()
     )
     assert env_of(gpu)["JUPYTERHUB_API_TOKEN"] == TOKEN  # the Mesos containerizer: env only
     assert "uris" not in gpu["command"]
+
+
+def test_each_launch_attempt_gets_its_own_env_file_url_and_task_id():
+    """A one-time URL answers once: a relaunch (the agent gave up after fetching it) must
+    not be handed a URL already used, nor the failed attempt's task id (MESOS-2198)."""
+    urls = tuple(f"http://hub.lab:40123/env/{c * 43}" for c in "abc")
+    nb = spec(image="lab/nb:1", uid=1001, gid=100, env_file_uris=urls)
+    launches = [build_task_info(nb, placement(), attempt=n) for n in range(5)]
+    assert [t["command"]["uris"][0]["value"] for t in launches] == [*urls, urls[-1], urls[-1]]
+    ids = [t["task_id"]["value"] for t in launches]
+    assert ids[0] == "jupyter.hub.alice..n1" and ids[1] == "jupyter.hub.alice..n1.1"
+    assert len(set(ids)) == 5
+
+
+def test_secrets_go_by_env_file_only_for_images_on_the_docker_containerizer():
+    from mesosspawner.taskinfo import secrets_in_env_file
+
+    assert secrets_in_env_file("lab/nb:1", "docker", enabled=True)
+    assert not secrets_in_env_file("lab/nb:1", "docker", enabled=False)
+    assert not secrets_in_env_file("lab/nb:1", "mesos", enabled=True)
+    assert not secrets_in_env_file(None, "docker", enabled=True)  # a plain command task
+
+
+def test_the_notebook_port_comes_from_the_placement():
+    from mesosspawner.taskinfo import ServiceURL
+
+    url = ServiceURL("http", "0.0.0.0", "/user/alice/")
+    env = ENV | {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:0/user/alice/"}
+    host = build_task_info(spec(env=env, service_url=url), placement(ports=(31000,)))
+    assert env_of(host)["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:31000/user/alice/"
+    bridge = build_task_info(
+        spec(env=env, service_url=url, image="nb", network_mode="bridge", container_port=8888),
+        placement(),
+    )
+    assert env_of(bridge)["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/alice/"
+    v6 = ServiceURL("https", "::", "/user/bob/")
+    assert v6.at(31001) == "https://[::]:31001/user/bob/"
+    # Without a service_url (the admin set the variable) the environment is left alone.
+    assert env_of(build_task_info(spec(env=env), placement()))["JUPYTERHUB_SERVICE_URL"] == (
+        "http://0.0.0.0:0/user/alice/"
+    )
 
 
 def test_env_file_format_and_refusals():

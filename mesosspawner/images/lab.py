@@ -1,4 +1,4 @@
-"""`mesosspawner-images`: build the lab's images whose build context changed, push, print digests.
+"""The lab's images: build those whose build context changed, push, report digests.
 
 Each image is tagged ``REGISTRY/mesosspawner/NAME:HASH`` where HASH is a content hash of its
 build context (file paths, modes and contents), its build arguments and the hash of the image it
@@ -9,35 +9,22 @@ order and dependencies are declared in ``docker/images.toml``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
-import json
 import os
 import sys
 import tarfile
 import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import ImagesError
+from .registry import registry_digest
 
 NAMESPACE = "mesosspawner"
 HASH_LENGTH = 12
-MANIFEST_ACCEPT = ", ".join(
-    [
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    ]
-)
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"}
-
-
-class ImagesError(Exception):
-    """A problem the person running the command can fix; printed without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -200,44 +187,17 @@ def parse_build_args(values: Iterable[str]) -> dict[str, str]:
     return args
 
 
-# ------------------------------------------------------------------ I/O: registry and engine
-
-
-def registry_digest(registry: str, repo: str, tag: str, timeout: float = 30.0) -> str | None:
-    """The manifest digest of ``repo:tag`` in *registry* (Docker Registry HTTP API v2), or None.
-
-    Loopback registries are spoken to over plain HTTP, as the Docker engine does; others over HTTPS.
-    """
-    host = registry.split(":")[0]
-    scheme = "http" if host in ("localhost", "127.0.0.1", "::1") else "https"
-    url = f"{scheme}://{registry}/v2/{repo}/manifests/{tag}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_ACCEPT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            digest = resp.headers.get("Docker-Content-Digest")
-            if not digest:
-                raise ImagesError(f"registry {registry} answered {url} without a digest header")
-            return digest
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        if exc.code == 401:
-            raise ImagesError(
-                f"registry {registry} requires authentication for {repo}; "
-                "this command supports registries that allow anonymous reads"
-            ) from None
-        raise ImagesError(f"registry {registry} answered {exc.code} for {url}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ImagesError(
-            f"cannot reach registry {registry} ({url}): {reason}; "
-            "--registry takes HOST:PORT of a running Docker registry"
-        ) from None
+# ------------------------------------------------------------------ I/O: the engine
 
 
 def connect(docker_host: str | None = None):
     """A docker client for *docker_host* (default: DOCKER_HOST or the local socket) that answers."""
-    import docker
+    try:
+        import docker
+    except ImportError:
+        raise ImagesError(
+            "the images wing needs the docker package: pip install 'mesosspawner[images]'"
+        ) from None
 
     try:
         if docker_host:
@@ -383,177 +343,3 @@ def _ensure_local(client, result: ImageResult, namespace: str, log: Callable[[st
     log(f"{result.name}: pulling {result.ref} to build on it")
     repo, tag = split_ref(result.ref)
     _stream(client.api.pull(repo, tag=tag, stream=True, decode=True), f"pulling {result.ref}", log)
-
-
-# ------------------------------------------------------------------ command line
-
-
-def _parse_size(text: str) -> int:
-    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = value[-1:] if value[-1:] in units else ""
-    try:
-        return int(float(value[: len(value) - len(unit)]) * units[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 4G or 512M") from None
-
-
-def serve_main(argv: list[str]) -> int:
-    """``mesosspawner-images serve``: the images service (a JupyterHub service)."""
-    from .imageservice.app import ServiceConfig, serve
-    from .imageservice.builder import Limits
-    from .userimages import USER_NAMESPACE
-
-    parser = argparse.ArgumentParser(
-        prog="mesosspawner-images serve",
-        description="Registry browser and 'build my image' as a JupyterHub service at "
-        "/services/NAME/ (hub OAuth login). Run by the hub: see docs/user-images.md.",
-    )
-    parser.add_argument("--registry", required=True, help="HOST:PORT of the lab's registry")
-    parser.add_argument(
-        "--base",
-        action="append",
-        default=[],
-        metavar="NAME=REF",
-        help="a lab image people may build on (repeat); REF is a tag or a digest reference, "
-        "resolved to its digest in the registry",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=USER_NAMESPACE,
-        help="registry namespace of people's images: NAMESPACE/<escaped user>/<base>:<hash>",
-    )
-    parser.add_argument("--docker-host", help="Docker engine URL (default: DOCKER_HOST or socket)")
-    parser.add_argument(
-        "--bind-url",
-        default=os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"),
-        help="where to listen (default: $JUPYTERHUB_SERVICE_URL, set by the hub)",
-    )
-    parser.add_argument(
-        "--prefix",
-        default=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/images/"),
-        help="URL prefix (default: $JUPYTERHUB_SERVICE_PREFIX)",
-    )
-    limits = Limits()
-    parser.add_argument(
-        "--build-timeout",
-        type=float,
-        default=limits.build_timeout,
-        help="seconds a build and push may take",
-    )
-    parser.add_argument(
-        "--max-image-size",
-        type=_parse_size,
-        default=limits.max_image_size,
-        help="largest image (e.g. 4G) a build may produce; a larger one is deleted, not pushed",
-    )
-    parser.add_argument(
-        "--max-queued",
-        type=int,
-        default=limits.max_queued_per_user,
-        help="builds a person may have waiting or running (they run one at a time)",
-    )
-    parser.add_argument(
-        "--max-concurrent",
-        type=int,
-        default=limits.max_concurrent,
-        help="builds running at once on the engine, for everyone",
-    )
-    parser.add_argument(
-        "--max-packages", type=int, default=limits.max_packages, help="packages per request"
-    )
-    parser.add_argument("--no-apt", action="store_true", help="allow pip packages only")
-    opts = parser.parse_args(argv)
-    try:
-        bases = parse_build_args(opts.base)
-    except ImagesError:
-        parser.error("--base takes NAME=REF")
-    hub_base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-    config = ServiceConfig(
-        registry=opts.registry,
-        bases=bases,
-        namespace=opts.namespace,
-        limits=Limits(
-            build_timeout=opts.build_timeout,
-            max_image_size=opts.max_image_size,
-            max_queued_per_user=opts.max_queued,
-            max_concurrent=opts.max_concurrent,
-            max_packages=opts.max_packages,
-            allow_apt=not opts.no_apt,
-        ),
-        docker_host=opts.docker_host,
-        prefix=opts.prefix if opts.prefix.endswith("/") else opts.prefix + "/",
-        hub_base_url=hub_base if hub_base.endswith("/") else hub_base + "/",
-        hub_api_url=os.environ.get("JUPYTERHUB_API_URL", ""),
-        api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
-    )
-    serve(config, opts.bind_url)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["serve"]:
-        return serve_main(argv[1:])
-    parser = argparse.ArgumentParser(
-        epilog="`mesosspawner-images serve --help`: the images service (registry browser, "
-        "user-built images).",
-        prog="mesosspawner-images",
-        description="Build the lab's Docker images whose build context changed, tag them with a "
-        "content hash, push them and print their digests.",
-    )
-    parser.add_argument(
-        "--docker-dir",
-        type=Path,
-        default=Path("docker"),
-        help="directory holding images.toml and one directory per image",
-    )
-    parser.add_argument("--registry", help="HOST:PORT of the registry the images go to")
-    parser.add_argument("--push", action="store_true", help="push images the registry lacks")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        metavar="NAME",
-        help="build only these images (and the images they are built on)",
-    )
-    parser.add_argument(
-        "--build-arg",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="build argument; BASE_IMAGE applies to images without an in-repo base",
-    )
-    parser.add_argument(
-        "--namespace", default=NAMESPACE, help="repository namespace in the registry"
-    )
-    parser.add_argument(
-        "--docker-host", help="Docker engine URL (default: DOCKER_HOST or local socket)"
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    opts = parser.parse_args(argv)
-    try:
-        build_args = parse_build_args(opts.build_arg)
-        load_specs(opts.docker_dir)  # fail on a bad directory before touching the engine
-        client = connect(opts.docker_host)
-        results = build_and_push(
-            client,
-            opts.docker_dir,
-            opts.registry,
-            only=opts.only,
-            build_args=build_args,
-            push=opts.push,
-            namespace=opts.namespace,
-        )
-    except ImagesError as exc:
-        print(f"mesosspawner-images: {exc}", file=sys.stderr)
-        return 1
-    if opts.json:
-        print(json.dumps([asdict(r) | {"pinned": r.pinned} for r in results.values()], indent=2))
-    else:
-        for r in results.values():
-            print(f"{r.name} {r.pinned}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import images
+from .. import lab, registry
+from ..errors import ImagesError
 from ..userimages import BuildRequest, image_repo, labels, render_dockerfile
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class Builder:
         lock = self._user_locks.setdefault(build.username, asyncio.Lock())
         try:
             digest = await asyncio.to_thread(
-                images.registry_digest, self.registry, build.repo, build.tag
+                registry.registry_digest, self.registry, build.repo, build.tag
             )
             if digest:
                 build.digest = digest
@@ -211,7 +212,7 @@ class Builder:
                     )
                     build.add(f"pushed {build.pinned}")
                     build.set_status(DONE)
-        except images.ImagesError as exc:
+        except ImagesError as exc:
             build.add(f"ERROR: {exc}")
             build.set_status(FAILED, str(exc).splitlines()[0])
         except Exception as exc:  # noqa: BLE001 - shown to the person, logged for the admin
@@ -254,19 +255,19 @@ class Builder:
             emit(f"image size {size / 2**20:.1f} MiB")
             if size > limits.max_image_size:
                 client.images.remove(build.ref, force=True)
-                raise images.ImagesError(
+                raise ImagesError(
                     f"the image is {size / 2**20:.0f} MiB, over this hub's limit of "
                     f"{limits.max_image_size / 2**20:.0f} MiB; remove packages and try again"
                 )
             status(PUSHING)
-            repo, tag = images.split_ref(build.ref)
+            repo, tag = lab.split_ref(build.ref)
             emit(f"pushing {build.ref}")
             aux = self._follow(
                 client.api.push(repo, tag=tag, stream=True, decode=True), "push", deadline, emit
             )
-            digest = aux.get("Digest") or images.registry_digest(self.registry, build.repo, tag)
+            digest = aux.get("Digest") or registry.registry_digest(self.registry, build.repo, tag)
             if not digest:
-                raise images.ImagesError(f"the registry has no digest for {build.ref} after push")
+                raise ImagesError(f"the registry has no digest for {build.ref} after push")
             return digest
         finally:
             client.close()
@@ -276,13 +277,13 @@ class Builder:
         try:
             for item in stream:
                 if time.monotonic() > deadline:
-                    raise images.ImagesError(
+                    raise ImagesError(
                         f"{what} took longer than this hub's limit of "
                         f"{self.limits.build_timeout:g} seconds"
                     )
                 if "error" in item:
                     detail = (item.get("errorDetail") or {}).get("message") or item["error"]
-                    raise images.ImagesError(f"{what} failed: {detail}")
+                    raise ImagesError(f"{what} failed: {detail}")
                 if "stream" in item:
                     text = item["stream"].rstrip("\n")
                     if text.strip():

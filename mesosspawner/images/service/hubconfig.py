@@ -1,6 +1,6 @@
 """Register the images service with a hub, in ``jupyterhub_config.py``::
 
-    from mesosspawner.imageservice.hubconfig import register_images_service
+    from mesosspawner.images.service.hubconfig import register_images_service
     register_images_service(
         c, registry="registry.lab:443",
         bases={"base-notebook": "registry.lab:443/mesosspawner/base-notebook:TAG"},

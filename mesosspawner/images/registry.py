@@ -14,8 +14,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from .images import MANIFEST_ACCEPT, ImagesError
+from .errors import ImagesError
 
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 _INDEX_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
@@ -117,3 +125,35 @@ def catalog(registry: str, wanted=lambda repo: True) -> list[TagInfo]:
             if info is not None:
                 out.append(info)
     return out
+
+
+def registry_digest(registry: str, repo: str, tag: str, timeout: float = 30.0) -> str | None:
+    """The manifest digest of ``repo:tag`` in *registry* (Docker Registry HTTP API v2), or None.
+
+    Loopback registries are spoken to over plain HTTP, as the Docker engine does; others over HTTPS.
+    """
+    host = registry.split(":")[0]
+    scheme = "http" if host in ("localhost", "127.0.0.1", "::1") else "https"
+    url = f"{scheme}://{registry}/v2/{repo}/manifests/{tag}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_ACCEPT})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            digest = resp.headers.get("Docker-Content-Digest")
+            if not digest:
+                raise ImagesError(f"registry {registry} answered {url} without a digest header")
+            return digest
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        if exc.code == 401:
+            raise ImagesError(
+                f"registry {registry} requires authentication for {repo}; "
+                "this command supports registries that allow anonymous reads"
+            ) from None
+        raise ImagesError(f"registry {registry} answered {exc.code} for {url}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ImagesError(
+            f"cannot reach registry {registry} ({url}): {reason}; "
+            "--registry takes HOST:PORT of a running Docker registry"
+        ) from None

@@ -1,7 +1,7 @@
 """User-built notebook images: validate a person's request, fill the Dockerfile template, name it.
 
 Pure: plain data in, plain data out (no clock, no network, no engine). The service
-(``mesosspawner.imageservice``) does the I/O around it, and ``with_user_images`` turns a person's
+(``mesosspawner.images.service``) does the I/O around it, and ``with_user_images`` turns a person's
 images into a profile the spawner offers (its registry look-up is injected).
 
 A request is a lab base image (pinned by digest), extra Debian and PyPI packages, and the person's
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .naming import escape
+from ..naming import escape
 
 # Bump when the template changes: every tag changes with it, so old images are never mistaken
 # for what the new template would build.

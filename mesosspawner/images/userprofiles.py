@@ -17,7 +17,7 @@ from typing import Any
 from jupyterhub.utils import maybe_future
 
 from . import registry as registry_api
-from .images import ImagesError
+from .errors import ImagesError
 from .userimages import LABEL_PACKAGES, LABEL_USER, USER_NAMESPACE, UserImage, user_component
 from .userimages import user_images_profile as _profile
 

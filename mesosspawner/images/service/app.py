@@ -3,8 +3,8 @@
 Registry browser (every repository and tag the person may see, with digest, size, created time,
 the content hash and Dockerfile it came from, and the running servers on each digest) and
 "build my image" (validated request -> template Dockerfile -> build -> push). Thin: validation
-and templating are ``mesosspawner.userimages``; builds are ``builder``; registry reads are
-``mesosspawner.registry``.
+and templating are ``userimages``; builds are ``builder``; registry reads are
+``registry``.
 
 Which servers run which digest comes from the hub REST API: ``GET /users`` with the service's
 token (scopes ``list:users``, ``read:servers``, ``admin:server_state``), reading each running
@@ -30,7 +30,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from .. import images
+from .. import lab
 from .. import registry as registry_api
 from ..userimages import (
     LABEL_BASE,
@@ -81,7 +81,7 @@ class Service:
         self.config = config
 
         def connect(timeout: float):
-            client = images.connect(config.docker_host)
+            client = lab.connect(config.docker_host)
             client.api.timeout = timeout  # socket reads: a silent build cannot outlive the limit
             return client
 
@@ -98,9 +98,9 @@ class Service:
             if "@sha256:" in ref:
                 out[slug] = ref
                 continue
-            repo, tag = images.split_ref(ref)
+            repo, tag = lab.split_ref(ref)
             host, _, path = repo.partition("/")
-            digest = await asyncio.to_thread(images.registry_digest, host, path, tag)
+            digest = await asyncio.to_thread(registry_api.registry_digest, host, path, tag)
             if digest:
                 out[slug] = f"{repo}@{digest}"
             else:

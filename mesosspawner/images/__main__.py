@@ -1,0 +1,7 @@
+"""``python -m mesosspawner.images``: the ``mesosspawner-images`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,188 @@
+"""``mesosspawner-images``: build the lab's images whose build context changed, push, print
+digests; ``mesosspawner-images serve``: the images service (a JupyterHub service).
+
+Also ``python -m mesosspawner.images``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import ImagesError
+from .lab import NAMESPACE, build_and_push, connect, load_specs, parse_build_args
+
+
+def _parse_size(text: str) -> int:
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in units else ""
+    try:
+        return int(float(value[: len(value) - len(unit)]) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 4G or 512M") from None
+
+
+def serve_main(argv: list[str]) -> int:
+    """``mesosspawner-images serve``: the images service (a JupyterHub service)."""
+    from .service.app import ServiceConfig, serve
+    from .service.builder import Limits
+    from .userimages import USER_NAMESPACE
+
+    parser = argparse.ArgumentParser(
+        prog="mesosspawner-images serve",
+        description="Registry browser and 'build my image' as a JupyterHub service at "
+        "/services/NAME/ (hub OAuth login). Run by the hub: see docs/user-images.md.",
+    )
+    parser.add_argument("--registry", required=True, help="HOST:PORT of the lab's registry")
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="NAME=REF",
+        help="a lab image people may build on (repeat); REF is a tag or a digest reference, "
+        "resolved to its digest in the registry",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=USER_NAMESPACE,
+        help="registry namespace of people's images: NAMESPACE/<escaped user>/<base>:<hash>",
+    )
+    parser.add_argument("--docker-host", help="Docker engine URL (default: DOCKER_HOST or socket)")
+    parser.add_argument(
+        "--bind-url",
+        default=os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"),
+        help="where to listen (default: $JUPYTERHUB_SERVICE_URL, set by the hub)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/images/"),
+        help="URL prefix (default: $JUPYTERHUB_SERVICE_PREFIX)",
+    )
+    limits = Limits()
+    parser.add_argument(
+        "--build-timeout",
+        type=float,
+        default=limits.build_timeout,
+        help="seconds a build and push may take",
+    )
+    parser.add_argument(
+        "--max-image-size",
+        type=_parse_size,
+        default=limits.max_image_size,
+        help="largest image (e.g. 4G) a build may produce; a larger one is deleted, not pushed",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        default=limits.max_queued_per_user,
+        help="builds a person may have waiting or running (they run one at a time)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=limits.max_concurrent,
+        help="builds running at once on the engine, for everyone",
+    )
+    parser.add_argument(
+        "--max-packages", type=int, default=limits.max_packages, help="packages per request"
+    )
+    parser.add_argument("--no-apt", action="store_true", help="allow pip packages only")
+    opts = parser.parse_args(argv)
+    try:
+        bases = parse_build_args(opts.base)
+    except ImagesError:
+        parser.error("--base takes NAME=REF")
+    hub_base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+    config = ServiceConfig(
+        registry=opts.registry,
+        bases=bases,
+        namespace=opts.namespace,
+        limits=Limits(
+            build_timeout=opts.build_timeout,
+            max_image_size=opts.max_image_size,
+            max_queued_per_user=opts.max_queued,
+            max_concurrent=opts.max_concurrent,
+            max_packages=opts.max_packages,
+            allow_apt=not opts.no_apt,
+        ),
+        docker_host=opts.docker_host,
+        prefix=opts.prefix if opts.prefix.endswith("/") else opts.prefix + "/",
+        hub_base_url=hub_base if hub_base.endswith("/") else hub_base + "/",
+        hub_api_url=os.environ.get("JUPYTERHUB_API_URL", ""),
+        api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+    )
+    serve(config, opts.bind_url)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        epilog="`mesosspawner-images serve --help`: the images service (registry browser, "
+        "user-built images).",
+        prog="mesosspawner-images",
+        description="Build the lab's Docker images whose build context changed, tag them with a "
+        "content hash, push them and print their digests.",
+    )
+    parser.add_argument(
+        "--docker-dir",
+        type=Path,
+        default=Path("docker"),
+        help="directory holding images.toml and one directory per image",
+    )
+    parser.add_argument("--registry", help="HOST:PORT of the registry the images go to")
+    parser.add_argument("--push", action="store_true", help="push images the registry lacks")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="build only these images (and the images they are built on)",
+    )
+    parser.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="build argument; BASE_IMAGE applies to images without an in-repo base",
+    )
+    parser.add_argument(
+        "--namespace", default=NAMESPACE, help="repository namespace in the registry"
+    )
+    parser.add_argument(
+        "--docker-host", help="Docker engine URL (default: DOCKER_HOST or local socket)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    opts = parser.parse_args(argv)
+    try:
+        build_args = parse_build_args(opts.build_arg)
+        load_specs(opts.docker_dir)  # fail on a bad directory before touching the engine
+        client = connect(opts.docker_host)
+        results = build_and_push(
+            client,
+            opts.docker_dir,
+            opts.registry,
+            only=opts.only,
+            build_args=build_args,
+            push=opts.push,
+            namespace=opts.namespace,
+        )
+    except ImagesError as exc:
+        print(f"mesosspawner-images: {exc}", file=sys.stderr)
+        return 1
+    if opts.json:
+        print(json.dumps([asdict(r) | {"pinned": r.pinned} for r in results.values()], indent=2))
+    else:
+        for r in results.values():
+            print(f"{r.name} {r.pinned}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

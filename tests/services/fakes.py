@@ -1,0 +1,188 @@
+"""The test doubles, in one place: what a test stands in for a real part with, and why.
+
+* ``framework_config``: the FrameworkConfig a hub would build (from MesosSpawner's traits).
+* ``RecordingClient``: a SchedulerClient that records calls and never talks to a master, for
+  driving MesosFramework event by event.
+* ``StubFramework``: just enough of MesosFramework for MesosSpawner's start/poll/stop.
+* ``Recorder``: an EventHandler that records every event, awaitable by condition.
+
+Everything else in the suite is real (localmesos, real Mesos, JupyterHub, ZooKeeper, Docker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from types import SimpleNamespace
+
+from mesosspawner.framework import FrameworkConfig
+from mesosspawner.mesos.client import EventHandler
+
+# The FrameworkInfo the scheduler client's tests subscribe with.
+FRAMEWORK_INFO = {
+    "user": "nobody",
+    "name": "client-test",
+    "roles": ["*"],
+    "capabilities": [{"type": "MULTI_ROLE"}],
+    "failover_timeout": 3600.0,
+    "checkpoint": True,
+}
+
+
+def framework_config(*, master: str, **overrides) -> FrameworkConfig:
+    """The trait defaults' FrameworkConfig for ``master``, with ``overrides``; no id file
+    unless one is given (a test must not leave one in the working directory)."""
+    from mesosspawner import MesosSpawner
+
+    spawner = MesosSpawner(
+        user=SimpleNamespace(name="framework-test", id=0, groups=[]), mesos_master=master
+    )
+    overrides.setdefault("id_file", None)
+    return dataclasses.replace(spawner.framework_config(), **overrides)
+
+
+class RecordingClient:
+    """Stands in for SchedulerClient: records every call, never talks to a master."""
+
+    def __init__(self, master, framework_info, handler, **kwargs) -> None:
+        self.handler = handler
+        self.framework_id: str | None = None
+        self.subscribed = False
+        self.calls: list[tuple[str, object]] = []
+        self.master_state: dict[str, object] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.subscribed = False
+
+    async def wait_subscribed(self, timeout: float | None = None) -> None:
+        pass
+
+    async def reconcile(self, tasks=None) -> None:
+        self.calls.append(("reconcile", sorted(tasks or [])))
+
+    async def launch(self, offer_ids, infos, filters=None) -> None:
+        self.calls.append(("launch", [i["task_id"]["value"] for i in infos]))
+
+    async def decline(self, offer_ids, filters=None) -> None:
+        self.calls.append(("decline", offer_ids))
+
+    async def kill(self, task_id, agent_id=None) -> None:
+        self.calls.append(("kill", task_id))
+
+    async def revive(self, roles=None) -> None:
+        self.calls.append(("revive", roles))
+
+    async def suppress(self, roles=None) -> None:
+        self.calls.append(("suppress", roles))
+
+    async def get_json(self, path, timeout=10.0):
+        """The master's operator endpoints: ``master_state`` by path, else not served."""
+        self.calls.append(("get_json", path))
+        return self.master_state.get(path)
+
+    def of(self, kind: str) -> list:
+        return [arg for k, arg in self.calls if k == kind]
+
+
+class StubFramework:
+    """Just enough of MesosFramework for start/poll/stop: launches wait until released, or,
+    given ``runs`` (a TaskRecord), return it as the launched task at once."""
+
+    def __init__(self) -> None:
+        self.last_stop: dict = {}
+        self.launched: list = []
+        self.release = asyncio.Event()
+        self.totals_known = False
+        self.config = SimpleNamespace(roles=("*",))
+        self.runs = None
+
+    async def ensure_started(self, timeout=None) -> None:
+        pass
+
+    async def refresh_capacity(self, max_age=10.0, timeout=2.0) -> None:
+        pass
+
+    def capacity(self) -> list:
+        return []
+
+    def task(self, task_id):
+        return None
+
+    async def launch(self, req):
+        self.launched.append(req)
+        if self.runs is not None:
+            return self.runs
+        await self.release.wait()
+        raise asyncio.CancelledError
+
+    def why_waiting(self, req) -> str:
+        return "something"
+
+    async def never_fits(self, request) -> str | None:
+        return None
+
+    async def wait_reconciled(self, timeout: float) -> bool:
+        return True
+
+    def last_stop_for(self, user: str, server: str) -> str | None:
+        return self.last_stop.get((user, server))
+
+    def note_stop(self, user: str, server: str, why: str) -> None:
+        self.last_stop[(user, server)] = why
+
+    def forget_stop(self, user: str, server: str) -> None:
+        self.last_stop.pop((user, server), None)
+
+
+class Recorder(EventHandler):
+    """Records every callback as (name, typed event), in order; awaitable by condition."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.journal = journal if journal is not None else []
+        self._changed = asyncio.Event()
+
+    def _add(self, name: str, arg: object) -> None:
+        self.events.append((name, arg))
+        self._changed.set()
+
+    def names(self) -> list[str]:
+        return [n for n, _ in self.events]
+
+    def of(self, name: str) -> list:
+        return [a for n, a in self.events if n == name]
+
+    async def wait_for(self, check: Callable[[], object], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def subscribed(self, event):
+        self._add("subscribed", event)
+
+    async def offers(self, event):
+        self._add("offers", event)
+
+    async def rescind(self, event):
+        self._add("rescind", event)
+
+    async def update(self, status):
+        self.journal.append(f"handled:{status.task_id}")
+        self._add("update", status)
+
+    async def failure(self, event):
+        self._add("failure", event)
+
+    async def message(self, event):
+        self._add("message", event)
+
+    async def error(self, event):
+        self._add("error", event)
+
+    async def disconnected(self, reason):
+        self._add("disconnected", reason)
