@@ -93,6 +93,9 @@ class ProfileCapacity:
     status: str  # "now" | "wait" | "never"
     detail: str  # e.g. "2 of 2 GPUs free", "waiting: no agent has 1 GPU free"
     free_gpus: int | None = None
+    # Spark profiles: the executors' role, e.g. "Spark role spark: 6 of 8 CPUs and 7 of 8 GB
+    # free for executors" (what the notebook's Spark jobs can get on top of the notebook).
+    spark: str | None = None
 
 
 # ---------------------------------------------------------------------------- admin config
@@ -476,6 +479,7 @@ def form_context(
                 "css": css,
                 "detail": cap.detail,
                 "free_gpus": cap.free_gpus,
+                "spark": cap.spark,
             }
         items.append(
             {

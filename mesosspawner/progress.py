@@ -81,6 +81,10 @@ class ProgressFeed:
         self._put(90, f"Task running on {record.hostname}; waiting for the server to answer")
         self.finish()
 
+    def note(self, message: str) -> None:
+        """Something the person should know while waiting (e.g. the Spark role's capacity)."""
+        self._put(None, message)
+
     def fail(self, message: str) -> None:
         self._put(100, f"Spawn failed: {message}")
         self.finish()

@@ -38,12 +38,14 @@ from traitlets import (
     default,
 )
 
-from . import naming, placement, profiles, taskinfo
+from . import naming, placement, profiles, spark, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
 from .mesos.wire import number
 from .progress import ProgressFeed
+from .spark_cleanup import CleanupError, SparkCleanup
+from .spark_traits import SparkTraits
 from .traits import FrameworkTraits
 
 
@@ -52,7 +54,7 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits):
+class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
@@ -138,19 +140,6 @@ class MesosSpawner(Spawner, FrameworkTraits):
         False, help="Allow notebooks to run as uid 0. Off: such a spawn is refused."
     ).tag(config=True)
 
-    spark_master = Unicode(
-        None, allow_none=True, help="Spark master URL (e.g. `mesos://zk://.../mesos`)."
-    ).tag(config=True)
-    spark_executor_image = Unicode(
-        None, allow_none=True, help="Docker image of the Spark executors."
-    ).tag(config=True)
-    spark_role = Unicode(None, allow_none=True, help="`spark.mesos.role` for executors.").tag(
-        config=True
-    )
-    spark_conf = Dict(help="Extra `spark.*` settings passed to the notebook's Spark.").tag(
-        config=True
-    )
-
     force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
     image_starts_as_root = Bool(
         True,
@@ -224,6 +213,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
     agent_hostname = Unicode(None, allow_none=True)
     agent_ip = Unicode(None, allow_none=True)
     host_port = Int(0)
+    spark_driver = Unicode(None, allow_none=True)  # the driver's libprocess host:port
     profile_slug = Unicode(None, allow_none=True)
     _feed = Any(None, allow_none=True)
     _starting = False  # inside start(): poll() must say "running" (None), not 0
@@ -235,6 +225,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
         self.agent_hostname = state.get("agent_hostname")
         self.agent_ip = state.get("agent_ip")
         self.host_port = int(state.get("host_port") or 0)
+        self.spark_driver = state.get("spark_driver")
         self.profile_slug = state.get("profile")
         if self.task_id:
             self.framework.track(
@@ -257,6 +248,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 agent_hostname=self.agent_hostname,
                 agent_ip=self.agent_ip,
                 host_port=self.host_port,
+                spark_driver=self.spark_driver,
                 profile=self.profile_slug,
                 # Read by the images service (admin:server_state): which server runs which digest.
                 image=self.image,
@@ -266,6 +258,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
     def clear_state(self) -> None:
         super().clear_state()
         self.task_id = self.agent_id = self.agent_hostname = self.agent_ip = None
+        self.spark_driver = None
         self.host_port = 0
         self._feed = None  # JupyterHub clears state as a new spawn begins
 
@@ -371,7 +364,11 @@ class MesosSpawner(Spawner, FrameworkTraits):
             fit = placement.classify(
                 self._request_for(p.override), agents, totals_known=fw.totals_known
             )
-            out[p.slug] = profiles.ProfileCapacity(fit.kind, fit.why, free_gpus)
+            role = self.spark_role_for(p.override)
+            capacity = spark.role_capacity(agents, role) if role else None
+            out[p.slug] = profiles.ProfileCapacity(
+                fit.kind, fit.why, free_gpus, capacity.describe() if capacity else None
+            )
         return out
 
     async def apply_profile(self, user_options) -> None:
@@ -442,10 +439,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 return self.traits()[name].validate(self, override[name])
             return getattr(self, name)
 
-        spark = get("spark_master")
-        extra_ports = taskinfo.spark_ports_needed(
-            taskinfo.SparkSettings(spark, None, None, {}) if spark else None
-        )
+        master = get("spark_master")
+        extra_ports = taskinfo.spark_ports_needed(spark.SparkSettings(master) if master else None)
         return placement.Request(
             key=f"{self.user.id if hasattr(self.user, 'id') else self.user.name}/{self.name}",
             cpus=float(get("cpu_limit") or 1.0),
@@ -476,14 +471,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 shell=pw.pw_shell if pw else None,
             )
         )
-        spark = None
-        if self.spark_master:
-            spark = taskinfo.SparkSettings(
-                master=self.spark_master,
-                executor_image=self.spark_executor_image,
-                role=self.spark_role,
-                conf=dict(self.spark_conf),
-            )
+        spark_settings = self.spark_settings(system_user)
+        if spark_settings is not None and self.spark_secret:
+            env[spark.SECRET_ENV] = self.spark_secret
         volumes = taskinfo.expand_volumes(
             self.volumes,
             username=self.user.name,
@@ -507,7 +497,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             gid=gid,
             volumes=volumes,
             labels=taskinfo.labels_for(self.hub_id, self.user.name, self.name or ""),
-            spark=spark,
+            spark=spark_settings,
             kill_grace_seconds=self.kill_grace_seconds,
             force_pull_image=self.force_pull_image,
             docker_parameters=tuple(sorted(self.docker_parameters.items())),
@@ -515,6 +505,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
             env_file_uri=self._env_file_uri(env, containerizer),
         )
         return taskinfo.build_task_info(spec, p)
+
+    def _spark_cleanup(self) -> SparkCleanup:
+        return SparkCleanup.for_framework(self.framework, logger=self.log)
 
     def _env_file_uri(self, env: dict[str, str], containerizer: str) -> str | None:
         """Put this launch's secret variables in the one-time env-file server; its URL."""
@@ -565,6 +558,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
         feed.image = self.image
         try:
             ids = self._resolve_ids()
+            spark_settings = self.spark_settings(ids[0])
+            if spark_settings is not None:
+                spark.check(spark_settings)
             request = self._request_for()
             # Volumes are checked now so a bad template fails before anything reaches Mesos.
             taskinfo.expand_volumes(
@@ -596,6 +592,13 @@ class MesosSpawner(Spawner, FrameworkTraits):
         if self.image:
             self.log.info("Starting %s with image %s", self._log_name, self.image)
         await fw.ensure_started()
+        if spark_settings is not None:
+            self._spark_cleanup().start(self.spark_cleanup_interval)
+            capacity = spark.role_capacity(fw.capacity(), self.spark_role_for() or "")
+            if capacity is not None:
+                limit = self.spark_cores_max
+                share = f"; this notebook's executors may hold {number(limit)}" if limit else ""
+                feed.note(f"{capacity.describe()}{share}")
         never = await fw.never_fits(request)
         if never:
             feed.fail(never)
@@ -625,6 +628,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
         self.agent_id = record.agent_id
         self.agent_hostname = record.hostname
         self.agent_ip = record.ip
+        if spark_settings is not None and len(record.ports) > spark.DRIVER_PORTS:
+            host = record.ip or record.hostname or ""
+            self.spark_driver = spark.driver_address(host, record.ports).libprocess
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
         return f"http://{host}:{self.host_port}"
@@ -660,6 +666,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
             # A partition may heal: the task then comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
+        if self.uses_spark():
+            # Its driver died with it; a Spark framework that outlives it is torn down now.
+            asyncio.ensure_future(self._stop_spark(self.task_id, self.spark_driver, timeout=0))
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
@@ -682,6 +691,20 @@ class MesosSpawner(Spawner, FrameworkTraits):
             )
             fw.note_stop(self.user.name, self.name or "", why)
             self.log.warning("%s stopped, but %s", self._log_name, why)
+        if self.uses_spark():
+            await self._stop_spark(self.task_id, self.spark_driver)
+
+    async def _stop_spark(self, task_id: str, driver: str | None, timeout: float = 30.0) -> None:
+        """Tear down the Spark frameworks the notebook started (none left running executors)."""
+        try:
+            torn = await self._spark_cleanup().stop_notebook(task_id, driver, timeout=timeout)
+        except (CleanupError, OSError, ValueError) as e:
+            self.log.warning("%s: Spark frameworks not torn down: %s", self._log_name, e)
+            return
+        if torn:
+            self.log.info(
+                "%s: tore down its Spark framework(s) %s", self._log_name, ", ".join(torn)
+            )
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
