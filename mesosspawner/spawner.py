@@ -594,6 +594,8 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         await fw.ensure_started()
         if spark_settings is not None:
             self._spark_cleanup().start(self.spark_cleanup_interval)
+            # Fresh after the spawn form (at most 10 s old); else a wait of at most 2 s.
+            await fw.refresh_capacity()
             capacity = spark.role_capacity(fw.capacity(), self.spark_role_for() or "")
             if capacity is not None:
                 limit = self.spark_cores_max

@@ -130,13 +130,14 @@ async def test_spark_profile_uses_spark_role_and_its_own_ports(hub, cluster, tes
         ports_held.update(range(lo, hi + 1))
     used = [
         int(conf("spark.driver.port")),
-        int(conf("spark.blockManager.port")),
-        int(env["LIBPROCESS_PORT"]),
+        int(conf("spark.driver.blockManager.port")),  # never spark.blockManager.port
+        int(conf("spark.ui.port")),
+        int(env["MESOSSPAWNER_DRIVER_LIBPROCESS_PORT"]),  # the driver's; not LIBPROCESS_PORT
         state["host_port"],
     ]
-    assert len(set(used)) == 4
+    assert len(set(used)) == 5
     assert set(used) <= ports_held
-    assert conf("spark.driver.host") == env["LIBPROCESS_IP"]
+    assert conf("spark.driver.host") == env["MESOSSPAWNER_DRIVER_LIBPROCESS_IP"]
 
 
 @pytest.mark.e2e

@@ -18,8 +18,11 @@ import contextlib
 import fcntl
 import json
 import random
+import subprocess
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -27,11 +30,18 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from mesosspawner import images
+from mesosspawner import downloads, images
 from tests.e2e.harness import master_state
-from tests.e2e.mesos_env import docker_notebook_config, mesos_config, start_ready, tasks_by_id
+from tests.e2e.mesos_env import (
+    docker_notebook_config,
+    mesos_config,
+    spawner_state,
+    start_ready,
+    tasks_by_id,
+)
 from tests.services import real_mesos as mesos_install
 from tests.services.docker import LOCK_DIR
+from tests.services.net import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -84,29 +94,71 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def spark_images(docker_client, base_image, registry) -> dict[str, str]:
+def spark_registry(tmp_path_factory) -> Iterator[str]:
+    """A loopback registry whose storage outlives the session (beside the downloads cache):
+    the Spark images' 1.4 GB are pushed once per machine and content hash, not on every run.
+    Delete ~/.cache/mesosspawner/test-registry to reclaim the space."""
+    storage = downloads.cache_dir().parent / "test-registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    work = tmp_path_factory.mktemp("spark-registry")
+    address = f"127.0.0.1:{free_port()}"
+    config = work / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n"
+        f"http:\n  addr: {address}\n"
+    )
+    with open(work / "registry.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    work / "registry.log"
+                ).read_text()[-2000:]
+                time.sleep(0.2)
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def spark_images(docker_client, base_image, spark_registry) -> dict[str, str]:
     """spark-notebook and spark-executor built on the debootstrap base (or reused by content
     hash), pushed to the loopback registry; name -> reference pinned by digest."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOCK_DIR / "spark-images", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build them once
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build and push them once
         t0 = time.monotonic()
         results = images.build_and_push(
             docker_client,
             DOCKER_DIR,
-            registry,
+            spark_registry,
             only=["spark-executor"],
             build_args={"BASE_IMAGE": base_image},
             push=True,
         )
         built = [r.name for r in results.values() if r.built]
-        print(f"spark images: built {built or 'none'} in {time.monotonic() - t0:.0f} s")
+        pushed = [r.name for r in results.values() if r.pushed]
+        print(f"spark images: built {built}, pushed {pushed} in {time.monotonic() - t0:.0f} s")
     return {name: f"{r.ref.rpartition(':')[0]}@{r.digest}" for name, r in results.items()}
 
 
 def spark_profile_config(images_: dict[str, str], master: str, lib_dir: Path) -> str:
     return f"""
 c.Spawner.poll_interval = 3600  # the orphan check below must be the spawner's own sweep
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # spawns answer 202 at once
 c.MesosSpawner.spark_cleanup_interval = 2
 c.MesosSpawner.profile_list = [
     {{"display_name": "CPU", "slug": "cpu", "default": True}},
@@ -252,10 +304,15 @@ async def test_spark_profile_runs_jobs_on_mesos_executors_and_leaves_nothing_beh
         for user in (alice, bob):
             await hub.create_user(user.name)
         t0 = time.monotonic()
-        servers = await asyncio.gather(
-            *(start_ready(hub, u.name, options={"profile": "spark"}) for u in (alice, bob))
+        (alice_server, (bob_server, progress)) = await asyncio.gather(
+            start_ready(hub, alice.name, options={"profile": "spark"}),
+            start_with_progress(hub, bob.name),
         )
+        servers = [alice_server, bob_server]
         print(f"two Spark notebooks ready in {time.monotonic() - t0:.0f} s")
+        # The spawn's progress says what the Spark role has free for executors.
+        notes = [e["message"] for e in progress if "Spark role spark" in e["message"]]
+        assert notes and "of 6 CPUs" in notes[0] and "executors may hold 2" in notes[0], notes
         task_ids = {u.name: s["task_id"] for u, s in zip((alice, bob), servers, strict=True)}
 
         # Both users' jobs at once, through the kernel API.
@@ -263,6 +320,7 @@ async def test_spark_profile_runs_jobs_on_mesos_executors_and_leaves_nothing_beh
         outputs = await asyncio.gather(*(run_cell(hub, u.name, JOB) for u in (alice, bob)))
         print(f"both jobs done in {time.monotonic() - t0:.0f} s")
         state = await master_state(master_url)
+        print_spark_view(state, task_ids.values())
         spark_agent = next(a for a in state["slaves"] if a["hostname"] == "localhost")
         for user, raw in zip((alice, bob), outputs, strict=True):
             result = json.loads(raw.strip().splitlines()[-1])
@@ -316,11 +374,39 @@ async def test_spark_profile_runs_jobs_on_mesos_executors_and_leaves_nothing_beh
                 c.remove(force=True)
 
 
+async def start_with_progress(hub, user: str) -> tuple[dict, list[dict]]:
+    """Start the user's Spark server and follow its progress stream until it is ready."""
+    code = await hub.start_server(user, "", {"profile": "spark"})
+    assert code == 202, code  # slow_spawn_timeout 0: the spawn goes on in the background
+    events = await hub.progress(user, timeout=300)
+    await hub.wait_server_ready(user)
+    return await spawner_state(hub, user), events
+
+
 def mesos_lib_dir() -> Path:
     """The agents' Mesos libraries (libmesos-java.so beside libmesos), as installed here."""
     home = mesos_install.mesos_home()
     assert home is not None, mesos_install.why_unavailable()
     return home / "lib"
+
+
+def print_spark_view(state: dict, notebooks) -> None:
+    """The master's view of the notebooks' Spark frameworks and executors (for the log)."""
+    agents = {a["id"]: a["hostname"] for a in state["slaves"]}
+    for fw in state["frameworks"]:
+        if fw["name"] not in notebooks:
+            continue
+        role = fw.get("roles") or fw.get("role")
+        print(f"framework {fw['id']} name={fw['name']} role={role} user={fw['user']}"
+              f" active={fw['active']} pid={fw.get('pid')}")  # fmt: skip
+        for t in fw["tasks"]:
+            params = t["container"]["docker"].get("parameters", [])
+            print(
+                f"  executor task {t['id']} {t['state']} role={t['role']}"
+                f" agent={agents[t['slave_id']]} cpus={t['resources']['cpus']:g}"
+                f" mem={t['resources']['mem']:g} {t['container']['type']}"
+                f" image={t['container']['docker']['image']} docker_params={params}"
+            )
 
 
 def running_tasks(state: dict) -> list[dict]:
