@@ -165,6 +165,9 @@ c.MesosSpawner.profile_list = [
     {{"display_name": "Spark", "slug": "spark", "mesosspawner_override": {{
         "image": {images_["spark-notebook"]!r},
         "role": "spark", "cpu_limit": 0.5, "mem_limit": "1536M",
+        # Stopped at once, as a notebook stuck past its grace period is: its driver never
+        # unregisters, so only the spawner's teardown can remove its framework.
+        "kill_grace_seconds": 0,
         "spark_master": {master!r},
         "spark_role": "spark",
         "spark_executor_image": {images_["spark-executor"]!r},
@@ -267,14 +270,15 @@ async def wait_for(predicate, timeout: float, what: str):
         await asyncio.sleep(0.5)
 
 
-def containers_of(client, work_dir: Path) -> list:
-    """Docker containers whose sandbox mount lies under a cluster's work directory."""
+def containers_of(client, work_dir: Path) -> list[dict]:
+    """Docker containers (summaries: Id, State, Mounts) whose sandbox mount lies under a
+    cluster's work directory. Read in one call: the agents remove exited ones any time."""
     root = str(work_dir)
-    found = []
-    for c in client.containers.list(all=True):
-        if any(m.get("Source", "").startswith(root) for m in c.attrs.get("Mounts", [])):
-            found.append(c)
-    return found
+    return [
+        c
+        for c in client.api.containers(all=True)
+        if any(m.get("Source", "").startswith(root) for m in c.get("Mounts", []))
+    ]
 
 
 # ---------------------------------------------------------------------------- the test
@@ -360,18 +364,14 @@ async def test_spark_profile_runs_jobs_on_mesos_executors_and_leaves_nothing_beh
         assert "orphan: its notebook" in hub.log_text()
 
         async def no_executor_containers():
-            left = [
-                c
-                for c in containers_of(docker_client, cluster.agents[1].work_dir)
-                if c.status == "running"
-            ]
-            return not left
+            left = containers_of(docker_client, cluster.agents[1].work_dir)
+            return not [c for c in left if c["State"] == "running"]
 
         await wait_for(no_executor_containers, 60, "no Spark container left running")
     finally:
         for c in containers_of(docker_client, cluster.agents[1].work_dir):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                c.remove(force=True)
+                docker_client.api.remove_container(c["Id"], force=True)
 
 
 async def start_with_progress(hub, user: str) -> tuple[dict, list[dict]]:
