@@ -28,6 +28,7 @@ work with no arguments, each rule learned on real Mesos 1.11 (``real-mesos/READM
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +40,6 @@ from .mesos.wire import number
 # The driver's host ports after the notebook's own: RPC, block manager, libprocess, UI.
 DRIVER_PORTS = 4
 MESOS_LIB_MOUNT = "/opt/mesos/lib"  # where an image finds the agents' Mesos libraries
-JAVA_LIBRARY = "libmesos-java.so"  # Mesos's JNI glue; libmesos itself has no JNI symbols
 NOTEBOOK_LABEL = "mesosspawner.notebook"  # on each executor task: the notebook's task id
 DRIVER_LABEL = "mesosspawner.spark-driver"  # on the notebook task: the driver's libprocess
 DRIVER_ENV_PREFIX = "MESOSSPAWNER_DRIVER_"  # + LIBPROCESS_IP etc.: for the Spark JVM only
@@ -77,7 +77,9 @@ class SparkSettings:
     conf: Mapping[str, str] = field(default_factory=dict)  # extra spark.* settings
     cores_max: float | None = None  # spark.cores.max: one notebook's share of the cluster
     executor_constraints: str | None = None  # spark.mesos.constraints, e.g. "spark_cluster:prod"
-    mesos_lib_dir: str | None = None  # the agents' directory holding libmesos-java.so
+    # The agents' Mesos JNI library (MESOS_NATIVE_JAVA_LIBRARY): libmesos-java.so as
+    # scripts/install-mesos.sh installs it, or libmesos.so of a Mesos built with Java.
+    mesos_native_library: str | None = None
     principal: str | None = None  # spark.mesos.principal (its secret travels in SECRET_ENV)
     user: str | None = None  # the notebook's system user: SPARK_USER, so the executors' user
 
@@ -121,6 +123,17 @@ def check(settings: SparkSettings) -> None:
         )
     if settings.executor_constraints and any(c in settings.executor_constraints for c in "\n\0"):
         raise ValueError("spark_executor_constraints must be one line")
+    library = settings.mesos_native_library
+    if library and (not posixpath.isabs(library) or posixpath.basename(library) in ("", "..")):
+        raise ValueError(
+            f"spark_mesos_native_library {library!r}: the absolute path of Mesos's JNI library on"
+            " the agents, e.g. /opt/mesos/lib/libmesos-java.so"
+        )
+
+
+def is_local(settings: SparkSettings) -> bool:
+    """Spark in local mode (``local``, ``local[N]``): the driver runs every task itself."""
+    return settings.master.startswith("local")
 
 
 def driver_address(host: str, ports: Sequence[int]) -> DriverAddress:
@@ -222,17 +235,21 @@ def driver_env(
         env[DRIVER_ENV_PREFIX + "LIBPROCESS_ADVERTISE_PORT"] = str(address.libprocess_port)
     else:
         env[DRIVER_ENV_PREFIX + "LIBPROCESS_IP"] = address.host
-    if settings.mesos_lib_dir:
-        lib = MESOS_LIB_MOUNT if image else settings.mesos_lib_dir.rstrip("/")
-        env["MESOS_NATIVE_JAVA_LIBRARY"] = f"{lib}/{JAVA_LIBRARY}"
+    library = settings.mesos_native_library
+    if library:
+        # An image sees the library's directory (libmesos beside it) at MESOS_LIB_MOUNT.
+        name = posixpath.basename(library)
+        env["MESOS_NATIVE_JAVA_LIBRARY"] = f"{MESOS_LIB_MOUNT}/{name}" if image else library
     return env
 
 
 def lib_volume(settings: SparkSettings) -> dict[str, str] | None:
-    """The read-only mount of the agents' Mesos libraries into a notebook image, if configured."""
-    if not settings.mesos_lib_dir:
+    """The read-only mount of the agents' Mesos library directory into a notebook image (the
+    JNI library finds libmesos beside it), if configured."""
+    if not settings.mesos_native_library:
         return None
-    return {"host_path": settings.mesos_lib_dir, "container_path": MESOS_LIB_MOUNT, "mode": "RO"}
+    directory = posixpath.dirname(settings.mesos_native_library)
+    return {"host_path": directory, "container_path": MESOS_LIB_MOUNT, "mode": "RO"}
 
 
 def driver_labels(address: DriverAddress) -> dict[str, str]:

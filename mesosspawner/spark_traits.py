@@ -49,13 +49,14 @@ class SparkTraits(LoggingConfigurable):
         executors on the Spark machines. Mesos also offers plain agents' unreserved resources to
         the Spark role, so without it executors spread onto every agent.""",
     ).tag(config=True)
-    spark_mesos_lib_dir = Unicode(
+    spark_mesos_native_library = Unicode(
         None,
         allow_none=True,
-        help="""Directory on the agents holding Mesos's `libmesos-java.so` (and libmesos beside
-        it; `scripts/install-mesos.sh` puts them in PREFIX/lib). Mounted read-only at
-        /opt/mesos/lib into Spark notebook images; plain notebooks get
-        MESOS_NATIVE_JAVA_LIBRARY pointing into it.""",
+        help="""Path on the agents of Mesos's JNI library, which the Spark driver loads
+        (MESOS_NATIVE_JAVA_LIBRARY): PREFIX/lib/libmesos-java.so as scripts/install-mesos.sh
+        installs it, or libmesos.so of a Mesos built with Java. Its directory (libmesos beside
+        it) is mounted read-only at /opt/mesos/lib into Spark notebook images, so the driver
+        always speaks the agents' Mesos version.""",
     ).tag(config=True)
     spark_principal = Unicode(
         None, allow_none=True, help="`spark.mesos.principal` of notebooks' Spark frameworks."
@@ -84,7 +85,7 @@ class SparkTraits(LoggingConfigurable):
             conf=dict(self.spark_conf),
             cores_max=self.spark_cores_max,
             executor_constraints=self.spark_executor_constraints,
-            mesos_lib_dir=self.spark_mesos_lib_dir,
+            mesos_native_library=self.spark_mesos_native_library,
             principal=self.spark_principal,
             user=system_user,
         )

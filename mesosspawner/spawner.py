@@ -506,6 +506,24 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         )
         return taskinfo.build_task_info(spec, p)
 
+    async def _spark_notes(self, settings: spark.SparkSettings, feed: ProgressFeed) -> None:
+        """Tell the person where their Spark jobs will run, and what the Spark role has free."""
+        if spark.is_local(settings):
+            feed.note(
+                f"Spark runs in local mode inside this notebook (SPARK_MASTER={settings.master}):"
+                " its jobs use the notebook's own CPUs, no executor runs on the cluster"
+            )
+            return
+        self._spark_cleanup().start(self.spark_cleanup_interval)
+        fw = self.framework
+        # Fresh after the spawn form (at most 10 s old); else a wait of at most 2 s.
+        await fw.refresh_capacity()
+        capacity = spark.role_capacity(fw.capacity(), self.spark_role_for() or "")
+        if capacity is not None:
+            limit = self.spark_cores_max
+            share = f"; this notebook's executors may hold {number(limit)}" if limit else ""
+            feed.note(f"{capacity.describe()}{share}")
+
     def _spark_cleanup(self) -> SparkCleanup:
         return SparkCleanup.for_framework(self.framework, logger=self.log)
 
@@ -593,14 +611,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             self.log.info("Starting %s with image %s", self._log_name, self.image)
         await fw.ensure_started()
         if spark_settings is not None:
-            self._spark_cleanup().start(self.spark_cleanup_interval)
-            # Fresh after the spawn form (at most 10 s old); else a wait of at most 2 s.
-            await fw.refresh_capacity()
-            capacity = spark.role_capacity(fw.capacity(), self.spark_role_for() or "")
-            if capacity is not None:
-                limit = self.spark_cores_max
-                share = f"; this notebook's executors may hold {number(limit)}" if limit else ""
-                feed.note(f"{capacity.describe()}{share}")
+            await self._spark_notes(spark_settings, feed)
         never = await fw.never_fits(request)
         if never:
             feed.fail(never)

@@ -173,7 +173,7 @@ c.MesosSpawner.profile_list = [
         "spark_executor_image": {images_["spark-executor"]!r},
         "spark_executor_constraints": "spark_cluster:prod",
         "spark_cores_max": {CORES_MAX},
-        "spark_mesos_lib_dir": {str(lib_dir)!r},
+        "spark_mesos_native_library": {str(lib_dir / "libmesos-java.so")!r},
         "spark_conf": {{
             "spark.executor.cores": "1",
             "spark.executor.memory": "512m",

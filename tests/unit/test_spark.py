@@ -68,6 +68,10 @@ def test_configured_settings_keep_their_place_but_the_offer_decides_the_driver()
         (spark.SparkSettings("mesos://m:5050", cores_max=0), "spark_cores_max must be > 0"),
         (spark.SparkSettings("mesos://m", conf={"spark.x": True}), "string or number"),
         (spark.SparkSettings("mesos://m", conf={"spark.ui.port": 4040}), "from the notebook's"),
+        (
+            spark.SparkSettings("mesos://m", mesos_native_library="lib/libmesos-java.so"),
+            "absolute path of Mesos's JNI library",
+        ),
     ],
 )
 def test_check_names_the_setting_and_the_fix(settings, match):

@@ -115,6 +115,23 @@ async def test_a_spark_spawn_says_what_the_spark_role_has_free(stub):
     )
 
 
+async def test_a_local_mode_spark_profile_says_no_executor_runs_on_the_cluster(stub):
+    local = dict(SPARK_PROFILE, mesosspawner_override={"role": "spark", "spark_master": "local[2]"})
+    spawner = make_spawner(profile_list=[local], uid=1000, gid=100)
+    await spawner.apply_profile({"profile": "spark"})
+    start = asyncio.ensure_future(spawner.start())
+    for _ in range(100):
+        if stub.launched:
+            break
+        await asyncio.sleep(0.05)
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    events = [event["message"] async for event in spawner.progress()]
+    assert any("Spark runs in local mode inside this notebook" in e for e in events), events
+    assert not any("Spark role" in e for e in events)
+
+
 @pytest.mark.parametrize(
     "conf, match",
     [

@@ -331,7 +331,7 @@ SPARK = SparkSettings(
     role="spark",
     conf={"spark.executor.memory": "2g"},
     user="alice",
-    mesos_lib_dir="/opt/mesos-1.11.0/lib",
+    mesos_native_library="/opt/mesos-1.11.0/lib/libmesos-java.so",
 )
 
 
