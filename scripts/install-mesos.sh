@@ -65,9 +65,10 @@ install_java_lib() {
             cp -a "$MESOS_SRC" "$work/build/mesos-1.11.0"
             touch "$work/build/mesos-1.11.0/.complete"
         fi
-        # Its name check reads Spark's Mesos jar: from the cached PySpark sdist, not a download.
-        src=$("$PYTHON" scripts/fetch_pyspark.py)
-        [ -d "$work/pyspark-${src##*/pyspark-}" ] || tar -xzf "$src" -C "$work"
+        # Its name check reads Spark's Mesos jar: from the cached PySpark sdist (the one the
+        # Spark images are built from), never a second download.
+        src=$("$PYTHON" -m mesosspawner.downloads pyspark-3.5.9.tar.gz) || return 1
+        [ -d "$work/pyspark-3.5.9/deps/jars" ] || tar -xzf "$src" -C "$work"
         log "building libmesos-java.so from source with $bundle/recipe-spark.sh (about 2.5 minutes)"
         rm -rf "$work/mesos"
         WORK=$work MESOS_PREFIX_SRC=$prefix RUN=0 DOCKER=0 PYTHON=$PYTHON \
