@@ -61,6 +61,7 @@ class SparkCleanup:
         self._loop_task: asyncio.Task | None = None
         self._missing: dict[str, int] = {}  # framework id -> sweeps its notebook was unknown
         self.owner: Any = None  # the MesosFramework this cleanup serves (for_framework)
+        self._background: set[asyncio.Task] = set()
         self.torn_down: list[tuple[float, str, str]] = []  # (time, framework id, why)
 
     @classmethod
@@ -152,16 +153,27 @@ class SparkCleanup:
             ids = spark.frameworks_of(await self.frameworks(), task_id, driver)
             if not ids:
                 return done
-            for framework_id in ids:
-                if framework_id not in done:
-                    await self.teardown(framework_id, f"its notebook {task_id} stopped")
-                    done.append(framework_id)
             if time.monotonic() > deadline:
                 raise CleanupError(
                     f"Spark frameworks {', '.join(ids)} of notebook {task_id} are still"
                     f" registered {timeout:g} s after their teardown"
                 )
+            for framework_id in ids:
+                if framework_id not in done:
+                    await self.teardown(framework_id, f"its notebook {task_id} stopped")
+                    done.append(framework_id)
             await asyncio.sleep(0.5)
+
+    def stop_notebook_soon(self, task_id: str, driver: str | None = None) -> None:
+        """``stop_notebook`` in the background (a notebook found dead by a poll)."""
+        task = asyncio.ensure_future(self.stop_notebook(task_id, driver))
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.warning("Spark frameworks not torn down: %s", task.exception())
 
     async def sweep(self) -> list[str]:
         """Tear down the Spark frameworks whose notebook no longer runs; their ids.

@@ -659,6 +659,8 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         # Started even without a task: a restarted hub's first polls bring up the framework,
         # whose reconciliation finds tasks a crashed hub left behind.
         await fw.ensure_started()
+        if self.uses_spark():  # ... and the sweep for Spark frameworks their notebooks left
+            self._spark_cleanup().start(self.spark_cleanup_interval)
         if not self.task_id:
             return None if self._starting else 0
         record = fw.task(self.task_id)
@@ -679,9 +681,9 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             # A partition may heal: the task then comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
-        if self.uses_spark():
+        if self.spark_driver:
             # Its driver died with it; a Spark framework that outlives it is torn down now.
-            asyncio.ensure_future(self._stop_spark(self.task_id, self.spark_driver, timeout=0))
+            self._spark_cleanup().stop_notebook_soon(self.task_id, self.spark_driver)
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
@@ -704,7 +706,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             )
             fw.note_stop(self.user.name, self.name or "", why)
             self.log.warning("%s stopped, but %s", self._log_name, why)
-        if self.uses_spark():
+        if self.spark_driver or self.spark_master:  # a Spark notebook's (state or profile)
             await self._stop_spark(self.task_id, self.spark_driver)
 
     async def _stop_spark(self, task_id: str, driver: str | None, timeout: float = 30.0) -> None:

@@ -1,0 +1,321 @@
+"""The Spark profile on real Mesos 1.11: time from spawning it to the first job result, and the
+job's time on Mesos executors vs Spark local mode on the same machine (one run, ratios).
+
+    python benchmarks/bench_spark.py [--base-image IMAGE] [--cores 2] [--runs 3] [--json FILE]
+
+One fresh real JupyterHub (with configurable-http-proxy), a real mesos-master and one
+mesos-agent with the Docker containerizer whose resources are reserved for role `spark`, the
+lab's spark-notebook and spark-executor images (built by content hash on --base-image, pushed
+to a loopback registry, pinned by digest), and one system user `msbench-spark`. The job is
+`spark.range(10**7).selectExpr("sum(id)")`, sent as a notebook cell through the Jupyter kernel
+API:
+
+- spawn -> first result: from `POST /hub/api/users/NAME/server` (profile spark) to the first
+  job's result in a new kernel (server start, kernel start, SparkSession registering with the
+  master, executors launched in Docker, the job);
+- Mesos executors: the same job again --runs times (`spark.cores.max` = --cores executors of one
+  core each), median;
+- local mode: in the same notebook and JVM after `spark.stop()`, `master("local[CORES]")`, the
+  same job --runs times, median: the same machine, image and core count, no Mesos.
+
+Needs root, real Mesos installed (scripts/install-mesos.sh), a Docker engine, docker-registry
+and the base image (the test suite imports `mesosspawner-test/bookworm-base:1` with debootstrap).
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import pwd
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tornado.httpclient import HTTPRequest  # noqa: E402
+from tornado.websocket import websocket_connect  # noqa: E402
+
+from mesosspawner import downloads, images  # noqa: E402
+
+try:  # the harness the tests and benchmarks share (mesosspawner.testing, once merged)
+    from mesosspawner.testing import real_mesos  # type: ignore[import-not-found]
+    from mesosspawner.testing.hub import Hub  # type: ignore[import-not-found]
+    from mesosspawner.testing.net import free_port  # type: ignore[import-not-found]
+except ImportError:  # before it moved out of tests/
+    from tests.e2e.harness import Hub  # noqa: E402
+    from tests.services import real_mesos  # noqa: E402
+    from tests.services.net import free_port  # noqa: E402
+
+USER = "msbench-spark"
+SUM = 49999995000000
+
+HUB_CONFIG = """
+c.JupyterHub.log_level = "INFO"
+c.JupyterHub.spawner_class = "mesosspawner.MesosSpawner"
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+c.MesosSpawner.mesos_master = {master!r}
+c.MesosSpawner.ip = "127.0.0.1"
+c.MesosSpawner.image = {notebook!r}
+c.MesosSpawner.containerizer = "docker"
+c.MesosSpawner.network_mode = "host"
+c.MesosSpawner.cmd = ["jupyterhub-singleuser"]
+c.MesosSpawner.environment = {{}}
+c.MesosSpawner.volumes = []
+c.MesosSpawner.notebook_dir = "/tmp"
+c.MesosSpawner.kill_grace_seconds = 5
+c.MesosSpawner.profile_list = [
+    {{"display_name": "Spark", "slug": "spark", "default": True, "mesosspawner_override": {{
+        "role": "spark", "cpu_limit": 0.5, "mem_limit": "2G",
+        "spark_master": {spark_master!r},
+        "spark_role": "spark",
+        "spark_executor_image": {executor!r},
+        "spark_executor_constraints": "spark_cluster:prod",
+        "spark_cores_max": {cores},
+        "spark_mesos_native_library": {library!r},
+        "spark_conf": {{"spark.executor.cores": "1", "spark.executor.memory": "512m"}},
+    }}}},
+]
+"""
+
+SETUP = f"""
+import time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+def job():
+    t = time.perf_counter()
+    total = spark.range(10**7).selectExpr("sum(id)").collect()[0][0]
+    assert total == {SUM}, total
+    return time.perf_counter() - t
+print(job())
+"""
+
+REPEAT = "print([job() for _ in range({runs})])"
+
+LOCAL = """
+spark.stop()
+spark = SparkSession.builder.master("local[{cores}]").getOrCreate()
+print(spark.sparkContext.master, job(), [job() for _ in range({runs})])
+"""
+
+
+async def run_cell(hub, user: str, kernel_id: str, code: str, timeout: float = 600) -> str:
+    """Run ``code`` in the kernel through the proxy (Jupyter messaging over WebSocket); stdout."""
+    token = await hub.user_token(user)
+    url = hub.server_url(user).replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels"
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex}
+    header.update(msg_type="execute_request", version="5.3")
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}}
+    content.update(allow_stdin=False, stop_on_error=True)
+    ws.write_message(
+        json.dumps(
+            {
+                "header": header,
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": content,
+                "buffers": [],
+            }  # fmt: skip
+        )
+    )
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), deadline - time.monotonic())
+            if raw is None:
+                raise RuntimeError(f"kernel channel closed; output so far: {out}")
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                raise RuntimeError("\n".join(msg["content"]["traceback"])[-3000:])
+            elif msg["msg_type"] == "execute_reply":
+                return "".join(out)
+    finally:
+        ws.close()
+
+
+def ensure_user(name: str) -> None:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-U", name], check=True)
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen, str]:
+    """docker-registry on a free loopback port, its storage kept beside the downloads cache
+    (the images' layers are pushed once per machine, as in the test suite)."""
+    storage = downloads.cache_dir().parent / "test-registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    address = f"127.0.0.1:{free_port()}"
+    config = work / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\nhttp:\n  addr: {address}\n"
+    )
+    log = open(work / "registry.log", "ab")  # noqa: SIM115 - lives as long as the registry
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
+    for _ in range(150):
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
+            return proc, address
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"docker-registry did not start: {(work / 'registry.log').read_text()}")
+
+
+def remove_containers_under(client, root: Path) -> None:
+    for c in client.api.containers(all=True):
+        if any(m.get("Source", "").startswith(str(root)) for m in c.get("Mounts", [])):
+            with contextlib.suppress(Exception):
+                client.api.remove_container(c["Id"], force=True)
+
+
+async def bench(args: argparse.Namespace, work: Path) -> dict:
+    home = real_mesos.mesos_home()
+    if home is None or not (home / "lib" / "libmesos-java.so").exists():
+        raise SystemExit("real Mesos with lib/libmesos-java.so is needed: scripts/install-mesos.sh")
+    client = images.connect()
+    registry_proc, registry = start_registry(work)
+    cluster = None
+    hub = None
+    figures: dict = {}
+    try:
+        t0 = time.perf_counter()
+        results = images.build_and_push(
+            client,
+            REPO_ROOT / "docker",
+            registry,
+            only=["spark-executor"],
+            build_args={"BASE_IMAGE": args.base_image},
+            push=True,
+            log=lambda msg: None,
+        )
+        pinned = {n: f"{r.ref.rpartition(':')[0]}@{r.digest}" for n, r in results.items()}
+        figures["images_seconds"] = round(time.perf_counter() - t0, 1)
+        base = random.randrange(46000, 49000, 100)
+        agent = {
+            "hostname": "localhost",  # executors bind to the offer's hostname: it must resolve
+            "resources": f"cpus(spark):{args.cores + 2};mem(spark):8192;disk:20000;"
+            f"ports:[{base}-{base + 49}]",
+            "attributes": "spark_cluster:prod",
+        }
+        cluster = await asyncio.to_thread(
+            real_mesos.start_cluster,
+            work / "mesos",
+            (agent,),
+            docker=True,
+            agent_extra=("--executor_registration_timeout=5mins",),
+        )
+        config = HUB_CONFIG.format(
+            master=cluster.url,
+            notebook=pinned["spark-notebook"],
+            spark_master="mesos://" + cluster.url.removeprefix("http://"),
+            executor=pinned["spark-executor"],
+            cores=args.cores,
+            library=str(home / "lib" / "libmesos-java.so"),
+        )
+        ensure_user(USER)
+        hub = Hub(work / "hub", extra_config=config, notebook_cmd=["jupyterhub-singleuser"],
+                  log_level="INFO", start_timeout=600)  # fmt: skip
+        await hub.launch()
+        await hub.create_user(USER)
+        await hub.user_token(USER)
+
+        t_spawn = time.perf_counter()
+        code = await hub.start_server(USER, "", {"profile": "spark"})
+        assert code in (201, 202), code
+        await hub.wait_server_ready(USER, timeout=600)
+        t_ready = time.perf_counter()
+        code, kernel = await hub.request_through_proxy(
+            USER, method="POST", path="api/kernels", json={"name": "python3"}
+        )
+        assert code == 201, kernel
+        first_job = float((await run_cell(hub, USER, kernel["id"], SETUP)).split()[-1])
+        t_first = time.perf_counter()
+        mesos = json.loads(await run_cell(hub, USER, kernel["id"], REPEAT.format(runs=args.runs)))
+        local_out = await run_cell(
+            hub, USER, kernel["id"], LOCAL.format(cores=args.cores, runs=args.runs)
+        )
+        master, local_first, rest = local_out.split(" ", 2)
+        local = json.loads(rest)
+        assert master == f"local[{args.cores}]", master
+        figures.update(
+            spawn_to_ready=t_ready - t_spawn,
+            spawn_to_first_result=t_first - t_spawn,
+            first_job_on_mesos=first_job,
+            mesos_runs=mesos,
+            first_job_local=float(local_first),
+            local_runs=local,
+            mesos_median=statistics.median(mesos),
+            local_median=statistics.median(local),
+        )
+        await hub.stop_server(USER, timeout=120)
+    finally:
+        if hub is not None:
+            hub.cleanup()
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+            remove_containers_under(client, work / "mesos")
+        registry_proc.terminate()
+    return figures
+
+
+def report(f: dict, args: argparse.Namespace) -> str:
+    ratio = f["mesos_median"] / f["local_median"]
+    first_ratio = f["first_job_on_mesos"] / f["first_job_local"]
+    lines = [
+        f"Spark profile on real Mesos 1.11, PySpark 3.5.9, {os.cpu_count()} cores"
+        f" ({platform.node()}), spark.cores.max={args.cores}, one run",
+        f"  images (build/push or reuse by content hash)   {f['images_seconds']:8.1f} s",
+        f"  spawn -> server ready                          {f['spawn_to_ready']:8.1f} s",
+        f"  spawn -> first job result                      {f['spawn_to_first_result']:8.1f} s",
+        "",
+        f"  sum(range(10**7))        first job   median of {args.runs}   runs (s)",
+        f"  Mesos executors ({args.cores}x1)    {f['first_job_on_mesos']:8.2f}   "
+        f"{f['mesos_median']:8.2f}      {', '.join(f'{x:.2f}' for x in f['mesos_runs'])}",
+        f"  local[{args.cores}] (same notebook)  {f['first_job_local']:8.2f}   "
+        f"{f['local_median']:8.2f}      {', '.join(f'{x:.2f}' for x in f['local_runs'])}",
+        f"  ratio Mesos/local                  {first_ratio:6.2f}x   {ratio:6.2f}x",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-image", default="mesosspawner-test/bookworm-base:1")
+    parser.add_argument("--cores", type=int, default=2, help="spark.cores.max and local[N]")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs of the job per mode")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root: notebooks run as the benchmark's system user")
+    with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
+        os.chmod(tmp, 0o755)
+        figures = asyncio.run(bench(args, Path(tmp)))
+    print(report(figures, args))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
