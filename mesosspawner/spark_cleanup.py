@@ -62,7 +62,6 @@ class SparkCleanup:
         self._missing: dict[str, int] = {}  # framework id -> sweeps its notebook was unknown
         self.owner: Any = None  # the MesosFramework this cleanup serves (for_framework)
         self._background: set[asyncio.Task] = set()
-        self.torn_down: list[tuple[float, str, str]] = []  # (time, framework id, why)
 
     @classmethod
     def for_framework(cls, fw, logger: logging.Logger | None = None) -> SparkCleanup:
@@ -138,7 +137,6 @@ class SparkCleanup:
                 " (a secure master needs the teardown_frameworks ACL for the hub's principal)"
             )
         self.log.info("Tore down Spark framework %s: %s", framework_id, why)
-        self.torn_down.append((time.time(), framework_id, why))
 
     # ------------------------------------------------------------------ what the spawner asks
 
