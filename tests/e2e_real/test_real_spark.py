@@ -43,7 +43,9 @@ from tests.services import real_mesos as mesos_install
 from tests.services.docker import LOCK_DIR
 from tests.services.net import free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# A fresh machine builds the base notebook and both Spark images (about 4 minutes on 2 cores)
+# and pushes them once (about a minute) inside the fixtures, which the timeout counts.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 _BASE = random.Random().randrange(40000, 45000, 100)
