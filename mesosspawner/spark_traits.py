@@ -14,8 +14,7 @@ from . import spark
 
 
 class SparkTraits(LoggingConfigurable):
-    """Where a notebook's Spark runs its executors, and how much of the cluster it may take.
-    (Its methods also read ``MesosSpawner.role`` and ``profile_list``.)"""
+    """Where a notebook's Spark runs its executors, and how much of the cluster it may take."""
 
     spark_master = Unicode(
         None,
@@ -89,17 +88,3 @@ class SparkTraits(LoggingConfigurable):
             principal=self.spark_principal,
             user=system_user,
         )
-
-    def spark_role_for(self, override: dict | None = None) -> str | None:
-        """The role a Spark profile's executors use (None: not a Spark profile)."""
-        override = override or {}
-        if not override.get("spark_master", self.spark_master):
-            return None
-        return override.get("spark_role", self.spark_role) or override.get("role", self.role)
-
-    def uses_spark(self) -> bool:
-        """Whether this hub's notebooks may start Spark frameworks (its config or a profile)."""
-        if self.spark_master:
-            return True
-        raw = self.profile_list if isinstance(self.profile_list, list) else []
-        return any((p.get("mesosspawner_override") or {}).get("spark_master") for p in raw)

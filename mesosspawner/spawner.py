@@ -371,6 +371,20 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             )
         return out
 
+    def spark_role_for(self, override: dict | None = None) -> str | None:
+        """The role a Spark profile's executors use (None: not a Spark profile)."""
+        override = override or {}
+        if not override.get("spark_master", self.spark_master):
+            return None
+        return override.get("spark_role", self.spark_role) or override.get("role", self.role)
+
+    def uses_spark(self) -> bool:
+        """Whether this hub's notebooks may start Spark frameworks (its config or a profile)."""
+        if self.spark_master:
+            return True
+        raw = self.profile_list if isinstance(self.profile_list, list) else []
+        return any((p.get("mesosspawner_override") or {}).get("spark_master") for p in raw)
+
     async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""
         try:
