@@ -179,6 +179,9 @@ c.MesosSpawner.profile_list = [
         "spark_conf": {{
             "spark.executor.cores": "1",
             "spark.executor.memory": "512m",
+            # Jobs start once both executors registered (a loaded machine may be slow to start
+            # the second): the executor counts below are then exact.
+            "spark.scheduler.minRegisteredResourcesRatio": "1.0",
             # A dead driver's framework then stays registered for 10 minutes (an orphan) unless
             # the spawner tears it down: what the stop and orphan checks rely on.
             "spark.mesos.driver.failoverTimeout": "600",
