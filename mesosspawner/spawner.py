@@ -382,11 +382,12 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         return override.get("spark_role", self.spark_role) or override.get("role", self.role)
 
     def uses_spark(self) -> bool:
-        """Whether this hub's notebooks may start Spark frameworks (its config or a profile)."""
-        if self.spark_master:
-            return True
+        """Whether this hub's notebooks may start Spark frameworks on Mesos (its config or a
+        profile; Spark in local mode starts none)."""
         raw = self.profile_list if isinstance(self.profile_list, list) else []
-        return any((p.get("mesosspawner_override") or {}).get("spark_master") for p in raw)
+        masters = [self.spark_master]
+        masters += [(p.get("mesosspawner_override") or {}).get("spark_master") for p in raw]
+        return any(m and not spark.is_local(spark.SparkSettings(m)) for m in masters)
 
     async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""

@@ -67,6 +67,8 @@ async def test_the_spark_profile_shows_the_spark_roles_free_capacity(stub):
     assert capacity["cpu"].detail == "Room free now — starts now"
     assert spawner.uses_spark()
     assert not make_spawner(profile_list=PROFILES[:1]).uses_spark()
+    local = dict(SPARK_PROFILE, mesosspawner_override={"spark_master": "local[2]"})
+    assert not make_spawner(profile_list=[local]).uses_spark()  # no framework to sweep for
 
 
 async def test_a_spark_spawn_says_what_the_spark_role_has_free(stub):
