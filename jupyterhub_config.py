@@ -90,7 +90,52 @@ else:
     c.MesosSpawner.network_mode = "host"
 
 # --- profiles: what users pick at login ---------------------------------------------------
-spark_master = os.environ.get("SPARK_MASTER", f"mesos://{master.removeprefix('http://')}")
+# The Spark profile: the notebook runs on a Spark machine (role "spark") and holds the Spark
+# driver; `SparkSession.builder.getOrCreate()` with no arguments registers it with Mesos and runs
+# its executors as Mesos tasks in the spark-executor image, as the notebook's user (docs/spark.md).
+if demo:
+    # localmesos cannot run Spark's executors: Spark 3.5 talks to Mesos through libmesos (the v0
+    # scheduler driver), which localmesos does not implement. So the demo says so and runs Spark
+    # in local mode inside the notebook (pip install --user pyspark==3.5.9 and Java 17 needed).
+    spark_profile = {
+        "display_name": "Spark notebook (demo: Spark in local mode)",
+        "slug": "spark",
+        "description": "Placed like a Spark notebook (a Spark machine, role spark, its driver "
+        "ports reserved), but Spark runs in local mode inside the notebook: localmesos cannot "
+        "run Spark executors. Real Spark on Mesos: docs/spark.md.",
+        "mesosspawner_override": {"role": "spark", "spark_master": "local[2]"},
+    }
+else:
+    spark_profile = {
+        "display_name": "Spark notebook",
+        "slug": "spark",
+        "description": "Runs beside the Spark cluster: SparkSession.builder.getOrCreate() runs "
+        "its executors on the cluster (up to 4 cores).",
+        "mesosspawner_override": {
+            "role": "spark",
+            "cpu_limit": 1,
+            "mem_limit": "4G",  # the Spark driver lives in the notebook
+            "image": os.environ.get(
+                "SPARK_NOTEBOOK_IMAGE", f"{registry}/mesosspawner/spark-notebook:latest"
+            ),
+            "spark_master": os.environ.get(
+                "SPARK_MASTER", f"mesos://{master.removeprefix('http://')}"
+            ),
+            "spark_role": "spark",
+            # Pin it by digest: mesosspawner-images prints REF@sha256:... for each image.
+            "spark_executor_image": os.environ.get(
+                "SPARK_EXECUTOR_IMAGE", f"{registry}/mesosspawner/spark-executor:latest"
+            ),
+            # Executors only on the Spark machines (their agents' --attributes), at most 4 cores.
+            "spark_executor_constraints": "spark_cluster:prod",
+            "spark_cores_max": 4,
+            # Mesos's JNI library on the agents, mounted read-only into the notebook.
+            "spark_mesos_native_library": os.environ.get(
+                "SPARK_MESOS_NATIVE_LIBRARY", "/opt/mesos-1.11.0/lib/libmesos-java.so"
+            ),
+            "spark_conf": {"spark.executor.memory": "2g", "spark.executor.cores": "1"},
+        },
+    }
 c.MesosSpawner.profile_list = [
     {
         "display_name": "CPU notebook",
@@ -123,20 +168,7 @@ c.MesosSpawner.profile_list = [
             }
         },
     },
-    {
-        "display_name": "Spark notebook",
-        "slug": "spark",
-        "description": "Runs beside the Spark cluster and drives a Spark context whose "
-        "executors run in Docker.",
-        "mesosspawner_override": {
-            "role": "spark",
-            "spark_master": spark_master,
-            "spark_role": "spark",
-            "spark_executor_image": f"{registry}/mesosspawner/spark-executor:latest",
-            "spark_conf": {"spark.executor.memory": "2g", "spark.cores.max": "4"},
-            **({} if demo else {"image": f"{registry}/mesosspawner/spark-notebook:latest"}),
-        },
-    },
+    spark_profile,
 ]
 
 # --- the images service: registry browser and "build my image" -----------------------------

@@ -2,8 +2,9 @@
 
 Pure. A person reading the form wants to know whether *this* profile starts now or makes them
 wait, and why, in words about this profile only: "1 of 2 GPUs free — starts now", "All 2 GPUs
-in use — you will wait, up to 5 minutes". The decision itself (now, wait or never) is
-``placement.classify``'s; this module only words it.
+in use — you will wait, up to 5 minutes". A Spark profile's sentence also says what its jobs
+can get: "Room free now; 5 of 8 CPUs and 6 of 8 GiB free for Spark executors — starts now".
+The decision itself (now, wait or never) is ``placement.classify``'s; this module only words it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import placement as plc
+from . import spark
 from .mesos.resources import UNRESERVED, scalar
 from .profiles import ProfileCapacity
 
@@ -48,11 +50,29 @@ def capacity(
     *,
     totals_known: bool = True,
     patience: float | None = None,
+    spark_role: str | None = None,
 ) -> ProfileCapacity:
     """The form's line for one profile's ``request`` on the cluster as the framework sees it.
 
     ``patience``: how long a spawn waits for room (``start_timeout``), said on "wait" lines.
+    ``spark_role``: a Spark profile's executors' role, whose free share the line names.
     """
+    line = _line(request, agents, totals_known, patience)
+    executors = spark.role_capacity(agents, spark_role) if spark_role else None
+    if executors is None or line.status == "never" or not agents:
+        return line
+    # One sentence still: the executors' share goes before the verdict (" — starts now").
+    head, dash, verdict = line.detail.partition(" — ")
+    detail = f"{head}; {executors.describe()}{dash}{verdict}"
+    return ProfileCapacity(line.status, detail, line.free_gpus, line.total_gpus)
+
+
+def _line(
+    request: plc.Request,
+    agents: Sequence[plc.AgentCapacity],
+    totals_known: bool,
+    patience: float | None,
+) -> ProfileCapacity:
     fit = plc.classify(request, agents, totals_known=totals_known)
     wait = "you will wait" + (f", up to {duration_words(patience)}" if patience else "")
     if fit.kind == "never":

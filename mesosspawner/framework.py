@@ -25,7 +25,9 @@ from .mesos.state import TaskSeen
 from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
 from .metrics import framework_metrics
+from .naming import task_id_prefixes
 from .orphans import OrphanReaper
+from .spark_cleanup import SparkCleanup
 from .tasks import (
     OFFER_ATTEMPTS,
     LaunchFailed,
@@ -85,7 +87,8 @@ class FrameworkConfig:
 
 class MesosFramework(EventHandler):
     """The shared framework, composed of owned parts: the scheduler ``client``, the cluster
-    ``view`` (capacity, where tasks run) and the orphan ``reaper``."""
+    ``view`` (capacity, where tasks run), the orphan ``reaper`` and ``spark``, which tears
+    down the Spark frameworks its notebooks start."""
 
     _instances: dict[tuple[str, str], MesosFramework] = {}
 
@@ -147,6 +150,13 @@ class MesosFramework(EventHandler):
             enabled=config.orphan_kill,
             log=self.log,
         )
+        self.spark = SparkCleanup(
+            self.client.get_json,
+            self.client.operator_call,
+            task_id_prefixes(config.hub_id),
+            lambda task_id: record.state if (record := self.tasks.get(task_id)) else None,
+            self.log,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,6 +181,7 @@ class MesosFramework(EventHandler):
     async def stop(self) -> None:
         """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
         self.reaper.stop()
+        self.spark.stop()
         for task in list(self._background):
             task.cancel()
         self._reconcile_loop = None

@@ -60,7 +60,7 @@ class Request:
     mem: float
     disk: float = 0.0
     gpus: int = 0
-    ports: int = 1  # 1 for a notebook; Spark needs more (driver, blockManager, libprocess)
+    ports: int = 1  # 1 for a notebook; Spark needs 4 more (driver, block manager, libprocess, UI)
     role: str = UNRESERVED
     constraints: tuple[Constraint, ...] = ()
 

@@ -94,6 +94,10 @@ class ProgressFeed:
         self._put(90, f"Task running on {record.hostname}; waiting for the server to answer")
         self.finish()
 
+    def note(self, message: str) -> None:
+        """Something the person should know while waiting (e.g. the Spark role's capacity)."""
+        self._put(None, message)
+
     def fail(self, message: str) -> None:
         """The spawn failed with ``message``: end the feed. JupyterHub itself sends the failure
         to the person (from the exception the spawner raises), so it is not repeated here."""

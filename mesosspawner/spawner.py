@@ -38,11 +38,13 @@ from traitlets import (
     default,
 )
 
-from . import availability, naming, placement, profiles, taskinfo
+from . import availability, naming, placement, profiles, spark, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
+from .spark_cleanup import CleanupError
+from .spark_traits import SparkTraits
 from .tasks import MAX_LAUNCHES
 from .traits import FrameworkTraits
 
@@ -52,7 +54,7 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits):
+class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
@@ -140,19 +142,6 @@ class MesosSpawner(Spawner, FrameworkTraits):
         False, help="Allow notebooks to run as uid 0. Off: such a spawn is refused."
     ).tag(config=True)
 
-    spark_master = Unicode(
-        None, allow_none=True, help="Spark master URL (e.g. `mesos://zk://.../mesos`)."
-    ).tag(config=True)
-    spark_executor_image = Unicode(
-        None, allow_none=True, help="Docker image of the Spark executors."
-    ).tag(config=True)
-    spark_role = Unicode(None, allow_none=True, help="`spark.mesos.role` for executors.").tag(
-        config=True
-    )
-    spark_conf = Dict(help="Extra `spark.*` settings passed to the notebook's Spark.").tag(
-        config=True
-    )
-
     force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
     image_starts_as_root = Bool(
         True,
@@ -226,6 +215,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
     agent_hostname = Unicode(None, allow_none=True)
     agent_ip = Unicode(None, allow_none=True)
     host_port = Int(0)
+    spark_driver = Unicode(None, allow_none=True)  # the driver's libprocess host:port
     profile_slug = Unicode(None, allow_none=True)
     _feed = Any(None, allow_none=True)
     _starting = False  # inside start(): poll() must say "running" (None), not 0
@@ -237,6 +227,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
         self.agent_hostname = state.get("agent_hostname")
         self.agent_ip = state.get("agent_ip")
         self.host_port = int(state.get("host_port") or 0)
+        self.spark_driver = state.get("spark_driver")
         self.profile_slug = state.get("profile")
         if self.task_id:
             self.framework.track(
@@ -259,6 +250,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 agent_hostname=self.agent_hostname,
                 agent_ip=self.agent_ip,
                 host_port=self.host_port,
+                spark_driver=self.spark_driver,
                 profile=self.profile_slug,
                 # Read by the images service (admin:server_state): which server runs which digest.
                 image=self.image,
@@ -268,6 +260,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
     def clear_state(self) -> None:
         super().clear_state()
         self.task_id = self.agent_id = self.agent_hostname = self.agent_ip = None
+        self.spark_driver = None
         self.host_port = 0
         self._feed = None  # JupyterHub clears state as a new spawn begins
 
@@ -374,9 +367,27 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 agents,
                 totals_known=fw.totals_known,
                 patience=self.start_timeout,
+                spark_role=self.spark_role_for(p.override),
             )
             for p in profs
         }
+
+    def spark_role_for(self, override: dict | None = None) -> str | None:
+        """The role a Spark profile's executors take resources from (None: not a Spark profile,
+        or Spark in local mode, whose jobs run inside the notebook)."""
+        override = override or {}
+        master = override.get("spark_master", self.spark_master)
+        if not master or spark.is_local(spark.SparkSettings(master)):
+            return None
+        return override.get("spark_role", self.spark_role) or override.get("role", self.role)
+
+    def uses_spark(self) -> bool:
+        """Whether this hub's notebooks may start Spark frameworks on Mesos (its config or a
+        profile; Spark in local mode starts none)."""
+        raw = self.profile_list if isinstance(self.profile_list, list) else []
+        masters = [self.spark_master]
+        masters += [(p.get("mesosspawner_override") or {}).get("spark_master") for p in raw]
+        return any(m and not spark.is_local(spark.SparkSettings(m)) for m in masters)
 
     async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""
@@ -446,10 +457,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 return self.traits()[name].validate(self, override[name])
             return getattr(self, name)
 
-        spark = get("spark_master")
-        extra_ports = taskinfo.spark_ports_needed(
-            taskinfo.SparkSettings(spark, None, None, {}) if spark else None
-        )
+        master = get("spark_master")
+        extra_ports = taskinfo.spark_ports_needed(spark.SparkSettings(master) if master else None)
         return placement.Request(
             key=f"{self.user.id if hasattr(self.user, 'id') else self.user.name}/{self.name}",
             cpus=float(get("cpu_limit") or 1.0),
@@ -479,14 +488,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
                 shell=pw.pw_shell if pw else None,
             )
         )
-        spark = None
-        if self.spark_master:
-            spark = taskinfo.SparkSettings(
-                master=self.spark_master,
-                executor_image=self.spark_executor_image,
-                role=self.spark_role,
-                conf=dict(self.spark_conf),
-            )
+        spark_settings = self.spark_settings(system_user)
+        if spark_settings is not None and self.spark_secret:
+            env[spark.SECRET_ENV] = self.spark_secret
         containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
         return taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
@@ -507,13 +511,23 @@ class MesosSpawner(Spawner, FrameworkTraits):
             gid=gid,
             volumes=volumes,
             labels=taskinfo.labels_for(self.hub_id, self.user.name, self.name or ""),
-            spark=spark,
+            spark=spark_settings,
             kill_grace_seconds=self.kill_grace_seconds,
             force_pull_image=self.force_pull_image,
             docker_parameters=tuple(sorted(self.docker_parameters.items())),
             entrypoint_drops_root=self.image_starts_as_root,
             env_file_uris=self._prepare_env_files(env, containerizer),
         )
+
+    async def _spark_notes(self, settings: spark.SparkSettings, feed: ProgressFeed) -> None:
+        """Tell the person where their Spark jobs run, and what the Spark role has free."""
+        fw = self.framework
+        if not spark.is_local(settings):
+            fw.spark.start(self.spark_cleanup_interval)
+            await fw.refresh_capacity()  # fresh after the form (at most 10 s old), else <= 2 s
+        note = spark.progress_note(settings, fw.capacity(), self.spark_role_for())
+        if note:
+            feed.note(note)
 
     def _service_url(self) -> taskinfo.ServiceURL:
         """JUPYTERHUB_SERVICE_URL as ``Spawner.get_env`` writes it, but for the port."""
@@ -576,6 +590,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
         feed.image = self.image
         try:
             ids = self._resolve_ids()
+            spark_settings = self.spark_settings(ids[0])
+            if spark_settings is not None:
+                spark.check(spark_settings)
             request = self._request_for()
             # Volumes are checked now so a bad template fails before anything reaches Mesos.
             volumes = taskinfo.expand_volumes(
@@ -601,6 +618,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
         if self.image:
             self.log.info("Starting %s with image %s", self._log_name, self.image)
         await fw.ensure_started()
+        if spark_settings is not None:
+            await self._spark_notes(spark_settings, feed)
         never = await fw.never_fits(request)
         if never:
             feed.fail(never)
@@ -644,6 +663,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
         # The ports are the placement's: read from the launched task, never set while placing.
         self.host_port = record.ports[0]
         self.port = spec.container_port if spec.network_mode == "bridge" else self.host_port
+        if spark_settings is not None and len(record.ports) > spark.DRIVER_PORTS:
+            host = record.ip or record.hostname or ""
+            self.spark_driver = spark.driver_address(host, record.ports).libprocess
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
         return f"http://{host}:{self.host_port}"
@@ -659,6 +681,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
         # Started even without a task: a restarted hub's first polls bring up the framework,
         # whose reconciliation finds tasks a crashed hub left behind.
         await fw.ensure_started()
+        if self.uses_spark():  # ... and the sweep for Spark frameworks their notebooks left
+            fw.spark.start(self.spark_cleanup_interval)
         if not self.task_id:
             return None if self._starting else 0
         record = fw.task(self.task_id)
@@ -679,6 +703,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
             # A partition may heal: the task then comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
+        if self.spark_driver:
+            # Its driver died with it; a Spark framework that outlives it is torn down now.
+            fw.spark.stop_notebook_soon(self.task_id, self.spark_driver)
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
@@ -701,6 +728,18 @@ class MesosSpawner(Spawner, FrameworkTraits):
             )
             fw.note_stop(self.user.name, self.name or "", why)
             self.log.warning("%s stopped, but %s", self._log_name, why)
+        if self.spark_driver or self.spark_master:  # a Spark notebook's (state or profile)
+            await self._stop_spark(fw)
+
+    async def _stop_spark(self, fw: MesosFramework) -> None:
+        """Tear down the Spark frameworks the notebook started (none left running executors)."""
+        try:
+            torn = await fw.spark.stop_notebook(self.task_id, self.spark_driver, timeout=30)
+        except CleanupError as e:
+            self.log.warning("%s: Spark frameworks not torn down: %s", self._log_name, e)
+            return
+        if torn:
+            self.log.info("%s: tore down its Spark framework(s) %s", self._log_name, torn)
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()

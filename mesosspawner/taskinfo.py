@@ -9,40 +9,31 @@ command task (a process on the agent).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import re
-import shlex
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import spark as sparkconf
 from .mesos.resources import resources_to_json, scalar
 from .mesos.wire import duration, id_json, number
 from .naming import attempt_task_id, path_component, safe_name
 from .placement import Placement
+from .spark import SparkSettings
 
 CONTAINERIZERS = ("docker", "mesos")
 NETWORK_MODES = ("host", "bridge")
-SPARK_PORTS = 3  # driver, block manager, libprocess
+SPARK_PORTS = sparkconf.DRIVER_PORTS  # driver, block manager, libprocess, UI
 VOLUME_FIELDS = ("username", "uid", "gid", "servername")
 _VOLUME_KEYS = ("host_path", "container_path", "mode")
 # Env vars whose values must never show up in labels (labels are visible in /master/state and
 # are what orphan detection reads; a token there would leak to anyone who can read the master).
 _SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|_KEY)$", re.IGNORECASE)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SPARK_CONF_KEY = re.compile(r"spark\.[A-Za-z0-9_.\-]+")
-
-
-@dataclass(frozen=True)
-class SparkSettings:
-    """How a Spark notebook reaches its cluster."""
-
-    master: str
-    executor_image: str | None = None
-    role: str | None = None
-    conf: Mapping[str, str] = field(default_factory=dict)  # extra spark.* conf
 
 
 @dataclass(frozen=True)
@@ -189,7 +180,7 @@ def identity_env(
 
 def spark_ports_needed(spark: SparkSettings | None) -> int:
     """Host ports a Spark notebook needs beyond the notebook's own (driver, block manager,
-    libprocess), or 0 without Spark."""
+    libprocess, UI), or 0 without Spark."""
     return SPARK_PORTS if spark is not None else 0
 
 
@@ -351,14 +342,14 @@ def build_task_info(
         # On a GPU agent the nvidia container runtime shows a container every GPU unless told
         # otherwise: a CPU-only notebook must see none (Mesos itself sets nothing here).
         env.setdefault("NVIDIA_VISIBLE_DEVICES", "void")
-    if spec.spark is not None:
-        env.update(_spark_env(spec.spark, placement, spec.network_mode))
-    _check_labels(spec.labels, env)
-
     docker = spec.image is not None and spec.containerizer == "docker"
     env_file_uri = None
     if spec.env_file_uris and secrets_in_env_file(spec.image, spec.containerizer, enabled=True):
         env_file_uri = spec.env_file_uris[min(attempt, len(spec.env_file_uris) - 1)]
+    if spec.spark is not None:
+        spec = _with_spark(spec, task_id, placement, env, secrets_out=env_file_uri is not None)
+    _check_labels(spec.labels, env)
+    if env_file_uri:
         env, _ = split_secret_env(env)
     argv = list(spec.argv)
     command: dict[str, Any] = {
@@ -552,50 +543,40 @@ def _volumes_json(volumes: Sequence[Mapping[str, str]]) -> list[dict]:
     ]
 
 
-def _spark_env(spark: SparkSettings, placement: Placement, network_mode: str) -> dict[str, str]:
-    """SPARK_MASTER/MASTER, libprocess address and the driver's conf, ports from the offer."""
-    if len(placement.ports) < 1 + SPARK_PORTS:
-        raise ValueError(
-            f"a Spark notebook needs {1 + SPARK_PORTS} ports (notebook, driver, block manager,"
-            f" libprocess) but the placement has {len(placement.ports)}: {placement.ports}"
-        )
-    driver, block_manager, libprocess = placement.ports[1 : 1 + SPARK_PORTS]
+def _with_spark(
+    spec: TaskSpec, task_id: str, placement: Placement, env: dict[str, str], *, secrets_out: bool
+) -> TaskSpec:
+    """The Spark section of launch ``task_id``: the driver's environment into ``env`` (ports
+    and address from the placement; the framework and its executors named for ``task_id``,
+    the attempt's own id), and into the spec the label that names the driver's address and,
+    for an image, the read-only mount of the agents' Mesos libraries. ``secrets_out``: secret
+    variables leave the environment for the one-time env file."""
+    settings = spec.spark
+    sparkconf.check(settings)
+    bridge = spec.network_mode == "bridge"
     host = placement.ip or placement.hostname
-    computed = {}
-    if spark.executor_image:
-        computed["spark.mesos.executor.docker.image"] = spark.executor_image
-    if spark.role:
-        computed["spark.mesos.role"] = spark.role
-    computed["spark.driver.host"] = host
-    computed["spark.driver.port"] = str(driver)
-    computed["spark.blockManager.port"] = str(block_manager)
-    if network_mode == "bridge":
-        computed["spark.driver.bindAddress"] = "0.0.0.0"
-    conf: dict[str, str] = {}
-    for key, value in spark.conf.items():
-        if not isinstance(key, str) or not _SPARK_CONF_KEY.fullmatch(key):
-            raise ValueError(f"spark conf key {key!r}: must look like spark.some.setting")
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ValueError(f"spark conf {key}: value {value!r} must be a string or number")
-        if key not in computed:  # the offer decides host and ports, not configuration
-            conf[key] = str(value)
-    conf.update(computed)
-    args = ["--master", spark.master]
-    for key, value in conf.items():
-        args += ["--conf", f"{key}={value}"]
-    opts = " ".join(shlex.quote(a) for a in args)
-    env = {
-        "SPARK_MASTER": spark.master,
-        "MASTER": spark.master,  # Spark reads MASTER, not SPARK_MASTER
-        "SPARK_OPTS": opts,
-        "PYSPARK_SUBMIT_ARGS": opts + " pyspark-shell",
-        "LIBPROCESS_PORT": str(libprocess),
-    }
-    if network_mode == "bridge":
-        env["LIBPROCESS_IP"] = "0.0.0.0"
-        if placement.ip:
-            env["LIBPROCESS_ADVERTISE_IP"] = placement.ip
-        env["LIBPROCESS_ADVERTISE_PORT"] = str(libprocess)
-    else:
-        env["LIBPROCESS_IP"] = host
-    return env
+    address = sparkconf.driver_address(host, placement.ports)
+    if sparkconf.SECRET_ENV in env and not secrets_out:
+        raise ValueError(
+            f"task {task_id!r}: the Spark secret would be in the TaskInfo; it reaches only a"
+            " notebook in the Docker containerizer, through the one-time env file"
+            " (c.MesosSpawner.env_file_delivery)"
+        )
+    env.update(
+        sparkconf.driver_env(
+            settings,
+            address,
+            task_id=task_id,
+            uid=spec.uid,
+            gid=spec.gid,
+            image=spec.image is not None,
+            bridge=bridge,
+            advertise_ip=placement.ip,
+        )
+    )
+    labels = {**spec.labels, **sparkconf.driver_labels(address)}
+    volumes = spec.volumes
+    lib = sparkconf.lib_volume(settings) if spec.image is not None else None
+    if lib is not None:
+        volumes = (*volumes, lib)
+    return dataclasses.replace(spec, labels=labels, volumes=volumes)

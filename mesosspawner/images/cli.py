@@ -1,5 +1,7 @@
 """``mesosspawner-images``: build the lab's images whose build context changed, push, print
-digests; ``mesosspawner-images serve``: the images service (a JupyterHub service).
+digests; ``mesosspawner-images serve``: the images service (a JupyterHub service);
+``mesosspawner-images download FILE``: a big build input declared in images.toml, fetched once
+into the cache (its path printed).
 
 Also ``python -m mesosspawner.images``.
 """
@@ -13,6 +15,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from .downloads import DownloadError, fetch
 from .errors import ImagesError
 from .lab import NAMESPACE, build_and_push, connect, load_specs, parse_build_args
 
@@ -120,13 +123,36 @@ def serve_main(argv: list[str]) -> int:
     return 0
 
 
+def download_main(argv: list[str]) -> int:
+    """``mesosspawner-images download FILE``: fetch a declared download (if not cached)."""
+    parser = argparse.ArgumentParser(
+        prog="mesosspawner-images download",
+        description="Fetch a big build input declared in images.toml ([[image.download]]) into"
+        " the cache, once, checked against its sha256; print its path.",
+    )
+    parser.add_argument("file", help="the download's file name, e.g. pyspark-3.5.9.tar.gz")
+    parser.add_argument("--docker-dir", type=Path, default=Path("docker"))
+    opts = parser.parse_args(argv)
+    try:
+        known = {d.file: d for s in load_specs(opts.docker_dir) for d in s.downloads}
+        if opts.file not in known:
+            raise ImagesError(f"{opts.file!r} is not declared; known: {', '.join(known)}")
+        print(fetch(known[opts.file]))
+    except (ImagesError, DownloadError) as exc:
+        print(f"mesosspawner-images download: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
         return serve_main(argv[1:])
+    if argv[:1] == ["download"]:
+        return download_main(argv[1:])
     parser = argparse.ArgumentParser(
         epilog="`mesosspawner-images serve --help`: the images service (registry browser, "
-        "user-built images).",
+        "user-built images); `mesosspawner-images download --help`: a declared download.",
         prog="mesosspawner-images",
         description="Build the lab's Docker images whose build context changed, tag them with a "
         "content hash, push them and print their digests.",

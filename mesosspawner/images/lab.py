@@ -4,26 +4,31 @@ Each image is tagged ``REGISTRY/mesosspawner/NAME:HASH`` where HASH is a content
 build context (file paths, modes and contents), its build arguments and the hash of the image it
 is built on. So an unchanged context maps to a tag the registry already has: nothing is built or
 pushed. A changed Dockerfile gives that image (and the images built on it) a new tag. The build
-order and dependencies are declared in ``docker/images.toml``.
+order and dependencies are declared in ``docker/images.toml``, and so are big build inputs
+(``[[image.download]]``: fetched once into a cache by ``downloads``, counted in the hash by their
+pinned sha256).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import sys
 import tarfile
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .downloads import Download, DownloadError
+from .downloads import fetch as fetch_download
 from .errors import ImagesError
 from .registry import registry_digest
 
 NAMESPACE = "mesosspawner"
 HASH_LENGTH = 12
+DOWNLOADS_DIR = "downloads"  # where an image's downloads appear in its build context
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"}
 
 
@@ -32,6 +37,7 @@ class ImageSpec:
     name: str
     base: str | None = None
     context: tuple[str, ...] = ()
+    downloads: tuple[Download, ...] = ()  # put into the context under downloads/
 
 
 @dataclass
@@ -79,7 +85,15 @@ def load_specs(docker_dir: Path) -> list[ImageSpec]:
             )
         if not (docker_dir / name / "Dockerfile").is_file():
             raise ImagesError(f"{path}: image {name!r} has no {docker_dir / name / 'Dockerfile'}")
-        specs.append(ImageSpec(name, base, tuple(entry.get("context", ()))))
+        downloads = []
+        for d in entry.get("download", []):
+            try:
+                downloads.append(Download(d["file"], d["pip"], d["sha256"]))
+            except (KeyError, TypeError, DownloadError) as exc:
+                raise ImagesError(
+                    f"{path}: image {name!r}: a download needs file, pip and sha256 ({exc})"
+                ) from None
+        specs.append(ImageSpec(name, base, tuple(entry.get("context", ())), tuple(downloads)))
         seen.add(name)
     if not specs:
         raise ImagesError(f"{path} declares no [[image]]")
@@ -160,6 +174,11 @@ def compute_tags(
             (arc, path.read_bytes(), os.access(path, os.X_OK))
             for arc, path in context_files(docker_dir, spec)
         ]
+        # A download counts by its pinned hash: the same for everyone, and no 318 MB read.
+        files += [
+            (f"{DOWNLOADS_DIR}/{d.file}", f"sha256:{d.sha256}".encode(), False)
+            for d in spec.downloads
+        ]
         tags[spec.name] = content_hash(files, args, tags[spec.base] if spec.base else None)
     return tags
 
@@ -222,17 +241,18 @@ def _local_image(client, ref: str):
         return None
 
 
-def _context_tar(entries: list[tuple[str, Path]]) -> io.BytesIO:
-    """A reproducible tar of the context (fixed owner and mtime, modes 0644/0755)."""
-    buf = io.BytesIO()
+def _context_tar(entries: list[tuple[str, Path]]):
+    """A reproducible tar of the context (fixed owner and mtime, modes 0644/0755); in memory up
+    to 64 MB, on disk beyond (downloads make contexts of hundreds of MB)."""
+    buf = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # noqa: SIM115 - handed to the engine
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for arcname, path in entries:
-            data = path.read_bytes()
             info = tarfile.TarInfo(arcname)
-            info.size = len(data)
+            info.size = path.stat().st_size
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
             info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
     buf.seek(0)
     return buf
 
@@ -299,6 +319,11 @@ def build_and_push(
             if base:
                 _ensure_local(client, base, namespace, log)
                 args["BASE_IMAGE"] = base.ref
+            for d in spec.downloads:
+                try:
+                    entries.append((f"{DOWNLOADS_DIR}/{d.file}", fetch_download(d)))
+                except DownloadError as exc:
+                    raise ImagesError(f"{spec.name}: {exc}") from None
             log(f"{spec.name}: building {ref}")
             _stream(
                 client.api.build(

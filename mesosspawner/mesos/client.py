@@ -40,6 +40,7 @@ from .http import (
     get_json,
     load_tls_context,
     open_stream,
+    post_json,
     subscribe,
 )
 from .wire import id_json, number, value_of
@@ -71,6 +72,7 @@ _HEALTHY_SESSION = 5.0  # seconds a stream must live before backoff and log memo
 # often, this many times, before the exponential backoff applies (issue 19 item 13).
 _RECOVERY_RETRY = 0.25
 _RECOVERY_TRIES = 40
+OPERATOR_PATH = "/api/v1"  # the master's operator API (calls about other frameworks)
 
 
 class NotSubscribed(MesosError):
@@ -327,20 +329,28 @@ class SchedulerClient:
         """GET an operator endpoint of the leading master (``/master/slaves``,
         ``/master/state?framework_id=...``) as JSON, with this client's credentials and TLS;
         None when the master does not serve it. MesosError (or TimeoutError) otherwise."""
+        target = await self._operator_target(f"GET {path}")
+        auth, tls = self._auth_header, self._ssl_context
+        return await get_json(target, path, ssl_context=tls, auth_header=auth, timeout=timeout)
+
+    async def operator_call(self, call: dict, timeout: float = 10.0) -> object | None:
+        """POST ``call`` to the leading master's operator API (``/api/v1``; e.g. TEARDOWN of
+        another framework) with this client's credentials and TLS; its JSON answer or None.
+        MesosError (``code`` 403: no ACL allows it) or TimeoutError otherwise."""
+        target = await self._operator_target(f"{call.get('type')} call")
+        auth, tls = self._auth_header, self._ssl_context
+        return await post_json(
+            target, OPERATOR_PATH, call, ssl_context=tls, auth_header=auth, timeout=timeout
+        )
+
+    async def _operator_target(self, what: str) -> Target:
         target = self._leader
         if target is None:
-            raise NotSubscribed(
-                f"GET {path}: no leading Mesos master known yet ({self._detector_text()})"
-            )
+            why = f"no leading Mesos master known yet ({self._detector_text()})"
+            raise NotSubscribed(f"{what}: {why}")
         if target.scheme == "https" and self._ssl_context is None:
             self._ssl_context = await load_tls_context(self._ca_file)
-        return await get_json(
-            target,
-            path,
-            ssl_context=self._ssl_context,
-            auth_header=self._auth_header,
-            timeout=timeout,
-        )
+        return target
 
     async def update_framework(self, framework_info: dict) -> None:
         """UPDATE_FRAMEWORK; later re-subscriptions use the new FrameworkInfo too."""

@@ -669,44 +669,86 @@ async def get_json(
     The path prefix of ``target`` is kept (a master behind a proxy), but a ``/master`` one is
     not: it names the scheduler endpoint's alias, not a proxy.
     """
+    return await _operator_request(
+        "GET", target, path, None, ssl_context, auth_header, timeout, max_redirects
+    )
+
+
+async def post_json(
+    target: Target,
+    path: str,
+    body: object,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    auth_header: bytes,
+    timeout: float,
+    max_redirects: int = 3,
+) -> object | None:
+    """POST a JSON call to an operator endpoint of the master (``/api/v1``: TEARDOWN of another
+    framework, ...) with the scheduler's credentials, on a connection of its own; the answer's
+    JSON, or None for an empty answer (200/202) or an endpoint that is not served (404). A 307
+    is followed with the same call; any other status is a MesosError carrying it."""
+    data = json.dumps(body).encode()
+    return await _operator_request(
+        "POST", target, path, data, ssl_context, auth_header, timeout, max_redirects
+    )
+
+
+async def _operator_request(
+    method: str,
+    target: Target,
+    path: str,
+    data: bytes | None,
+    ssl_context: ssl.SSLContext | None,
+    auth_header: bytes,
+    timeout: float,
+    max_redirects: int,
+) -> object | None:
     prefix = target.prefix.removesuffix("/master")
+    what = f"{method} {path}"
     async with asyncio.timeout(timeout):
         for _ in range(max_redirects + 1):
             stream = await open_stream(target, ssl_context, timeout)
             try:
-                request = (
-                    f"GET {prefix}{path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                head = (
+                    f"{method} {prefix}{path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
                     "Accept: application/json\r\nConnection: close\r\n"
-                ).encode()
-                await stream.write(request + auth_header + b"\r\n")
+                )
+                if data is not None:
+                    head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                await stream.write(head.encode() + auth_header + b"\r\n" + (data or b""))
                 code, reason, headers = await _read_head(stream)
                 if code == 307:
                     try:
                         leader = target.redirect(headers.get("location", ""))
                     except ValueError as e:
-                        raise MesosError(f"GET {target.url}{path}: {e}") from None
+                        raise MesosError(f"{method} {target.url}{path}: {e}") from None
                     target = Target(leader.scheme, leader.host, leader.port, target.prefix)
                     continue
                 body, _ = await _read_body(stream, headers, _MAX_STATE_BODY)
             except StreamClosedError as e:
                 why = describe_error(e.real_error) if e.real_error else "connection closed"
-                raise MesosError(f"GET {target.url}{path}: {why}") from None
+                raise MesosError(f"{method} {target.url}{path}: {why}") from None
             except BadResponse as e:
-                raise MesosError(f"GET {target.url}{path}: bad HTTP response: {e}") from None
+                raise MesosError(f"{method} {target.url}{path}: bad HTTP response: {e}") from None
             finally:
                 stream.close()
             if code == 404:
                 return None
-            if code != 200:
+            if code not in (200, 202):
                 text = excerpt(body)
                 raise MesosError(
-                    f"GET {target.url}{path} answered {code} {reason}"
+                    f"{method} {target.url}{path} answered {code} {reason}"
                     + (f": {text}" if text else ""),
                     code,
                     text,
                 )
+            if not body.strip():
+                return None
             try:
                 return json.loads(body)
             except ValueError as e:
-                raise MesosError(f"GET {target.url}{path}: the answer is not JSON ({e})") from None
-        raise MesosError(f"GET {path}: too many redirects, last to {target.url}")
+                raise MesosError(
+                    f"{method} {target.url}{path}: the answer is not JSON ({e})"
+                ) from None
+        raise MesosError(f"{what}: too many redirects, last to {target.url}")

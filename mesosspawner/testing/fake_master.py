@@ -111,6 +111,10 @@ class FakeMaster:
         # Operator endpoints (GET /master/...): path with query -> (code, headers, JSON body).
         self.operator: dict[str, tuple[int, dict, object]] = {}
         self.operator_headers: list[dict] = []
+        # Operator API calls (POST /api/v1, e.g. TEARDOWN), and how each is answered: (code,
+        # body) or (code, body, headers).
+        self.operator_calls: list[dict] = []
+        self.operator_answer: Callable[[dict], tuple] = lambda call: (202, b"")
         self.journal: list[str] = []  # shared with tests: ordering across threads
         self.framework_id = "fw-" + uuid.uuid4().hex[:8]
         self.stream_id = ""
@@ -153,6 +157,7 @@ class FakeMaster:
                 (r"/version", _VersionHandler),
                 (r"/stats", _StatsHandler, {"master": self}),
                 (r"/master/.*", _OperatorHandler, {"master": self}),
+                (r"/api/v1", _OperatorHandler, {"master": self}),
             ]
         )
         server = HTTPServer(app, ssl_options=self._ssl, idle_connection_timeout=3600)
@@ -282,7 +287,8 @@ class _VersionHandler(RequestHandler):
 
 
 class _OperatorHandler(RequestHandler):
-    """``GET /master/...`` answered from ``FakeMaster.operator`` (404 for anything else)."""
+    """``GET /master/...`` answered from ``FakeMaster.operator`` (404 for anything else);
+    ``POST /api/v1`` calls recorded and answered by ``FakeMaster.operator_answer``."""
 
     def initialize(self, master: FakeMaster) -> None:
         self.master = master
@@ -295,6 +301,17 @@ class _OperatorHandler(RequestHandler):
             self.set_header(name, value)
         if body is not None:
             self.write(json.dumps(body))
+
+    def post(self) -> None:
+        self.master.operator_headers.append(dict(self.request.headers))
+        call = json.loads(self.request.body)
+        self.master.operator_calls.append(call)
+        code, body, *headers = self.master.operator_answer(call)
+        self.set_status(code)
+        for name, value in (headers[0] if headers else {}).items():
+            self.set_header(name, value)
+        if body:
+            self.write(body)
 
 
 class _StatsHandler(RequestHandler):

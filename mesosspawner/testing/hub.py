@@ -1,8 +1,8 @@
 """Run a real JupyterHub (with configurable-http-proxy) as a subprocess, and call it.
 
-Used by the end-to-end tests and by benchmarks/bench_spawn.py. Every wait has a timeout, and
-a failed wait raises AssertionError carrying the tail of the relevant log, so a red test says
-why without a rerun.
+Used by the end-to-end tests and the benchmarks (``run_cell`` runs notebook code as a cell
+does, through the kernel API). Every wait has a timeout, and a failed wait raises
+AssertionError carrying the tail of the relevant log, so a red test says why without a rerun.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from mesosspawner.testing.net import free_port
 
@@ -561,3 +563,71 @@ class Hub:
         except HTTPClientError as e:
             raise self.fail(f"GET {path} failed: {e}") from e
         return events
+
+    # ---- notebook code, as a cell runs it ------------------------------------------------
+
+    async def start_kernel(self, user: str, name: str = "", kernel: str = "python3") -> str:
+        """A new kernel in the user's server (Jupyter's REST API, through the proxy); its id."""
+        code, model = await self.request_through_proxy(
+            user, name, method="POST", path="api/kernels", json={"name": kernel}
+        )
+        if code != 201:
+            raise AssertionError(
+                f"starting a {kernel} kernel for {user!r} answered {code}: {model}"
+            )
+        return model["id"]
+
+    async def run_cell(
+        self,
+        user: str,
+        code: str,
+        *,
+        name: str = "",
+        kernel_id: str | None = None,
+        timeout: float = 300,
+    ) -> str:
+        """Run ``code`` the way a notebook cell runs: an ``execute_request`` over the kernel's
+        WebSocket (Jupyter messaging 5.3), through the proxy, in ``kernel_id`` or a new kernel;
+        its stdout. AssertionError with the traceback if the cell fails."""
+        if kernel_id is None:
+            kernel_id = await self.start_kernel(user, name)
+        token = await self.user_token(user)
+        url = self.server_url(user, name).replace("http", "ws", 1)
+        request = HTTPRequest(
+            f"{url}api/kernels/{kernel_id}/channels",
+            headers={"Authorization": f"token {token}"},
+        )
+        ws = await websocket_connect(request, max_message_size=1 << 26)
+        msg_id = uuid.uuid4().hex
+        header = {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex}
+        header.update(msg_type="execute_request", version="5.3")
+        content = {"code": code, "silent": False, "store_history": False}
+        content.update(user_expressions={}, allow_stdin=False, stop_on_error=True)
+        message = {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell"}
+        ws.write_message(json.dumps(dict(message, content=content, buffers=[])))
+        out: list[str] = []
+        error = None
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"cell still running after {timeout} s; stdout: {out}")
+                raw = await asyncio.wait_for(ws.read_message(), left)
+                if raw is None:
+                    raise AssertionError(f"the kernel's channel closed; stdout so far: {out}")
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, body = msg["msg_type"], msg["content"]
+                if kind == "stream" and body["name"] == "stdout":
+                    out.append(body["text"])
+                elif kind == "error":
+                    error = "\n".join(body["traceback"])
+                elif kind == "execute_reply":
+                    break
+        finally:
+            ws.close()
+        if error is not None:
+            raise AssertionError(f"the cell failed:\n{error}")
+        return "".join(out)

@@ -565,6 +565,39 @@ async def test_operator_reads_go_to_the_leader_with_the_clients_credentials_and_
         leader.stop()
 
 
+async def test_operator_calls_go_to_the_leader_with_the_clients_credentials(
+    make_client,
+):
+    """POST /api/v1 (a TEARDOWN of another framework, as the Spark cleanup sends): the client's
+    master and credentials, a 307 followed with the same call, a refusal's status kept."""
+    master, leader = FakeMaster().start(), FakeMaster().start()
+    try:
+        client = make_client(master.url, Recorder(), principal="hub", secret="pw")
+        call = {"type": "TEARDOWN", "teardown": {"framework_id": {"value": "spark-1"}}}
+        with pytest.raises(NotSubscribed, match="TEARDOWN call: no leading Mesos master"):
+            await client.operator_call(call, 5)
+        await client.start()
+        await client.wait_subscribed(10)
+        assert await client.operator_call(call, 5) is None  # 202, no body
+        assert master.operator_calls == [call]
+        token = base64.b64encode(b"hub:pw").decode()
+        assert master.operator_headers[-1]["Authorization"] == f"Basic {token}"
+        # A leader change: the old master redirects, the call follows (credentials kept).
+        location = f"//127.0.0.1:{leader.port}/api/v1"
+        master.operator_answer = lambda c: (307, b"", {"Location": location})
+        assert await client.operator_call(call, 5) is None
+        assert leader.operator_calls == [call]
+        assert leader.operator_headers[-1]["Authorization"] == f"Basic {token}"
+        master.operator_answer = lambda c: (403, b"Forbidden")
+        with pytest.raises(MesosError, match="403") as refused:
+            await client.operator_call(call, 5)
+        assert refused.value.code == 403 and "Forbidden" in refused.value.body
+    finally:
+        await _stop_all(make_client)
+        master.stop()
+        leader.stop()
+
+
 async def _stop_all(make_client) -> None:
     """Stop clients before their master goes (the fixture stops them again harmlessly)."""
     # make_client's closure holds the list of clients it made.

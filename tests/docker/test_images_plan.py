@@ -39,7 +39,7 @@ def test_changing_the_base_notebook_retags_the_images_built_on_it(docker_dir_cop
     script.write_text(script.read_text() + "# changed\n")
     after = tags(docker_dir_copy)
     changed = {n for n in before if before[n] != after[n]}
-    assert changed == {"base-notebook", "gpu-notebook", "spark-notebook"}
+    assert changed == {"base-notebook", "gpu-notebook", "spark-notebook", "spark-executor"}
 
 
 def test_the_executable_bit_and_build_args_count(docker_dir_copy):
@@ -48,7 +48,8 @@ def test_the_executable_bit_and_build_args_count(docker_dir_copy):
     assert tags(docker_dir_copy)["base-notebook"] != before["base-notebook"]
     other = tags(DOCKER_DIR, {"BASE_IMAGE": "mesosspawner-test/bookworm-base:1"})
     assert other["base-notebook"] != before["base-notebook"]
-    # every image without an in-repo base hashes BASE_IMAGE
+    # every image without an in-repo base hashes BASE_IMAGE (the others through their base)
+    assert other["hub"] != before["hub"]
     assert other["spark-executor"] != before["spark-executor"]
 
 
@@ -116,3 +117,29 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_download_counts_by_its_pinned_hash_and_lands_in_the_context(docker_dir_copy):
+    """The PySpark sdist (318 MB) is declared, not copied into docker/: the tag follows its
+    pinned sha256, so it is the same on every machine and never needs reading the file."""
+    spec = next(s for s in images.load_specs(docker_dir_copy) if s.name == "spark-notebook")
+    (download,) = spec.downloads
+    assert download.file == "pyspark-3.5.9.tar.gz" and download.pip == "pyspark==3.5.9"
+    assert "downloads/" not in str([arc for arc, _ in images.context_files(docker_dir_copy, spec)])
+    dockerfile = (docker_dir_copy / "spark-notebook" / "Dockerfile").read_text()
+    assert f"COPY downloads/{download.file} " in dockerfile
+    before = tags(docker_dir_copy)
+    toml = docker_dir_copy / "images.toml"
+    toml.write_text(toml.read_text().replace(download.sha256, "0" * 64))
+    after = tags(docker_dir_copy)
+    assert {n for n in before if before[n] != after[n]} == {"spark-notebook", "spark-executor"}
+
+
+def test_a_download_needs_file_pip_and_sha256(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "images.toml").write_text(
+        '[[image]]\nname = "a"\n[[image.download]]\nfile = "x.tar.gz"\npip = "x==1"\n'
+    )
+    with pytest.raises(images.ImagesError, match="a download needs file, pip and sha256"):
+        images.load_specs(tmp_path)

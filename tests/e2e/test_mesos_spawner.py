@@ -146,13 +146,14 @@ async def test_spark_profile_uses_spark_role_and_its_own_ports(hub, cluster, use
 
     used = [
         int(conf("spark.driver.port")),
-        int(conf("spark.blockManager.port")),
-        int(env["LIBPROCESS_PORT"]),
+        int(conf("spark.driver.blockManager.port")),  # never spark.blockManager.port
+        int(conf("spark.ui.port")),
+        int(env["MESOSSPAWNER_DRIVER_LIBPROCESS_PORT"]),  # the driver's; not LIBPROCESS_PORT
         state["host_port"],
     ]
-    assert len(set(used)) == 4
+    assert len(set(used)) == 5
     assert set(used) <= ports_of(task)
-    assert conf("spark.driver.host") == env["LIBPROCESS_IP"] == "127.0.0.1"
+    assert conf("spark.driver.host") == env["MESOSSPAWNER_DRIVER_LIBPROCESS_IP"] == "127.0.0.1"
     code, _ = await hub.get_through_proxy(user.name, path="api/status")
     assert code == 200
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from mesosspawner.testing.net import free_port
+from mesosspawner.testing.registry import start_registry
+from mesosspawner.testing.registry import terminate as _terminate
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
@@ -58,14 +59,6 @@ class DockerEngine:
         import docker
 
         return docker.DockerClient(base_url=self.host, version="auto", timeout=600)
-
-
-@dataclass
-class Registry:
-    address: str
-    proc: subprocess.Popen
-    root: Path
-    log_path: Path
 
 
 @contextlib.contextmanager
@@ -154,17 +147,6 @@ def _start_dockerd(log_dir: Path, driver: str, timeout: float) -> tuple[subproce
     return proc, log_path
 
 
-def _terminate(proc: subprocess.Popen, grace: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def stop_engine(engine: DockerEngine) -> None:
     """Stop dockerd if this session started it and no other test session still uses it.
 
@@ -244,54 +226,6 @@ def ensure_base_image(
             if tar.wait() != 0:
                 raise RuntimeError(f"tar of the debootstrap root {root} failed")
     return name
-
-
-def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:
-    """Run Debian's ``docker-registry`` on 127.0.0.1:free port with storage under *workdir*."""
-    if shutil.which("docker-registry") is None:
-        raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
-    workdir.mkdir(parents=True, exist_ok=True)
-    root = workdir / "storage"
-    root.mkdir(exist_ok=True)
-    port = free_port()
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        "storage:\n"
-        f"  filesystem:\n    rootdirectory: {root}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log_path = workdir / "registry.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    registry = Registry(f"127.0.0.1:{port}", proc, root, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=2) as resp:
-                if resp.status == 200:
-                    return registry
-        except (urllib.error.URLError, OSError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _terminate(proc, 5)
-            raise RuntimeError(
-                f"docker-registry did not answer on {registry.address}: "
-                + log_path.read_text(errors="replace")[-2000:]
-            )
-        time.sleep(0.2)
-
-
-def stop_registry(registry: Registry) -> None:
-    _terminate(registry.proc, 10)
 
 
 def build_notebook_image(client, base_image: str, registry: str) -> str:

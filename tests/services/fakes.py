@@ -3,7 +3,8 @@
 * ``framework_config``: the FrameworkConfig a hub would build (from MesosSpawner's traits).
 * ``RecordingClient``: a SchedulerClient that records calls and never talks to a master, for
   driving MesosFramework event by event.
-* ``StubFramework``: just enough of MesosFramework for MesosSpawner's start/poll/stop.
+* ``StubFramework``: just enough of MesosFramework for MesosSpawner's start/poll/stop (its
+  ``spark`` a ``SparkRecorder``: what the spawner asked of the Spark cleanup).
 * ``Recorder``: an EventHandler that records every event, awaitable by condition.
 
 Everything else in the suite is real (localmesos, real Mesos, JupyterHub, ZooKeeper, Docker).
@@ -84,21 +85,46 @@ class RecordingClient:
         self.calls.append(("get_json", path))
         return self.master_state.get(path)
 
+    async def operator_call(self, call, timeout=10.0):
+        """The master's operator API: recorded, answered with nothing (202)."""
+        self.calls.append(("operator_call", call))
+
     def of(self, kind: str) -> list:
         return [arg for k, arg in self.calls if k == kind]
 
 
-class StubFramework:
-    """Just enough of MesosFramework for start/poll/stop: launches wait until released, or,
-    given ``runs`` (a TaskRecord), return it as the launched task at once."""
+class SparkRecorder:
+    """Stands in for the framework's SparkCleanup: records what the spawner asks of it."""
 
     def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def start(self, interval: float) -> None:
+        self.calls.append(("start", interval))
+
+    async def stop_notebook(self, task_id, driver=None, timeout=30.0) -> list[str]:
+        self.calls.append(("stop_notebook", task_id, driver))
+        return []
+
+    def stop_notebook_soon(self, task_id, driver=None) -> None:
+        self.calls.append(("stop_notebook_soon", task_id, driver))
+
+
+class StubFramework:
+    """Just enough of MesosFramework for start/poll/stop: launches wait until released, or,
+    given ``runs`` (a TaskRecord), return it as the launched task at once. ``agents``: what
+    ``capacity()`` answers (``placement.AgentCapacity``)."""
+
+    def __init__(self, roles: tuple[str, ...] = ("*",), agents: tuple = ()) -> None:
         self.last_stop: dict = {}
         self.launched: list = []
         self.release = asyncio.Event()
-        self.totals_known = False
-        self.config = SimpleNamespace(roles=("*",))
+        self.totals_known = bool(agents)
+        self.config = SimpleNamespace(roles=roles)
         self.runs = None
+        self.agents = list(agents)
+        self.spark = SparkRecorder()
+        self.tasks: dict = {}  # what launch() returned, and what track() was told
 
     async def ensure_started(self, timeout=None) -> None:
         pass
@@ -107,14 +133,24 @@ class StubFramework:
         pass
 
     def capacity(self) -> list:
-        return []
+        return self.agents
 
     def task(self, task_id):
-        return None
+        return self.tasks.get(task_id)
+
+    def track(self, record) -> None:
+        self.tasks.setdefault(record.task_id, record)
+
+    async def kill(self, task_id: str, timeout: float = 60.0):
+        record = self.tasks.get(task_id)
+        if record is not None:
+            record.state = "TASK_KILLED"
+        return record
 
     async def launch(self, req):
         self.launched.append(req)
         if self.runs is not None:
+            self.tasks[self.runs.task_id] = self.runs
             return self.runs
         await self.release.wait()
         raise asyncio.CancelledError

@@ -62,6 +62,23 @@ def test_cpu_and_spark_lines_say_nothing_about_gpus():
     assert full.detail.startswith("No agent has 0.5 cpus") and "up to 30 seconds" in full.detail
 
 
+def test_a_spark_profiles_sentence_says_what_its_executors_can_get():
+    """One sentence still: the Spark role's free share, then the verdict."""
+    spark_free = "cpus(spark):1;mem(spark):3000;cpus:1;mem:1024;ports:[33000-33999]"
+    agents = [*cluster(), agent("spark-1", SPARK, spark_free)]
+    line = capacity(SPARK_NB, agents, spark_role="spark")
+    assert line.status == "now"
+    assert line.detail == (
+        "Room free now; 1 of 2 CPUs and 2.9 of 3.9 GiB free for Spark executors — starts now"
+    )
+    busy = "mem:1024;ports:[33000-33999]"  # executors and notebooks hold every CPU
+    wait = capacity(SPARK_NB, [agent("spark-1", SPARK, busy)], spark_role="spark")
+    assert wait.status == "wait" and wait.detail.count(" — ") == 1
+    assert "; 0 of 2 CPUs and 0 of 3.9 GiB free for Spark executors — you will wait" in wait.detail
+    # A role nothing is reserved for (or a CPU profile) says nothing about Spark.
+    assert "Spark" not in capacity(SPARK_NB, agents, spark_role="other").detail
+
+
 def test_never_names_what_no_agent_has():
     line = capacity(Request("big", cpus=1, mem=256, gpus=3), cluster())
     assert line.status == "never"

@@ -80,7 +80,7 @@ def test_a_spark_launch_hands_back_the_dynamic_reservation_it_was_offered():
             ]
         )
     )
-    request = Request(key="alice/", cpus=2, mem=1024, ports=4, role="spark")
+    request = Request(key="alice/", cpus=2, mem=1024, ports=5, role="spark")
     [p] = place([request], [offer])
     task = build_task_info(spark_spec(), p)
 
@@ -118,8 +118,8 @@ def test_static_and_dynamic_reservations_of_one_role_stay_apart():
             ]
         )
     )
-    first = Request(key="a/", cpus=4, mem=1024, ports=4, role="spark")
-    second = Request(key="b/", cpus=1, mem=1024, ports=4, role="spark")
+    first = Request(key="a/", cpus=4, mem=1024, ports=5, role="spark")
+    second = Request(key="b/", cpus=1, mem=1024, ports=5, role="spark")
     third = Request(key="c/", cpus=0.5, mem=1024, ports=1, role="spark")
     placed = place([first, second, third], [offer])
     assert [p.request_key for p in placed] == ["a/", "b/"]

@@ -331,70 +331,141 @@ SPARK = SparkSettings(
     master="mesos://zk://127.0.0.1:2181/mesos",
     executor_image="lab/spark-executor:3.5.1",
     role="spark",
-    conf={"spark.executor.memory": "2g", "spark.driver.port": "1"},
+    conf={"spark.executor.memory": "2g"},
+    user="alice",
+    mesos_native_library="/opt/mesos-1.11.0/lib/libmesos-java.so",
 )
 
 
 def spark_placement():
     return placement(
-        "cpus(spark):1;mem(spark):1024;ports(spark):[33000-33003]",
-        ports=(33000, 33001, 33002, 33003),
+        "cpus(spark):1;mem(spark):1024;ports(spark):[33000-33004]",
+        ports=(33000, 33001, 33002, 33003, 33004),
         role="spark",
     )
 
 
+def spark_conf_of(env):
+    args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
+    return args, dict(a.split("=", 1) for a in args[1::2] if "=" in a)
+
+
 def test_spark_ports_needed():
-    assert spark_ports_needed(SPARK) == 3
+    assert spark_ports_needed(SPARK) == 4  # driver, block manager, libprocess, UI
     assert spark_ports_needed(None) == 0
 
 
 def test_spark_environment():
     p = spark_placement()
-    t = build_task_info(spec(image="lab/spark-nb", spark=SPARK), p)
+    t = build_task_info(spec(image="lab/spark-nb", spark=SPARK, uid=1001, gid=100), p)
     env = env_of(t)
     assert env["SPARK_MASTER"] == env["MASTER"] == SPARK.master
-    assert env["LIBPROCESS_IP"] == "10.0.0.7"
-    args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
+    args, conf = spark_conf_of(env)
     assert args[-1] == "pyspark-shell"
     assert shlex.split(env["SPARK_OPTS"]) == args[:-1]
-    conf = dict(a.split("=", 1) for a in args[1::2] if "=" in a)
     assert args[:2] == ["--master", SPARK.master]
     assert conf["spark.mesos.executor.docker.image"] == "lab/spark-executor:3.5.1"
     assert conf["spark.mesos.role"] == "spark"
     assert conf["spark.driver.host"] == "10.0.0.7"
     assert conf["spark.executor.memory"] == "2g"
+    assert conf["spark.port.maxRetries"] == "0"
+    # Executors run as the notebook's uid:gid, named by SPARK_USER.
+    assert conf["spark.mesos.executor.docker.parameters"] == "user=1001:100"
+    assert env["SPARK_USER"] == conf["spark.executorEnv.SPARK_USER"] == "alice"
+    assert conf["spark.shuffle.readHostLocalDisk"] == "false"
+    # The framework is named for the notebook; its executors carry the notebook's task id.
+    assert conf["spark.app.name"] == "jupyter.hub.alice..n1"
+    assert conf["spark.mesos.task.labels"] == "mesosspawner.notebook:jupyter.hub.alice..n1"
     ports = [
-        int(conf["spark.driver.port"]),  # the offer wins over configuration
-        int(conf["spark.blockManager.port"]),
-        int(env["LIBPROCESS_PORT"]),
+        int(conf["spark.driver.port"]),
+        int(conf["spark.driver.blockManager.port"]),
+        int(env["MESOSSPAWNER_DRIVER_LIBPROCESS_PORT"]),
+        int(conf["spark.ui.port"]),
     ]
-    assert len(set(ports + [p.ports[0]])) == 4
+    assert len(set(ports + [p.ports[0]])) == 5
     held = ranges_of(resources_from_json(t["resources"]), "ports")
     assert all(any(b <= x <= e for b, e in held) for x in ports)
     assert env["JUPYTERHUB_USER"] == "alice"  # JupyterHub's env is kept
+    labels = {lab["key"]: lab["value"] for lab in t["labels"]["labels"]}
+    assert labels["mesosspawner.spark-driver"] == f"10.0.0.7:{ports[2]}"
+    # The agents' Mesos libraries, read-only, where the image's MESOS_NATIVE_JAVA_LIBRARY looks.
+    assert {
+        "container_path": "/opt/mesos/lib",
+        "host_path": "/opt/mesos-1.11.0/lib",
+        "mode": "RO",
+    } in t["container"]["volumes"]
+    assert env["MESOS_NATIVE_JAVA_LIBRARY"] == "/opt/mesos/lib/libmesos-java.so"
+
+
+def test_spark_libprocess_address_reaches_the_driver_only():
+    """LIBPROCESS_PORT in a task's environment is inherited by Mesos's own executor, which
+    binds it first: the task carries it under another name for the image's spark-env.sh."""
+    env = env_of(build_task_info(spec(image="lab/spark-nb", spark=SPARK), spark_placement()))
+    assert not any(k.startswith("LIBPROCESS_") for k in env)
+    assert env["MESOSSPAWNER_DRIVER_LIBPROCESS_IP"] == "10.0.0.7"
+    assert "spark.blockManager.port" not in spark_conf_of(env)[1]
+
+
+def test_spark_plain_notebook_loads_mesos_from_the_agents_directory():
+    t = build_task_info(spec(spark=SPARK), spark_placement())
+    env = env_of(t)
+    assert env["MESOS_NATIVE_JAVA_LIBRARY"] == "/opt/mesos-1.11.0/lib/libmesos-java.so"
+    assert "container" not in t  # no image: nothing to mount
+
+
+def test_spark_bridge_network_advertises_the_host_ports():
+    t = build_task_info(
+        spec(image="lab/spark-nb", network_mode="bridge", spark=SPARK), spark_placement()
+    )
+    env = env_of(t)
+    maps = t["container"]["docker"]["port_mappings"]
+    assert [(m["host_port"], m["container_port"]) for m in maps[1:]] == [
+        (33001, 33001),
+        (33002, 33002),
+        (33003, 33003),
+        (33004, 33004),
+    ]
+    assert env["MESOSSPAWNER_DRIVER_LIBPROCESS_IP"] == "0.0.0.0"
+    assert env["MESOSSPAWNER_DRIVER_LIBPROCESS_ADVERTISE_IP"] == "10.0.0.7"
+    assert spark_conf_of(env)[1]["spark.driver.bindAddress"] == "0.0.0.0"
 
 
 def test_spark_values_are_shell_quoted():
-    s = SparkSettings(
-        master="mesos://m:5050",
-        executor_image=None,
-        role=None,
-        conf={"spark.app.name": "it's $(rm -rf /)"},
-    )
+    s = SparkSettings(master="mesos://m:5050", conf={"spark.executorEnv.X": "it's $(rm -rf /)"})
     env = env_of(build_task_info(spec(spark=s), spark_placement()))
     args = shlex.split(env["PYSPARK_SUBMIT_ARGS"])
-    assert "spark.app.name=it's $(rm -rf /)" in args
+    assert "spark.executorEnv.X=it's $(rm -rf /)" in args
 
 
 def test_spark_needs_its_ports():
-    with pytest.raises(ValueError, match="needs 4 ports"):
+    with pytest.raises(ValueError, match="needs 5 ports"):
         build_task_info(spec(spark=SPARK), placement())
 
 
-def test_spark_conf_keys_are_checked():
-    bad = SparkSettings(master="m", executor_image=None, role=None, conf={"--jars x": "y"})
-    with pytest.raises(ValueError, match="spark conf key"):
+@pytest.mark.parametrize(
+    "conf, match",
+    [
+        ({"--jars x": "y"}, "spark_conf key '--jars x'"),
+        ({"spark.driver.port": "1"}, "sets it from the notebook's Mesos offer"),
+        ({"spark.blockManager.port": "1"}, "applies to executors too"),
+        ({"spark.mesos.secret": "x"}, "spark_secret"),
+    ],
+)
+def test_spark_conf_keys_are_checked(conf, match):
+    bad = SparkSettings(master="mesos://m:5050", conf=conf)
+    with pytest.raises(ValueError, match=match):
         build_task_info(spec(spark=bad), spark_placement())
+
+
+def test_spark_secret_never_goes_into_the_task_info():
+    env = dict(ENV, SPARK_MESOS_SECRET="spark-s3cr3t-value")
+    with pytest.raises(ValueError, match="Spark secret would be in the TaskInfo"):
+        build_task_info(spec(env=env, spark=SPARK), spark_placement())
+    t = build_task_info(
+        spec(env=env, spark=SPARK, image="lab/spark-nb", env_file_uris=("http://hub:1/e/k",)),
+        spark_placement(),
+    )
+    assert "spark-s3cr3t-value" not in str(t)
 
 
 @given(st.text(alphabet="/.{}abcusernameidgv:!", max_size=40), st.text(max_size=20))

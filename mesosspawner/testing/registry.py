@@ -1,0 +1,88 @@
+"""Debian's ``docker-registry`` on a free loopback port, for the tests and the benchmarks.
+
+Its storage lives under the given work directory, or in ``storage`` when given: the Spark
+images' 1.4 GB are then pushed once per machine and content hash (``spark.cached_registry``),
+not once per session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .net import free_port
+
+
+@dataclass
+class Registry:
+    address: str  # 127.0.0.1:PORT
+    proc: subprocess.Popen
+    root: Path  # its storage
+    log_path: Path
+
+
+def terminate(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_registry(workdir: Path, timeout: float = 30.0, storage: Path | None = None) -> Registry:
+    """Run ``docker-registry`` on 127.0.0.1:free port, its storage in ``storage`` or under
+    ``workdir``; returns once it answers."""
+    if shutil.which("docker-registry") is None:
+        raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = storage or workdir / "storage"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {root}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log_path = workdir / "registry.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    registry = Registry(f"127.0.0.1:{port}", proc, root, log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=2) as resp:
+                if resp.status == 200:
+                    return registry
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            terminate(proc, 5)
+            raise RuntimeError(
+                f"docker-registry did not answer on {registry.address}: "
+                + log_path.read_text(errors="replace")[-2000:]
+            )
+        time.sleep(0.2)
+
+
+def stop_registry(registry: Registry) -> None:
+    terminate(registry.proc, 10)
