@@ -184,7 +184,11 @@ def check_cluster(traits, logger: logging.Logger | None = None) -> list[Finding]
     text = report(findings, answers.master, allowed=allowed)
     if refuses(findings) and not allowed:
         logger.error("%s", text)
-        raise InsecureCluster(text)
+        # The findings are in the log line above; the traceback repeats only the gist.
+        raise InsecureCluster(
+            f"{text.splitlines()[0].rstrip(':')}: see the error logged above "
+            "(c.MesosSpawner.allow_insecure_cluster = True starts the hub anyway)"
+        )
     if findings:
         logger.warning("%s", text)
     else:
