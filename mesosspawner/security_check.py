@@ -65,6 +65,7 @@ class Answers:
     agent_error: str | None = None
     agents_error: str | None = None
     principal: str | None = None  # the hub's, as configured
+    framework_user: str | None = None  # FrameworkInfo.user, as configured
 
 
 def _true(flags: dict, name: str) -> bool:
@@ -152,6 +153,19 @@ def _master_findings(a: Answers) -> list[Finding]:
             )
         )
     out += _zk_findings(str(flags.get("zk", "")).strip())
+    if acls and "run_tasks" in acls and a.framework_user == "root":
+        # Mesos authorizes a task as command.user, else FrameworkInfo.user: Docker notebooks
+        # carry no command.user (the Docker containerizer ignores it).
+        out.append(
+            Finding(
+                ADVICE,
+                "the hub's framework_user is root: Mesos authorizes Docker notebooks (they carry "
+                "no command.user) as FrameworkInfo.user, so run_tasks rules refusing root "
+                "refuse them",
+                "c.MesosSpawner.framework_user = an unprivileged account that exists on the "
+                "agents (e.g. 'nobody')",
+            )
+        )
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 
 from .mesos import credentials
@@ -41,8 +42,16 @@ async def read_cluster(
     secret: str | None,
     ca_file: str | None = None,
     timeout: float = 15.0,
+    framework_user: str | None = None,
 ) -> Answers:
     """What the check needs from the cluster; every failure becomes part of the answers."""
+    answers = await _read(master, principal, secret, ca_file, timeout)
+    return dataclasses.replace(answers, framework_user=framework_user)
+
+
+async def _read(
+    master: str, principal: str | None, secret: str | None, ca_file: str | None, timeout: float
+) -> Answers:
     shown = redact(master)
     scheme = "https" if ca_file else "http"
     auth = basic_auth_header(principal, secret)
@@ -177,6 +186,7 @@ def check_cluster(traits, logger: logging.Logger | None = None) -> list[Finding]
             secret=secret,
             ca_file=traits.mesos_ca_file,
             timeout=traits.cluster_check_timeout,
+            framework_user=traits.framework_user,
         )
     )
     findings = assess(answers)

@@ -38,16 +38,20 @@ def hub_config(cluster, homes, extra: str = "") -> str:
         f"""
 c.MesosSpawner.principal = {security.hub.principal!r}
 c.MesosSpawner.secret_file = {str(security.secret_file(security.hub))!r}
+# Mesos authorizes tasks without command.user as FrameworkInfo.user: never root here.
+c.MesosSpawner.framework_user = "nobody"
 c.MesosSpawner.poll_interval = 1
 {extra}""",
     )
 
 
 def assert_secret_kept(hub, cluster, state: dict) -> None:
-    """Neither the hub's secret nor the ZooKeeper digest is in the hub's log or in anything
-    the master shows of the hub's framework and tasks."""
+    """Neither the hub's secret nor the ZooKeeper digest is in the hub's log, its framework id
+    file or anything the master shows of the hub's framework and tasks."""
     security = cluster.security
-    shown = hub.log_text() + json.dumps(state)
+    id_file = (hub.workdir / "mesosspawner-framework.json").read_text()
+    assert json.loads(id_file)["master"].startswith("zk://***@")
+    shown = hub.log_text() + json.dumps(state) + id_file
     for secret in (security.hub.secret, security.zk.secret):
         assert secret not in shown
 

@@ -72,11 +72,18 @@ async def test_start_check_refuses_an_insecure_cluster_unless_allowed(
 async def test_start_check_accepts_a_secure_cluster(real_mesos_home, clusters, hub_factory, homes):
     cluster = clusters("real", AGENTS, secure=True)
     secret_file = str(cluster.security.secret_file(cluster.security.hub))
-    hub = await hub_factory(secure_config(cluster, homes, secret_file)).launch()
+    config = secure_config(
+        cluster, homes, secret_file, 'c.MesosSpawner.framework_user = "nobody"\n'
+    )
+    hub = await hub_factory(config).launch()
     log = hub.log_text()
     assert "authenticates frameworks, operators and agents and has ACLs" in log
     assert "agent cpu-1 (127.0.0.1:" in log and "refuses anonymous readers" in log
     assert "not safe" not in log and cluster.security.hub.secret not in log
+
+    # The hub as root with FrameworkInfo.user root: it starts, and says what that refuses.
+    as_root = await hub_factory(secure_config(cluster, homes, secret_file)).launch()
+    assert "framework_user is root" in as_root.log_text()
 
 
 async def test_start_check_refuses_a_secure_master_whose_agent_answers_anyone(

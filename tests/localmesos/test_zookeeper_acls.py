@@ -60,6 +60,23 @@ def _attempts(client: KazooClient, path: str) -> dict[str, str]:
     return out
 
 
+async def _children(hosts: str, path: str) -> list[str]:
+    client = await asyncio.to_thread(_kazoo, hosts)
+    try:
+        return [f"{path}/{c}" for c in await asyncio.to_thread(client.get_children, path)]
+    finally:
+        await asyncio.to_thread(_close, client)
+
+
+async def _acl(hosts: str, node: str) -> list[tuple[str, int]]:
+    client = await asyncio.to_thread(_kazoo, hosts)
+    try:
+        acl, _ = await asyncio.to_thread(client.get_acls, node)
+    finally:
+        await asyncio.to_thread(_close, client)
+    return sorted((a.id.scheme, a.perms) for a in acl)
+
+
 async def _leader_found(url: str) -> str:
     detector = make_detector(url)
     assert isinstance(detector, ZooKeeperDetector)
@@ -89,6 +106,10 @@ async def test_without_the_digest_nobody_deletes_creates_or_changes_the_leader_z
     finally:
         await asyncio.to_thread(_close, anonymous)
     assert seen == {"read": "127.0.0.1", "create": "NoAuth", "set": "NoAuth", "delete": "NoAuth"}
+    # Every znode of the masters (the path, json.info_, the replicated log's): anyone reads,
+    # only the digest's user does anything else.
+    for node in [unique_zk_path, *await _children(zookeeper.hosts, unique_zk_path)]:
+        assert await _acl(zookeeper.hosts, node) == [("digest", 31), ("world", 1)], node
     # Reading stays open: the hub's detector finds the leader with the digest and without it.
     assert await _leader_found(cluster.url) == leader_url
     assert await _leader_found(url) == leader_url
@@ -120,3 +141,26 @@ async def test_without_a_digest_the_leader_znode_is_open_to_anyone(
         await asyncio.to_thread(_close, anonymous)
     assert [a.id.scheme for a in acl] == ["world"] and acl[0].perms == 31  # ALL to anyone
     assert seen["create"] == seen["set"] == seen["delete"] == "done"
+
+
+async def test_a_path_created_open_before_the_masters_stays_open(
+    mesos_kind, clusters, zookeeper, unique_zk_path
+):
+    """Masters with a digest do not change the ACL of a path that exists already (Mesos
+    ignores ZNODEEXISTS): their own znodes are closed, but anyone may delete them from the
+    open path, so the admin guide says to start the masters on a path nobody made before."""
+    client = await asyncio.to_thread(_kazoo, zookeeper.hosts)
+    try:
+        await asyncio.to_thread(client.ensure_path, unique_zk_path)
+    finally:
+        await asyncio.to_thread(_close, client)
+    cluster = clusters(mesos_kind, ONE, zk=zookeeper.url(unique_zk_path), secure=True)
+    await cluster.leader_url()
+    assert await _acl(zookeeper.hosts, unique_zk_path) == [("world", 31)]
+    anonymous = await asyncio.to_thread(_kazoo, zookeeper.hosts)
+    try:
+        seen = await asyncio.to_thread(_attempts, anonymous, unique_zk_path)
+    finally:
+        await asyncio.to_thread(_close, anonymous)
+    assert seen["set"] == "NoAuth"  # the znode itself is closed...
+    assert seen["create"] == seen["delete"] == "done"  # ...but its parent is not

@@ -124,3 +124,9 @@ def test_report_names_the_flags_the_guide_and_the_way_out():
     assert "allow_insecure_cluster = True" in text and "does not start" in text
     allowed = report(findings, "m", allowed=True)
     assert "Starting anyway" in allowed and "does not start" not in allowed
+
+
+def test_a_root_framework_user_under_acls_refusing_root_is_noticed():
+    (finding,) = assess(answers(framework_user="root"))
+    assert finding.severity == ADVICE and "framework_user" in finding.fix
+    assert assess(answers(framework_user="jupyterhub")) == []
