@@ -15,7 +15,7 @@ import json
 
 from tests.services import intruders
 from tests.services.cluster import AgentSpec, port_block
-from tests.services.e2e import mesos_config, start_ready, user_tasks, wait_for
+from tests.services.e2e import secure_mesos_config, start_ready, user_tasks, wait_for
 
 _BASE = port_block()
 AGENTS = (
@@ -30,19 +30,7 @@ AGENTS = (
 
 
 def hub_config(cluster, homes, extra: str = "") -> str:
-    """The hub's config on a secure cluster: its principal, its secret in a file."""
-    security = cluster.security
-    return mesos_config(
-        cluster.url,
-        homes,
-        f"""
-c.MesosSpawner.principal = {security.hub.principal!r}
-c.MesosSpawner.secret_file = {str(security.secret_file(security.hub))!r}
-# Mesos authorizes tasks without command.user as FrameworkInfo.user: never root here.
-c.MesosSpawner.framework_user = "nobody"
-c.MesosSpawner.poll_interval = 1
-{extra}""",
-    )
+    return secure_mesos_config(cluster, homes, "c.MesosSpawner.poll_interval = 1\n" + extra)
 
 
 def assert_secret_kept(hub, cluster, state: dict) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 from tests.services.cluster import AgentSpec, port_block
-from tests.services.e2e import mesos_config
+from tests.services.e2e import mesos_config, secure_mesos_config
 
 _BASE = port_block()
 AGENTS = (AgentSpec("cpu-1", f"cpus:1;mem:1024;ports:[{_BASE}-{_BASE + 9}]"),)
@@ -28,16 +28,6 @@ async def refused(hub, timeout: float = 60) -> str:
         await asyncio.sleep(0.2)
     assert hub.proc.returncode != 0, hub.log_text()[-3000:]
     return hub.log_text()
-
-
-def secure_config(cluster, homes, secret_file: str, extra: str = "") -> str:
-    principal = cluster.security.hub.principal
-    return mesos_config(
-        cluster.url,
-        homes,
-        f"c.MesosSpawner.principal = {principal!r}\n"
-        f"c.MesosSpawner.secret_file = {secret_file!r}\n{extra}{CHECK}",
-    )
 
 
 async def test_start_check_refuses_an_insecure_cluster_unless_allowed(
@@ -71,18 +61,15 @@ async def test_start_check_refuses_an_insecure_cluster_unless_allowed(
 
 async def test_start_check_accepts_a_secure_cluster(real_mesos_home, clusters, hub_factory, homes):
     cluster = clusters("real", AGENTS, secure=True)
-    secret_file = str(cluster.security.secret_file(cluster.security.hub))
-    config = secure_config(
-        cluster, homes, secret_file, 'c.MesosSpawner.framework_user = "nobody"\n'
-    )
-    hub = await hub_factory(config).launch()
+    hub = await hub_factory(secure_mesos_config(cluster, homes, CHECK)).launch()
     log = hub.log_text()
     assert "authenticates frameworks, operators and agents and has ACLs" in log
     assert "agent cpu-1 (127.0.0.1:" in log and "refuses anonymous readers" in log
     assert "not safe" not in log and cluster.security.hub.secret not in log
 
     # The hub as root with FrameworkInfo.user root: it starts, and says what that refuses.
-    as_root = await hub_factory(secure_config(cluster, homes, secret_file)).launch()
+    config = secure_mesos_config(cluster, homes, 'c.MesosSpawner.framework_user = "root"\n' + CHECK)
+    as_root = await hub_factory(config).launch()
     assert "framework_user is root" in as_root.log_text()
 
 
@@ -91,8 +78,7 @@ async def test_start_check_refuses_a_secure_master_whose_agent_answers_anyone(
 ):
     open_agents = ("--authenticate_http_readonly=false", "--authenticate_http_readwrite=false")
     cluster = clusters("real", AGENTS, secure=True, agent_flags=open_agents)
-    secret_file = str(cluster.security.secret_file(cluster.security.hub))
-    log = await refused(hub_factory(secure_config(cluster, homes, secret_file)))
+    log = await refused(hub_factory(secure_mesos_config(cluster, homes, CHECK)))
     assert "agent cpu-1 (127.0.0.1:" in log and "answers /state without credentials" in log
     # Only the agent is open: the master's flags are all set.
     assert "--authenticate_http_frameworks" not in log and "no ACLs" not in log
@@ -102,6 +88,7 @@ async def test_start_check_refuses_a_secure_master_whose_agent_answers_anyone(
     wrong = tmp_path / "wrong-secret"
     wrong.write_text("not-the-secret\n")
     wrong.chmod(0o600)
-    log = await refused(hub_factory(secure_config(cluster, homes, str(wrong))))
+    config = secure_mesos_config(cluster, homes, CHECK, secret_file=str(wrong))
+    log = await refused(hub_factory(config))
     assert "could not be checked" in log and "answered 401" in log
     assert "principal 'hub'" in log and "not-the-secret" not in log
