@@ -59,7 +59,7 @@ async def _read(
     try:
         async with asyncio.timeout(timeout):
             tls = await load_tls_context(ca_file) if ca_file else None
-            candidates = await _leaders(master, scheme)
+            candidates = await _leaders(master, scheme, timeout)
             flags, code, error = await _flags(candidates, tls, auth, timeout)
             answers = Answers(
                 shown, flags=flags, flags_code=code, flags_error=error, principal=principal
@@ -87,9 +87,10 @@ async def _read(
         return Answers(shown, flags_error=describe_error(e), principal=principal)
 
 
-async def _leaders(master: str, scheme: str) -> list[str]:
+async def _leaders(master: str, scheme: str, timeout: float) -> list[str]:
     """The masters to ask, leader first: the static list, or ZooKeeper's leader."""
-    detector = make_detector(master, scheme=scheme)
+    # kazoo's connect blocks a thread for up to zk_timeout, even once we stop waiting.
+    detector = make_detector(master, scheme=scheme, zk_timeout=timeout)
     try:
         await detector.start()
         while not detector.candidates():
