@@ -38,6 +38,11 @@ if demo:
 # --- where notebooks run ------------------------------------------------------------------------
 c.MesosSpawner.mesos_master = master
 c.MesosSpawner.framework_name = "jupyterhub"
+# The hub's Mesos principal; its secret in a file (mode 0600), never in this file. On a real
+# cluster the masters authenticate frameworks and operators and have ACLs: docs/admin-guide.md,
+# "Hardening a real cluster". check_config(c), at the end, refuses to start the hub otherwise.
+c.MesosSpawner.principal = os.environ.get("MESOS_PRINCIPAL", "jupyterhub")
+c.MesosSpawner.secret_file = os.environ.get("MESOS_SECRET_FILE", "/etc/jupyterhub/mesos-secret")
 # Weeks: the master keeps every notebook alive while the hub is down for an upgrade.
 c.MesosSpawner.failover_timeout = 4 * 7 * 24 * 3600
 c.MesosSpawner.start_timeout = 300
@@ -50,6 +55,12 @@ c.MesosSpawner.volumes = [
 ]
 
 if demo:
+    # The demo runs localmesos, which authenticates nothing: any local process could register a
+    # framework or tear the demo's down. That is fine on one machine for a try-out, never for a
+    # lab, so only the demo allows it (the start check still logs what is open).
+    c.MesosSpawner.principal = None
+    c.MesosSpawner.secret_file = None
+    c.MesosSpawner.allow_insecure_cluster = True
     # localmesos runs notebooks as local processes: no image, the demo's notebook environment.
     # As root, each person gets a Unix account of their own on their first spawn (demo-<name>,
     # home /home/demo-<name>: mesosspawner/demo_users.py); as an ordinary user, notebooks run as
@@ -190,7 +201,9 @@ if not demo:
         extra_args=["--build-timeout", "900", "--max-image-size", "8G"],
     )
 
-# --- last: check the MesosSpawner settings now, so a typo stops the hub instead of every spawn --
+# --- last: check the MesosSpawner settings now, so a typo stops the hub instead of every spawn,
+# and check the Mesos cluster: one that lets notebooks take it over stops the hub, naming the
+# flags to set (allow_insecure_cluster = True to start anyway).
 from mesosspawner import check_config  # noqa: E402
 
 check_config(c)

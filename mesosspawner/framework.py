@@ -14,13 +14,14 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import placement as plc
 from . import taskinfo
 from .cluster_view import ClusterView
-from .mesos import events
+from .mesos import credentials, events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
+from .mesos.detector import redact
 from .mesos.state import TaskSeen
 from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
@@ -69,7 +70,7 @@ class FrameworkConfig:
     roles: tuple[str, ...]
     failover_timeout: float
     principal: str | None
-    secret: str | None
+    secret: str | None = field(repr=False)
     ca_file: str | None
     webui_url: str | None
     id_file: str | None
@@ -83,6 +84,8 @@ class FrameworkConfig:
     # has not answered (it stays silent about agents it has not heard from since a failover).
     reconcile_interval: float
     reconcile_retry_seconds: float
+    # Where the secret is read from when the framework is made (``secret`` is then None).
+    secret_file: str | None = None
 
 
 class MesosFramework(EventHandler):
@@ -127,16 +130,17 @@ class MesosFramework(EventHandler):
                 for t in ("MULTI_ROLE", "GPU_RESOURCES", "PARTITION_AWARE", "TASK_KILLING_STATE")
             ],
         }
-        if config.principal:
-            info["principal"] = config.principal
+        principal, secret = credentials.resolve(config.principal, config.secret, config.secret_file)
+        if principal:
+            info["principal"] = principal
         if config.webui_url:
             info["webui_url"] = config.webui_url
         self.client = client_factory(
             config.master,
             info,
             self,
-            principal=config.principal,
-            secret=config.secret,
+            principal=principal,
+            secret=secret,
             ca_file=config.ca_file,
             log=self.log,
         )
@@ -196,11 +200,10 @@ class MesosFramework(EventHandler):
         try:
             with open(path) as f:
                 data = json.load(f)
-            return (
-                data.get("framework_id")
-                if data.get("master") in (None, self.config.master)
-                else None
-            )
+            # Stored without a zk:// digest (older files have it): a new password is the
+            # same cluster.
+            masters = (None, self.config.master, redact(self.config.master))
+            return data.get("framework_id") if data.get("master") in masters else None
         except (OSError, ValueError) as e:
             self.log.warning("Ignoring unreadable framework id file %s: %s", path, e)
             return None
@@ -212,7 +215,7 @@ class MesosFramework(EventHandler):
         tmp = f"{path}.tmp"
         try:
             with open(tmp, "w") as f:
-                json.dump({"framework_id": framework_id, "master": self.config.master}, f)
+                json.dump({"framework_id": framework_id, "master": redact(self.config.master)}, f)
             os.replace(tmp, path)
         except OSError as e:
             self.log.error("Could not persist framework id to %s: %s", path, e)

@@ -311,6 +311,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             orphan_kill=bool(self.orphan_grace_seconds),
             reconcile_interval=self.reconcile_interval,
             reconcile_retry_seconds=self.reconcile_retry_seconds,
+            secret_file=self.secret_file,
         )
 
     # ------------------------------------------------------------------ profiles

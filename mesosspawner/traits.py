@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 
-from traitlets import CaselessStrEnum, Float, List, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import placement
@@ -51,9 +51,40 @@ class FrameworkTraits(LoggingConfigurable):
     ).tag(config=True)
 
     principal = Unicode(
-        None, allow_none=True, help="Mesos principal for authentication (HTTP basic)."
+        None,
+        allow_none=True,
+        help="""The Mesos principal the hub's framework authenticates as (HTTP basic), on every
+        scheduler call and every read of the master. A secure cluster needs one: see
+        docs/admin-guide.md, "Hardening a real cluster".""",
     ).tag(config=True)
-    secret = Unicode(None, allow_none=True, help="Secret for `principal`.").tag(config=True)
+    secret = Unicode(
+        None,
+        allow_none=True,
+        help="""The secret of `principal`. Prefer `secret_file`, which keeps it out of the
+        config file; set one of the two.""",
+    ).tag(config=True)
+    secret_file = Unicode(
+        None,
+        allow_none=True,
+        help="""A file holding the secret of `principal` (its whole content, without the final
+        line break): mode 0600, readable by the hub's user. Read when the framework starts and
+        by `check_config`; the secret is never logged.""",
+    ).tag(config=True)
+    allow_insecure_cluster = Bool(
+        False,
+        help="""Start even when the Mesos cluster lets notebooks take it over. At start
+        (`check_config(c)`, last in jupyterhub_config.py) the hub reads the leading master's
+        `/master/flags` with its credentials and one agent's `/state` without any: if
+        frameworks or operators are not authenticated, there are no ACLs, the masters write
+        ZooKeeper without a digest, or an agent answers anonymously, it logs an error naming
+        the flags to set and refuses to start. True: it logs the same findings as warnings and
+        starts (localmesos, the demo: they authenticate nothing).""",
+    ).tag(config=True)
+    cluster_check_timeout = Float(
+        15.0,
+        help="""Seconds the start check waits for the master (and ZooKeeper, for `zk://`)
+        before refusing to start because the cluster could not be checked.""",
+    ).tag(config=True)
     mesos_ca_file = Unicode(
         None, allow_none=True, help="CA bundle to verify an https:// Mesos master."
     ).tag(config=True)

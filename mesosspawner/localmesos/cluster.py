@@ -84,6 +84,32 @@ class LocalCluster:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def flags(self) -> dict[str, str]:
+        """``/master/flags``: what this master runs with, under real Mesos's flag names and in
+        its form (strings; durations as ``15secs``). It authenticates nothing and has no ACLs:
+        the ``authenticate_*`` flags are ``false`` and there is no ``acls``, as on a real master
+        started without them."""
+        flags = {
+            "ip": self.host,
+            "port": str(self.port),
+            "hostname": self.host,
+            "work_dir": self.work_dir,
+            "authenticate_agents": "false",
+            "authenticate_frameworks": "false",
+            "authenticate_http_frameworks": "false",
+            "authenticate_http_readonly": "false",
+            "authenticate_http_readwrite": "false",
+            "authorizers": "local",
+            "agent_reregister_timeout": _duration(self.agent_reregister_timeout),
+            "allocation_interval": _duration(self.allocation_interval),
+            "registry": "replicated_log" if self.zk else "in_memory",
+        }
+        if self.zk:
+            # As a real master shows an inline --zk: as given, digest included.
+            flags["zk"] = self.zk
+            flags["zk_session_timeout"] = _duration(self.zk_session_timeout)
+        return flags
+
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
@@ -298,6 +324,13 @@ class HeldAgentLink:
         for name, args in self.held:
             getattr(self.link, name)(*args)
         self.held.clear()
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as Mesos prints a Duration flag: ``200ms``, ``15secs``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}secs"
 
 
 def _is_ipv4(host: str) -> bool:

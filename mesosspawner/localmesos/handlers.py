@@ -1,7 +1,8 @@
 """Tornado handlers for the master's public endpoints, as real Mesos 1.11 serves them.
 
 ``POST /api/v1/scheduler`` (SUBSCRIBE stream in RecordIO, other calls 202), ``GET /version``,
-``GET /master/state`` (and ``/state``), ``GET /master/slaves``, ``GET /health``,
+``GET /master/state`` (and ``/state``), ``GET /master/slaves``, ``GET /master/flags``,
+``GET /health``,
 ``/master/redirect``, and ``GET /``: a small HTML status page where a real master has its web
 UI. Status codes follow Mesos's ``src/master/http.cpp``: 307 to the leader, 503 with no
 leader, 405, 415, 400, 403.
@@ -37,6 +38,8 @@ class Leadership(Protocol):
     master: Master | None  # set while this process leads
 
     def leader_address(self) -> tuple[str, int] | None: ...
+
+    def flags(self) -> dict[str, str]: ...
 
 
 class HttpStream:
@@ -294,6 +297,16 @@ class OperatorReservationHandler(BaseHandler):
         self.finish()
 
 
+class FlagsHandler(BaseHandler):
+    """``/master/flags`` (and ``/flags``): this master's flags as real Mesos names them, every
+    value a string (``{"flags": {"authenticate_frameworks": "false", ...}}``). Like a real
+    master, any master answers with its own, leading or not. localmesos authenticates nothing,
+    and its flags say so: what a hub's start check reads (mesosspawner/cluster_check.py)."""
+
+    def get(self) -> None:
+        self.write_json({"flags": self.leadership.flags()})
+
+
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.set_status(200)
@@ -327,6 +340,7 @@ def routes(leadership: Leadership) -> list:
         (r"/(?:master/)?state", StateHandler, kw),
         (r"/(?:master/)?slaves", SlavesHandler, kw),
         (r"/(?:master/)?health", HealthHandler, kw),
+        (r"/(?:master/)?flags", FlagsHandler, kw),
         (r"/master/reserve", OperatorReservationHandler, {**kw, "action": "reserve"}),
         (r"/master/unreserve", OperatorReservationHandler, {**kw, "action": "unreserve"}),
         (r"/(?:master/)?redirect", RedirectHandler, kw),

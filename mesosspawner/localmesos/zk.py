@@ -3,6 +3,12 @@
 As Mesos does: every master creates an ephemeral sequential znode holding its MasterInfo JSON
 under the ``zk://`` path; the lowest sequence number leads. Kazoo is blocking, so every kazoo call
 runs in a worker thread and results are handed to the event loop with ``call_soon_threadsafe``.
+
+``zk://user:pass@host/path``, as Mesos's ``zookeeper::GroupProcess`` does it: the master
+authenticates with the ``digest`` scheme and creates every znode (the path, its parents, its
+own ``json.info_``, the agent registry) with ``EVERYONE_READ_CREATOR_ALL``: anyone may read
+(schedulers and agents find the leader without the password), only the digest's holder may
+create, change or delete. Without a digest, znodes are open to all (``ZOO_OPEN_ACL_UNSAFE``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,22 @@ def parse_zk_url(url: str) -> tuple[str, str]:
     return hosts, path
 
 
+def zk_auth(url: str) -> str | None:
+    """``zk://user:pass@h/path`` → ``"user:pass"`` (the digest credentials), or None."""
+    netloc = urlsplit(url).netloc
+    return netloc.rsplit("@", 1)[0] if "@" in netloc else None
+
+
+def znode_acl(auth: str | None) -> list | None:
+    """The ACL Mesos gives its znodes: with a digest, EVERYONE_READ_CREATOR_ALL (world may
+    read, the authenticated creator may do everything); without one, kazoo's default (open)."""
+    if auth is None:
+        return None
+    from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
+
+    return [*READ_ACL_UNSAFE, *CREATOR_ALL_ACL]
+
+
 def leader_of(children: list[str]) -> str | None:
     """The leading znode: lowest sequence among ``json.info_*`` children."""
     mine = [c for c in children if c.startswith(PREFIX)]
@@ -42,6 +64,7 @@ class LeaderWatch:
 
     def __init__(self, url: str, session_timeout: float = 10.0) -> None:
         self.hosts, self.path = parse_zk_url(url)
+        self.auth = zk_auth(url)
         # mesos-master --zk_session_timeout (10 s): how long a crashed master's znode outlives it.
         self.session_timeout = session_timeout
         self.client = None
@@ -57,7 +80,12 @@ class LeaderWatch:
     def _start_sync(self) -> None:
         from kazoo.client import KazooClient
 
-        self.client = KazooClient(hosts=self.hosts, timeout=self.session_timeout)
+        self.client = KazooClient(
+            hosts=self.hosts,
+            timeout=self.session_timeout,
+            auth_data=[("digest", self.auth)] if self.auth else None,
+            default_acl=znode_acl(self.auth),
+        )
         self.client.start(timeout=15)
         self.client.ensure_path(self.path)
         self._before_watch()

@@ -299,12 +299,12 @@ def make_detector(
         hosts, sep, path = rest.partition("/")
         if not hosts or not sep or not path.strip("/"):
             raise DetectorError(
-                f"ZooKeeper address {_redact(master)!r} needs hosts and a path, "
+                f"ZooKeeper address {redact(master)!r} needs hosts and a path, "
                 "e.g. zk://h1:2181,h2:2181/mesos"
             )
         if importlib.util.find_spec("kazoo") is None:
             raise DetectorError(
-                f"master {_redact(master)!r}: zk:// masters need the kazoo package; "
+                f"master {redact(master)!r}: zk:// masters need the kazoo package; "
                 "pip install 'mesosspawner[zookeeper]' (or give the masters as http://host:5050)"
             )
         return ZooKeeperDetector(hosts, path, auth=auth, scheme=scheme, timeout=zk_timeout, log=log)
@@ -312,8 +312,8 @@ def make_detector(
     return StaticDetector(urls)
 
 
-def _redact(master: str) -> str:
-    """Hide ``user:password@`` in a zk:// URL."""
+def redact(master: str) -> str:
+    """Hide ``user:password@`` in a zk:// URL (what may be logged or stored)."""
     if master.startswith("zk://") and "@" in master:
         return "zk://***@" + master.split("@", 1)[1]
     return master

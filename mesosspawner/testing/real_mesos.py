@@ -11,6 +11,7 @@ Used by the test suite (tests/services/cluster.py) and the benchmarks.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -22,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesosspawner.testing.mesos_security import Security
 from mesosspawner.testing.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +62,17 @@ def why_unavailable() -> str | None:
     )
 
 
-def _get_json(url: str, timeout: float = 2.0) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def _get_json(url: str, timeout: float = 2.0, auth: tuple[str, str] | None = None) -> dict:
+    request = urllib.request.Request(url)
+    if auth is not None:
+        request.add_header("Authorization", basic_auth(*auth))
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+def basic_auth(principal: str, secret: str) -> str:
+    """The ``Authorization`` header value of HTTP basic authentication."""
+    return "Basic " + base64.b64encode(f"{principal}:{secret}".encode()).decode()
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -182,13 +192,15 @@ def kill_processes_under(work_dir: Path) -> None:
 class RealMaster(MesosProcess):
     port: int = 0
     zk: str | None = None
+    # (principal, secret) for the master's own endpoints when it authenticates HTTP readers.
+    auth: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def state(self) -> dict:
-        return _get_json(f"{self.url}/master/state")
+        return _get_json(f"{self.url}/master/state", auth=self.auth)
 
     def is_leader(self) -> bool:
         try:
@@ -200,7 +212,7 @@ class RealMaster(MesosProcess):
         return own and state.get("pid") == state.get("leader")
 
     def agents(self) -> list[dict]:
-        return _get_json(f"{self.url}/master/slaves")["slaves"]
+        return _get_json(f"{self.url}/master/slaves", auth=self.auth)["slaves"]
 
     def wait_ready(self, timeout: float = 60.0, leader: bool = True) -> None:
         deadline = time.monotonic() + timeout
@@ -247,8 +259,12 @@ def master(
     port: int | None = None,
     extra: tuple[str, ...] = (),
     name: str = "master",
+    security: Security | None = None,
 ) -> RealMaster:
-    """A master, not yet started: in-memory registry, or with ``zk`` the replicated log."""
+    """A master, not yet started: in-memory registry, or with ``zk`` the replicated log.
+
+    With ``security``: its flags (authentication, ACLs) and ``--zk`` from a file holding the
+    digest URL (so the ZooKeeper password is neither on ``ps`` nor in ``/master/flags``)."""
     home = mesos_home()
     if home is None:
         raise RuntimeError(why_unavailable())
@@ -262,16 +278,19 @@ def master(
         "--no-hostname_lookup",
         f"--webui_dir={home / 'share' / 'mesos' / 'webui'}",
         *MASTER_TEST_FLAGS,
+        *(security.master_flags() if security is not None else ()),
         *extra,
     ]
     if zk:
-        argv += [f"--zk={zk}", "--quorum=1", "--registry=replicated_log"]
+        zk_flag = security.master_zk_flag(zk) if security is not None else zk
+        argv += [f"--zk={zk_flag}", "--quorum=1", "--registry=replicated_log"]
     else:
         argv += ["--registry=in_memory"]
     # A flag in ``extra`` replaces a default of the same name (Mesos refuses a flag given twice).
     overridden = {flag.split("=", 1)[0] for flag in extra}
     argv = [a for a in argv if a.split("=", 1)[0] not in overridden or a in extra]
-    return RealMaster(name, argv, work_dir, home, port=port, zk=zk)
+    auth = security.operator.auth if security is not None else None
+    return RealMaster(name, argv, work_dir, home, port=port, zk=zk, auth=auth)
 
 
 def agent(
@@ -284,8 +303,12 @@ def agent(
     docker: bool = False,
     port: int | None = None,
     extra: tuple[str, ...] = (),
+    security: Security | None = None,
 ) -> RealAgent:
-    """An agent, not yet started. ``master_address`` is ``127.0.0.1:PORT`` or ``zk://...``.
+    """An agent, not yet started. ``master_address`` is ``127.0.0.1:PORT`` or ``zk://...``
+    (without a digest: the agent only reads ZooKeeper, and its command line is on ``ps`` for
+    every notebook on the machine). ``security`` adds its credential, HTTP authentication and
+    ACLs.
 
     ``extra`` flags replace the defaults of the same name (``--isolation=...``).
     With ``docker`` the Docker containerizer comes first (the engine must answer already: the
@@ -326,6 +349,8 @@ def agent(
         ]
     else:
         argv.append("--containerizers=mesos")
+    if security is not None:
+        argv += security.agent_flags()
     # A flag in ``extra`` replaces the default above (Mesos refuses a flag given twice).
     overridden = {flag.split("=", 1)[0] for flag in extra}
     argv = [a for a in argv if a.split("=", 1)[0] not in overridden] + list(extra)
@@ -347,6 +372,7 @@ class RealCluster:
 
     masters: list[RealMaster]
     agents: list[RealAgent] = field(default_factory=list)
+    security: Security | None = None
 
     @property
     def master(self) -> RealMaster:
@@ -357,8 +383,11 @@ class RealCluster:
 
     @property
     def url(self) -> str:
-        """The leading master's URL, or with ZooKeeper the ``zk://`` URL."""
+        """The leading master's URL, or with ZooKeeper the ``zk://`` URL (in secure mode with
+        the masters' digest, the ``zk://user:pass@...`` form a scheduler may be given)."""
         zk = self.masters[0].zk
+        if zk and self.security is not None:
+            return self.security.zk_url(zk)
         return zk if zk else self.masters[0].url
 
     def agent(self, hostname: str) -> RealAgent:
@@ -397,16 +426,26 @@ def start_cluster(
     docker: bool = False,
     master_extra: tuple[str, ...] = (),
     agent_extra: tuple[str, ...] = (),
+    secure: bool = False,
 ) -> RealCluster:
     """Start masters and agents and wait until every agent is registered with the leader.
 
-    An agent spec may carry ``extra``: flags for that agent only, after ``agent_extra``."""
+    An agent spec may carry ``extra``: flags for that agent only, after ``agent_extra``.
+    ``secure``: secure mode (``mesos_security``: credentials, ACLs and a ZooKeeper digest
+    written under ``work_dir/security``); ``cluster.security`` holds its principals."""
     if masters > 1 and not zk:
         raise ValueError("more than one master needs ZooKeeper")
-    cluster = RealCluster([])
+    security = Security.create(work_dir / "security") if secure else None
+    cluster = RealCluster([], security=security)
     try:
         for i in range(masters):
-            m = master(work_dir / f"master-{i}", zk=zk, extra=master_extra, name=f"master-{i}")
+            m = master(
+                work_dir / f"master-{i}",
+                zk=zk,
+                extra=master_extra,
+                name=f"master-{i}",
+                security=security,
+            )
             m.start()
             cluster.masters.append(m)
         deadline = time.monotonic() + 60
@@ -426,6 +465,7 @@ def start_cluster(
                 address,
                 docker=docker,
                 extra=(*agent_extra, *own),
+                security=security,
                 **spec,
             )
             a.start()

@@ -90,6 +90,29 @@ def unique_path(prefix: str = "test") -> str:
     return f"/mesosspawner-tests/{safe}-{uuid.uuid4().hex[:10]}"
 
 
+def open_parents(url: str, timeout: float = 15.0) -> None:
+    """Create the parents of a ``zk://`` URL's path, open to all, if missing.
+
+    Masters with a digest create every missing znode of their path readable by all and writable
+    only by them, parents included: on a server the tests share, ``/mesosspawner-tests`` made
+    that way would lock every other test out of it.
+    """
+    from kazoo.client import KazooClient
+
+    rest = url[len("zk://") :]
+    hosts, _, path = rest.rsplit("@", 1)[-1].partition("/")
+    parent = "/" + path.strip("/").rsplit("/", 1)[0] if "/" in path.strip("/") else ""
+    if not parent:
+        return
+    client = KazooClient(hosts=hosts, timeout=timeout)
+    client.start(timeout)
+    try:
+        client.ensure_path(parent)
+    finally:
+        client.stop()
+        client.close()
+
+
 def start_zookeeper(directory: Path, timeout: float = 60.0, attempts: int = 3) -> ZooKeeper:
     """Start a standalone server in *directory* and wait until it answers ``ruok``.
 

@@ -50,6 +50,8 @@ from mesosspawner.localmesos.config import from_dict
 from mesosspawner.testing import real_mesos
 from mesosspawner.testing.hub import run_blocking
 from mesosspawner.testing.localmesos_procs import LocalMesos, LocalMesosAgent
+from mesosspawner.testing.mesos_security import Security
+from mesosspawner.testing.zookeeper import open_parents
 from tests.services.docker import LOCK_DIR
 
 KINDS = ("localmesos", "real")
@@ -183,8 +185,11 @@ def tasks_by_id(state: dict) -> dict[str, dict]:
     return out
 
 
-async def get_json(url: str, timeout: float = 10) -> dict:
-    response = await AsyncHTTPClient().fetch(url, request_timeout=timeout, connect_timeout=timeout)
+async def get_json(url: str, timeout: float = 10, auth: tuple[str, str] | None = None) -> dict:
+    kwargs = {"auth_username": auth[0], "auth_password": auth[1]} if auth else {}
+    response = await AsyncHTTPClient().fetch(
+        url, request_timeout=timeout, connect_timeout=timeout, **kwargs
+    )
     return json.loads(response.body)
 
 
@@ -195,9 +200,16 @@ class Cluster:
     # The master's heartbeat interval and the agents' first status update retry, in seconds.
     heartbeat_interval: float = 15.0
     status_retry_interval: float = 10.0
+    # Secure mode's principals and files (``secure=True``), or None.
+    security: Security | None = None
 
     def __init__(self, agents: tuple[AgentSpec, ...]) -> None:
         self.agents = tuple(agents)
+
+    @property
+    def operator_auth(self) -> tuple[str, str] | None:
+        """What the test reads the master with: the operator's credentials in secure mode."""
+        return self.security.operator.auth if self.security is not None else None
 
     # ---- addresses
     @property
@@ -222,10 +234,11 @@ class Cluster:
         """The HTTP URL of the master that leads now (None while none does)."""
         for url in self.master_urls:
             try:
-                state = await get_json(f"{url}/master/state", timeout)
+                state = await get_json(f"{url}/master/state", timeout, self.operator_auth)
             except Exception:  # noqa: BLE001 - a dead or recovering master is not the leader
                 continue
-            if state.get("pid") and state.get("pid") == state.get("leader"):
+            own = str(state.get("pid", "")).endswith(f":{url.rsplit(':', 1)[1]}")
+            if own and state.get("pid") == state.get("leader"):
                 return url
         return None
 
@@ -245,10 +258,11 @@ class Cluster:
 
     # ---- the master's view
     async def state(self, url: str | None = None) -> dict:
-        return await get_json(f"{url or self.master_url}/master/state")
+        return await get_json(f"{url or self.master_url}/master/state", auth=self.operator_auth)
 
     async def slaves(self) -> list[dict]:
-        return (await get_json(f"{self.master_url}/master/slaves"))["slaves"]
+        url = f"{self.master_url}/master/slaves"
+        return (await get_json(url, auth=self.operator_auth))["slaves"]
 
     async def tasks(self, url: str | None = None) -> dict[str, dict]:
         """``tasks_by_id`` of the master's state."""
@@ -392,14 +406,28 @@ class _Procs:
 class LocalmesosProcesses(Cluster):
     kind = "localmesos"
 
-    def __init__(self, agents: tuple[AgentSpec, ...], zk: str | None, procs: _Procs) -> None:
+    def __init__(
+        self,
+        agents: tuple[AgentSpec, ...],
+        zk: str | None,
+        procs: _Procs,
+        security: Security | None = None,
+    ) -> None:
         super().__init__(agents)
         self.zk = zk
         self.procs = procs
+        self.security = security
 
     @property
     def url(self) -> str:
+        """The master, or ``zk://`` (with the masters' digest in secure mode)."""
+        if self.zk and self.security is not None:
+            return self.security.zk_url(self.zk)
         return self.zk or self.procs.masters[0].url
+
+    @property
+    def operator_auth(self) -> tuple[str, str] | None:
+        return None  # localmesos authenticates no reader
 
     @property
     def master_urls(self) -> list[str]:
@@ -456,16 +484,22 @@ def start_localmesos_processes(
     masters: int = 1,
     agent_processes: bool = False,
     master_args: tuple[str, ...] = (),
+    secure: bool = False,
 ) -> LocalmesosProcesses:
     """The localmesos CLI: ``masters`` masters (more than one needs ``zk``), its agents inside
-    the master, or with ``agent_processes`` (or ZooKeeper) one agent process each."""
+    the master, or with ``agent_processes`` (or ZooKeeper) one agent process each.
+
+    ``secure``: what localmesos has of secure mode, the masters' ZooKeeper digest (it
+    authenticates no framework, operator or agent: its ``/master/flags`` says so)."""
     if masters > 1 and not zk:
         raise ValueError("more than one master needs ZooKeeper")
     procs = _Procs()
-    cluster = LocalmesosProcesses(agents, zk, procs)
+    security = Security.create(work_dir / "security") if secure else None
+    cluster = LocalmesosProcesses(agents, zk, procs, security)
     separate = agent_processes or zk is not None
     toml = "".join(a.toml() for a in agents)
-    args = list(master_args) + (["--zk", zk] if zk else [])
+    master_zk = security.zk_url(zk) if zk and security is not None else zk
+    args = list(master_args) + (["--zk", master_zk] if zk else [])
     try:
         for i in range(masters):
             m = LocalMesos(
@@ -507,6 +541,11 @@ class RealMesos(Cluster):
     def __init__(self, cluster: real_mesos.RealCluster, agents: tuple[AgentSpec, ...]) -> None:
         super().__init__(agents)
         self.cluster = cluster
+        self.security = cluster.security
+
+    def agent_url(self, hostname: str) -> str:
+        """The agent's own HTTP address (``/state``, ``/files``)."""
+        return f"http://127.0.0.1:{self.cluster.agent(hostname).port}"
 
     @property
     def url(self) -> str:
@@ -578,8 +617,10 @@ def start_real(
     docker: bool = False,
     master_flags: tuple[str, ...] = (),
     agent_flags: tuple[str, ...] = (),
+    secure: bool = False,
 ) -> RealMesos:
-    """Real Mesos: masters (MASTER_TEST_FLAGS) and one ``mesos-agent`` per agent."""
+    """Real Mesos: masters (MASTER_TEST_FLAGS) and one ``mesos-agent`` per agent; ``secure``:
+    secure mode (``mesosspawner.testing.mesos_security``)."""
     cluster = real_mesos.start_cluster(
         work_dir,
         tuple(a.real_dict() for a in agents),
@@ -588,6 +629,7 @@ def start_real(
         docker=docker,
         master_extra=master_flags,
         agent_extra=agent_flags,
+        secure=secure,
     )
     return RealMesos(cluster, agents)
 
@@ -604,14 +646,19 @@ def start_cluster(
     localmesos_args: tuple[str, ...] = (),
     master_flags: tuple[str, ...] = (),
     agent_flags: tuple[str, ...] = (),
+    secure: bool = False,
 ) -> Cluster:
     """A cluster of processes of ``kind`` (``localmesos`` or ``real``), started and ready.
 
     ``localmesos_args`` go to a localmesos master, ``master_flags``/``agent_flags`` to real
     Mesos's (each kind ignores the other's); ``docker`` gives real agents the Docker
-    containerizer (localmesos agents always have it).
+    containerizer (localmesos agents always have it). ``secure``: secure mode, its principals
+    in ``cluster.security``: on real Mesos authentication, ACLs and the masters' ZooKeeper
+    digest; on localmesos only the digest (it authenticates nothing else).
     """
     agents = lab_agents() if agents is None else tuple(agents)
+    if secure and zk:
+        open_parents(zk)
     if kind == "real":
         return start_real(
             work_dir,
@@ -621,6 +668,7 @@ def start_cluster(
             docker=docker,
             master_flags=master_flags,
             agent_flags=agent_flags,
+            secure=secure,
         )
     if kind == "localmesos":
         return start_localmesos_processes(
@@ -630,6 +678,7 @@ def start_cluster(
             masters=masters,
             agent_processes=agent_processes,
             master_args=localmesos_args,
+            secure=secure,
         )
     raise ValueError(f"cluster kind {kind!r}: expected one of {KINDS}")
 
@@ -728,9 +777,9 @@ class Clusters:
 @pytest.fixture
 async def clusters() -> AsyncIterator[Clusters]:
     """``clusters(kind, agents=None, zk=..., masters=..., agent_processes=..., docker=...,
-    localmesos_args=..., master_flags=..., agent_flags=...)``, ``await clusters.in_process(...)``,
-    ``await clusters.faultable(kind, agents)``: clusters this test owns (it may fault them); all
-    stopped after the test."""
+    localmesos_args=..., master_flags=..., agent_flags=..., secure=...)``,
+    ``await clusters.in_process(...)``, ``await clusters.faultable(kind, agents)``: clusters this
+    test owns (it may fault them); all stopped after the test."""
     made = Clusters()
     yield made
     await made.aclose()

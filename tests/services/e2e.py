@@ -42,6 +42,25 @@ c.MesosSpawner.profile_list = [
 """
 
 
+def secure_mesos_config(
+    cluster, homes: Path, extra: str = "", *, secret_file: str | None = None
+) -> str:
+    """``mesos_config`` for a secure cluster (``secure=True``): the hub authenticates as the
+    cluster's ``hub`` principal with its secret in a file (``secret_file``: another one), and
+    FrameworkInfo.user is never root (Mesos authorizes tasks without command.user as it)."""
+    security = cluster.security
+    secret_file = secret_file or str(security.secret_file(security.hub))
+    return mesos_config(
+        cluster.url,
+        homes,
+        f"""
+c.MesosSpawner.principal = {security.hub.principal!r}
+c.MesosSpawner.secret_file = {secret_file!r}
+c.MesosSpawner.framework_user = "nobody"
+{extra}""",
+    )
+
+
 def docker_notebook_config(image: str, homes: Path, *, force_pull: bool = False) -> str:
     """Hub config lines for notebooks from ``image`` in Mesos's Docker containerizer, each in
     the person's home directory under ``homes``, mounted as ``/home/jovyan/work``."""
