@@ -318,6 +318,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             orphan_kill=bool(self.orphan_grace_seconds),
             reconcile_interval=self.reconcile_interval,
             reconcile_retry_seconds=self.reconcile_retry_seconds,
+            maintenance_horizon=self.maintenance_horizon_seconds,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -368,14 +369,16 @@ class MesosSpawner(Spawner, FrameworkTraits):
         each, about that profile only (``availability``)."""
         fw = self.framework
         agents = fw.capacity()
+        requests = {p.slug: self._request_for(p.override) for p in profs}
         return {
-            p.slug: availability.capacity(
-                self._request_for(p.override),
+            slug: availability.capacity(
+                request,
                 agents,
                 totals_known=fw.totals_known,
                 patience=self.start_timeout,
+                quota=fw.quota(request.role),
             )
-            for p in profs
+            for slug, request in requests.items()
         }
 
     async def apply_profile(self, user_options) -> None:
