@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from . import placement as plc
 from . import spark
 from .mesos.resources import UNRESERVED, scalar
+from .mesos.state import RoleQuota
 from .profiles import ProfileCapacity
 
 __all__ = ["capacity", "duration_words"]
@@ -51,13 +52,15 @@ def capacity(
     totals_known: bool = True,
     patience: float | None = None,
     spark_role: str | None = None,
+    quota: RoleQuota | None = None,
 ) -> ProfileCapacity:
     """The form's line for one profile's ``request`` on the cluster as the framework sees it.
 
     ``patience``: how long a spawn waits for room (``start_timeout``), said on "wait" lines.
     ``spark_role``: a Spark profile's executors' role, whose free share the line names.
+    ``quota``: the request's role's quota limits and use, when it has limits.
     """
-    line = _line(request, agents, totals_known, patience)
+    line = _line(request, agents, totals_known, patience, quota)
     executors = spark.role_capacity(agents, spark_role) if spark_role else None
     if executors is None or line.status == "never" or not agents:
         return line
@@ -72,13 +75,17 @@ def _line(
     agents: Sequence[plc.AgentCapacity],
     totals_known: bool,
     patience: float | None,
+    quota: RoleQuota | None,
 ) -> ProfileCapacity:
-    fit = plc.classify(request, agents, totals_known=totals_known)
+    fit = plc.classify(request, agents, totals_known=totals_known, quota=quota)
     wait = "you will wait" + (f", up to {duration_words(patience)}" if patience else "")
     if fit.kind == "never":
         return ProfileCapacity("never", _sentence(f"cannot start on this cluster: {fit.why}"))
     if not agents:
         return ProfileCapacity("wait", "The cluster has not answered yet — checking again soon")
+    held = quota and fit.kind == "wait" and plc.quota_shortfall(request, quota, agents)
+    if held:
+        return ProfileCapacity("wait", _sentence(f"{held} — {wait}"))
     if not request.gpus:
         if fit.kind == "now":
             return ProfileCapacity("now", "Room free now — starts now")

@@ -9,16 +9,17 @@ so the master's address, credentials, TLS and leader are the client's).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import placement as plc
 from .mesos import state
 from .mesos.client import MesosError
-from .mesos.events import Offer
+from .mesos.events import Offer, Unavailability
 from .mesos.resources import UNRESERVED, Resource, merge, subtract
 from .tasks import TaskRecord
 
@@ -33,7 +34,10 @@ class AgentView:
     hostname: str
     attributes: tuple = ()
     offered: dict[str, tuple[Resource, ...]] = field(default_factory=dict)  # by allocation role
+    offer_ids: dict[str, str] = field(default_factory=dict)  # the offer behind each ``offered``
     seen: float = 0.0
+    # When its machine goes down for maintenance, as its latest offer said (None: not planned).
+    unavailability: Unavailability | None = None
 
     def record_offer(self, role: str, resources: tuple[Resource, ...]) -> None:
         """The agent's latest offer for ``role``. Under DRF the master offers an agent's
@@ -68,6 +72,8 @@ class ClusterView:
         # placement must count them for UNIQUE/MAX_PER/spread like its own launches.
         self._survivors: set[str] = set()
         self._offers_seen = asyncio.Event()
+        # Roles' quota limits and use (Mesos 1.9+ UPDATE_QUOTA), by role; only roles with limits.
+        self.quotas: dict[str, state.RoleQuota] = {}
 
     # ------------------------------------------------------------------ what offers say
 
@@ -79,8 +85,19 @@ class ClusterView:
                 view = self.agents[offer.agent_id] = AgentView(offer.agent_id, offer.hostname)
             view.attributes = offer.attributes
             view.record_offer(offer.allocation_role or "*", offer.resources)
+            view.offer_ids[offer.allocation_role or "*"] = offer.id
+            view.unavailability = offer.unavailability
             view.seen = now
         self._offers_seen.set()
+
+    def rescinded(self, offer_id: str) -> None:
+        """The master took ``offer_id`` back (offer timeout, agent drained or gone, maintenance
+        scheduled): what it held is not free for us any more."""
+        for view in self.agents.values():
+            for role, held in list(view.offer_ids.items()):
+                if held == offer_id:
+                    del view.offer_ids[role]
+                    view.offered.pop(role, None)
 
     def launched(self, task_id: str, placement: plc.Placement) -> None:
         """``task_id`` was launched with ``placement``: where it runs, and what it took."""
@@ -131,9 +148,19 @@ class ClusterView:
         """Whether agents' totals came from the master (else they are guessed from offers)."""
         return bool(self.totals)
 
-    def capacity(self) -> list[plc.AgentCapacity]:
+    def going_down(self, now: float, horizon: float) -> dict[str, tuple[str, Unavailability]]:
+        """Agents whose machine goes down for maintenance within ``horizon`` seconds of
+        ``now`` (as their latest offers said): agent id -> (hostname, unavailability)."""
+        return {
+            a.agent_id: (a.hostname, a.unavailability)
+            for a in self.agents.values()
+            if a.unavailability is not None and plc.going_down(a.unavailability, now, horizon)
+        }
+
+    def capacity(self, exclude: Collection[str] = ()) -> list[plc.AgentCapacity]:
         """Each known agent's total and free (offered to us) resources. Totals are the master's
-        when known, else what was offered plus what our tasks use."""
+        when known, else what was offered plus what our tasks use. Agents in ``exclude`` (going
+        down for maintenance) have nothing free for a new notebook."""
         used: dict[str, list[Resource]] = {}
         for t in self._tasks.values():
             if t.active and t.agent_id:
@@ -143,7 +170,7 @@ class ClusterView:
             view = self.agents.get(agent_id)
             known = self.totals.get(agent_id)
             free: tuple[Resource, ...] = ()
-            if view is not None:
+            if view is not None and agent_id not in exclude:
                 free = tuple(merge(r for rs in view.offered.values() for r in rs))
             if known is not None:
                 out.append(
@@ -205,7 +232,27 @@ class ClusterView:
             return False
         self.totals = {a.agent_id: a for a in agents}
         self._totals_at = time.monotonic()
+        await self.refresh_quotas(timeout)
         return True
+
+    async def refresh_quotas(self, timeout: float = 3.0) -> None:
+        """Learn roles' quota limits (``GET /master/quota``) and, for roles with limits, what
+        they consume now (``GET /master/roles``). A master older than 1.9 has no limits."""
+        try:
+            limits = state.quotas_from_master(
+                await self._read_master("/master/quota", timeout) or {"configs": []}
+            )
+            consumed = {}
+            if limits:
+                roles = await self._read_master("/master/roles", timeout) or {"roles": []}
+                consumed = state.quota_consumed_from_roles(roles)
+        except (MesosError, OSError, ValueError) as e:
+            self.log.warning("Could not read the roles' quotas from the master: %s", e)
+            return
+        self.quotas = {
+            role: dataclasses.replace(q, consumed=consumed.get(role, ()))
+            for role, q in limits.items()
+        }
 
     async def tasks_of(
         self, framework_id: str, timeout: float = 10.0

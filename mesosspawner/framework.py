@@ -16,13 +16,13 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from . import maintenance, taskinfo
 from . import placement as plc
-from . import taskinfo
 from .cluster_view import ClusterView
 from .mesos import credentials, events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.detector import redact
-from .mesos.state import TaskSeen
+from .mesos.state import RoleQuota, TaskSeen
 from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
 from .metrics import framework_metrics
@@ -30,6 +30,7 @@ from .naming import task_id_prefixes
 from .orphans import OrphanReaper
 from .spark_cleanup import SparkCleanup
 from .tasks import (
+    DRAINING_REASONS,
     OFFER_ATTEMPTS,
     LaunchFailed,
     LaunchObserver,
@@ -40,7 +41,8 @@ from .tasks import (
 
 # An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
 # master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
-RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"})
+# So is a launch an agent refused or cut short because the operator is draining it.
+RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"}) | DRAINING_REASONS
 # The agent gave up waiting for the executor, most often because an image pull outlasted its
 # --executor_registration_timeout. The image is usually there by then: one more try.
 # Seen on Mesos 1.11: when the timeout strikes during the fetch or the pull, the agent destroys
@@ -84,6 +86,8 @@ class FrameworkConfig:
     # has not answered (it stays silent about agents it has not heard from since a failover).
     reconcile_interval: float
     reconcile_retry_seconds: float
+    # No new notebook on a machine going down for maintenance within this many seconds.
+    maintenance_horizon: float
     # Where the secret is read from when the framework is made (``secret`` is then None).
     secret_file: str | None = None
 
@@ -245,6 +249,9 @@ class MesosFramework(EventHandler):
         req.observer.queued(req.needs)
         try:
             await self.ensure_started()
+            if req.needs.role in self.view.quotas:
+                # Its role's use now, so that a wait for the quota is told as one.
+                await self.view.refresh_quotas()
             await self._revive(req.needs.role)
             return await asyncio.shield(req.future)
         except BaseException:
@@ -425,6 +432,8 @@ class MesosFramework(EventHandler):
             self.view.placed_tasks(),
             self.config.strategy,
             gpu_agents=self.view.gpu_agents(),
+            now=time.time(),
+            horizon=self.config.maintenance_horizon,
         )
         used_offers: dict[str, list[tuple[LaunchRequest, plc.Placement]]] = {}
         for p in placements:
@@ -440,7 +449,7 @@ class MesosFramework(EventHandler):
             await self._safe(self.client.decline(unused, {"refuse_seconds": refuse}))
         if self.pending:
             for req in self.pending.values():
-                req.observer.waiting(req.needs)
+                req.observer.waiting(req.needs, self._quota_wait(req.needs))
         await self._maybe_suppress()
 
     async def _launch_on(self, offer_id: str, items: list[tuple[LaunchRequest, plc.Placement]]):
@@ -501,6 +510,21 @@ class MesosFramework(EventHandler):
 
     async def rescind(self, event: events.Rescind) -> None:
         self.log.debug("Offer %s rescinded", event.offer_id)
+        self.view.rescinded(event.offer_id)
+
+    async def inverse_offers(self, event: events.InverseOffers) -> None:
+        """Maintenance asks for agents back: yes only where none of our notebooks runs
+        (``maintenance.answer``); asked again after ``idle_refuse_seconds``."""
+        refuse = {"refuse_seconds": self.config.idle_refuse_seconds}
+        for offer in event.inverse_offers:
+            accept, why = maintenance.answer(offer, self.tasks.values())
+            verb = "Accepting" if accept else "Declining"
+            log = self.log.info if accept else self.log.warning
+            log("%s the inverse offer %s: %s", verb, offer.id, why)
+            await self._safe(self.client.answer_inverse_offers(accept, [offer.id], refuse))
+
+    async def rescind_inverse_offer(self, event: events.RescindInverseOffer) -> None:
+        self.log.info("Inverse offer %s withdrawn by the master", event.inverse_offer_id)
 
     async def update(self, status: events.TaskStatus) -> None:
         task_id = status.task_id
@@ -648,7 +672,21 @@ class MesosFramework(EventHandler):
         await self.view.refresh(lambda: self._revive(None), max_age, timeout)
 
     def capacity(self) -> list[plc.AgentCapacity]:
-        return self.view.capacity()
+        """What each agent holds and has free for a new notebook (nothing on a machine going
+        down for maintenance within the horizon)."""
+        return self.view.capacity(exclude=self._going_down())
+
+    def _going_down(self) -> dict[str, tuple[str, events.Unavailability]]:
+        return self.view.going_down(time.time(), self.config.maintenance_horizon)
+
+    def quota(self, role: str) -> RoleQuota | None:
+        """``role``'s quota limits and use, as last read from the master (None: no limit)."""
+        return self.view.quotas.get(role)
+
+    def _quota_wait(self, request: plc.Request) -> str | None:
+        """The role's quota, when that is what ``request`` waits for."""
+        quota = self.quota(request.role)
+        return quota and plc.quota_shortfall(request, quota, self.capacity())
 
     def gpu_agents(self) -> set[str]:
         return self.view.gpu_agents()
@@ -664,9 +702,17 @@ class MesosFramework(EventHandler):
         record = self.task(req.task_id) if req.task_id else None
         if record is not None:
             return f"task {record.task_id} is still {record.describe()}"
+        held = self._quota_wait(req.needs)
+        if held:
+            return f"waiting for {held}"
         short = plc.shortfall(req.needs, self.capacity())
         what = plc.describe(req.needs)
-        return f"no offer could hold {what}" + (f" ({short})" if short else "")
+        why = f"no offer could hold {what}" + (f" ({short})" if short else "")
+        down = self._going_down()
+        if down:
+            names = maintenance.going_down_words(down)
+            why += f"; no new notebook starts on machines going down for maintenance ({names})"
+        return why
 
     async def never_fits(self, request: plc.Request) -> str | None:
         """A reason no agent could ever hold ``request``, once the cluster has been seen."""
@@ -675,12 +721,17 @@ class MesosFramework(EventHandler):
         except TimeoutError:
             return None
         await self.refresh_capacity(max_age=30.0, timeout=3.0)
-        fit = plc.classify(request, self.capacity(), totals_known=self.totals_known)
+        fit = self.classify(request)
         return fit.why if fit.kind == "never" else None
 
     def classify(self, request: plc.Request) -> plc.Fit:
         """Can ``request`` start now, must it wait, or can it never start (as far as known)?"""
-        return plc.classify(request, self.capacity(), totals_known=self.totals_known)
+        return plc.classify(
+            request,
+            self.capacity(),
+            totals_known=self.totals_known,
+            quota=self.quota(request.role),
+        )
 
     def last_stop_for(self, user: str, server: str) -> str | None:
         """Why this server's last task stopped, if nobody has started it since."""

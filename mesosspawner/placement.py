@@ -17,6 +17,11 @@ Rules:
 * Marathon-style constraints: ``LIKE``/``UNLIKE`` (full-match regex), ``IS``, ``CLUSTER``,
   ``UNIQUE``, ``MAX_PER``, ``GROUP_BY`` on an agent attribute or ``hostname``.
 * ports: the lowest free ports, the request's role first.
+* maintenance: no notebook starts on a machine scheduled to go down within the ``horizon``
+  (an offer's ``unavailability``), or whose maintenance has begun: a notebook cannot move.
+* quota: a role never gets more than its quota limit (the master enforces it by offering
+  less); a request beyond what the limit can ever leave it is "never", one beyond what the
+  role's current use leaves it waits for the quota, and each says so.
 * ordering: ``spread`` prefers the agent with the most free cpus/mem, then the fewest tasks;
   ``binpack`` the least free; ties by hostname, then offer id.
 """
@@ -29,7 +34,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from .mesos.events import Offer
+from .mesos.events import Offer, Unavailability
 from .mesos.resources import (
     UNRESERVED,
     Attribute,
@@ -41,6 +46,7 @@ from .mesos.resources import (
     subtract,
     values_to_ranges,
 )
+from .mesos.state import RoleQuota
 from .mesos.wire import number
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
@@ -288,6 +294,18 @@ def _has_gpus(resources: Iterable[Resource]) -> bool:
     return scalar(resources, "gpus") > 0
 
 
+def going_down(unavailability: Unavailability | None, now: float, horizon: float) -> bool:
+    """Whether a machine with this ``unavailability`` goes down for maintenance within
+    ``horizon`` seconds of ``now`` (seconds since the epoch), or is in its window already;
+    a window that is over no longer counts."""
+    if unavailability is None:
+        return False
+    end = unavailability.end
+    if end is not None and end <= now:
+        return False
+    return unavailability.start <= now + horizon
+
+
 def place(
     requests: Sequence[Request],
     offers: Sequence[Offer],
@@ -295,15 +313,21 @@ def place(
     strategy: str = "spread",
     *,
     gpu_agents: Collection[str] = (),
+    now: float = 0.0,
+    horizon: float | None = None,
 ) -> list[Placement]:
     """Match ``requests`` (in order) to ``offers``; unplaceable requests are left out.
 
     Several requests may share one offer; each offer's resources are consumed as requests
     are placed, so the placements of one offer together never exceed it. ``gpu_agents``
     names agents known to have GPUs even when none are in their current offers (all in use).
+    With a maintenance ``horizon`` (seconds), offers of machines ``going_down`` by ``now`` +
+    ``horizon`` are left alone.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"placement strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if horizon is not None:
+        offers = [o for o in offers if not going_down(o.unavailability, now, horizon)]
     offers = sorted(offers, key=lambda o: (o.hostname, o.id))
     remaining: dict[str, list[Resource]] = {o.id: merge(o.resources) for o in offers}
     gpu_hosts = set(gpu_agents) | {o.agent_id for o in offers if _has_gpus(o.resources)}
@@ -404,23 +428,80 @@ class Fit:
 
 
 def classify(
-    request: Request, agents: Sequence[AgentCapacity], *, totals_known: bool = True
+    request: Request,
+    agents: Sequence[AgentCapacity],
+    *,
+    totals_known: bool = True,
+    quota: RoleQuota | None = None,
 ) -> Fit:
     """Can ``request`` start now, must it wait, or can no agent ever hold it?
 
     "never" needs the agents' totals (``totals_known``): offers alone show only what is free
     to this framework, which is no basis for "never". No agents seen yet means "wait".
+    ``quota``: the request's role's quota, when it has limits.
     """
     if not agents:
         return Fit("wait", "cluster not seen yet")
     if totals_known:
-        why = unmet(request, agents)
+        why = unmet(request, agents) or (quota and beyond_quota(request, quota, agents))
         if why:
             return Fit("never", why)
     waiting = shortfall(request, agents)
     if waiting:
-        return Fit("wait", f"waiting: {waiting}")
+        held = quota and quota_shortfall(request, quota, agents)
+        return Fit("wait", f"waiting for {held}" if held else f"waiting: {waiting}")
     return Fit("now", "resources free now")
+
+
+def _quota_terms(request: Request, quota: RoleQuota):
+    """(name, wanted, limit) for each scalar the request wants and the quota limits."""
+    if quota.role != request.role:
+        raise ValueError(f"quota of role {quota.role!r} given for a request of {request.role!r}")
+    for name in SCALARS:
+        want, limit = request.amount(name), quota.limit(name)
+        if want > 0 and limit is not None:
+            yield name, want, limit
+
+
+def beyond_quota(request: Request, quota: RoleQuota, agents: Sequence[AgentCapacity]) -> str | None:
+    """Why ``request`` can never fit its role's quota limit, else None.
+
+    A role's reservations count towards its limit but are offered whatever the limit (Mesos's
+    allocator caps only unreserved resources): one task can hold the role's reservations on
+    one agent plus what the limit leaves beyond all of the role's reservations.
+    """
+    for name, want, limit in _quota_terms(request, quota):
+        reserved = [scalar(a.total, name, request.role) for a in agents]
+        if request.role == UNRESERVED:
+            reserved = [0.0]
+        most = max(reserved, default=0.0) + max(0.0, limit - sum(reserved))
+        if round(want * 1000) > round(most * 1000):
+            return (
+                f"the quota of role {request.role} allows it {_noun(name, limit)} at most"
+                f" (its limit, set by the cluster's operator), and this server asks for"
+                f" {_noun(name, want)}"
+            )
+    return None
+
+
+def quota_shortfall(
+    request: Request, quota: RoleQuota, agents: Sequence[AgentCapacity]
+) -> str | None:
+    """What the role's quota cannot give ``request`` while its other tasks hold what they do
+    (the role's consumption), else None: "role team's quota: 0.75 of its 1 cpu limit is in
+    use, and this server needs 0.75 cpus"."""
+    for name, want, limit in _quota_terms(request, quota):
+        used = quota.used(name)
+        reserved_free = 0.0
+        if request.role != UNRESERVED:
+            reserved_free = max((scalar(a.free, name, request.role) for a in agents), default=0.0)
+        room = max(0.0, limit - used) + reserved_free
+        if round(want * 1000) > round(room * 1000):
+            return (
+                f"role {request.role}'s quota: {number(used)} of its {_noun(name, limit)}"
+                f" limit is in use, and this server needs {_noun(name, want)}"
+            )
+    return None
 
 
 def describe(request: Request) -> str:
@@ -532,10 +613,13 @@ __all__ = [
     "Placement",
     "Request",
     "classify",
+    "beyond_quota",
     "describe",
     "fits_now",
+    "going_down",
     "free_gpus",
     "place",
+    "quota_shortfall",
     "shortfall",
     "unmet",
     "validate_constraints",

@@ -48,8 +48,12 @@ class ProgressFeed:
     def queued(self, request) -> None:
         self._put(10, f"Request queued: waiting for an offer with {describe(request)}")
 
-    def waiting(self, request) -> None:
-        message = f"Waiting for {describe(request)} to become free on the cluster"
+    def waiting(self, request, why: str | None = None) -> None:
+        """Waiting for room; ``why``: what else it waits for (its role's quota)."""
+        if why:
+            message = f"Waiting for {why}"
+        else:
+            message = f"Waiting for {describe(request)} to become free on the cluster"
         if self.give_up_after:
             message += (
                 f". It waits up to {duration_words(self.give_up_after)}; if nothing frees up"

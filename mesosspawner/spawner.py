@@ -312,6 +312,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             reconcile_interval=self.reconcile_interval,
             reconcile_retry_seconds=self.reconcile_retry_seconds,
             secret_file=self.secret_file,
+            maintenance_horizon=self.maintenance_horizon_seconds,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -362,16 +363,18 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         each, about that profile only (``availability``)."""
         fw = self.framework
         agents = fw.capacity()
-        return {
-            p.slug: availability.capacity(
-                self._request_for(p.override),
+        out = {}
+        for p in profs:
+            request = self._request_for(p.override)
+            out[p.slug] = availability.capacity(
+                request,
                 agents,
                 totals_known=fw.totals_known,
                 patience=self.start_timeout,
                 spark_role=self.spark_role_for(p.override),
+                quota=fw.quota(request.role),
             )
-            for p in profs
-        }
+        return out
 
     def spark_role_for(self, override: dict | None = None) -> str | None:
         """The role a Spark profile's executors take resources from (None: not a Spark profile,

@@ -13,6 +13,10 @@ from .mesos.resources import Resource
 from .mesos.states import ACTIVE_STATES
 from .taskinfo import TaskSpec
 
+# What Mesos 1.9+ sets on the updates of tasks killed (or refused) by an agent being drained
+# (DRAIN_AGENT); the agent's v0 name is REASON_SLAVE_DRAINING.
+DRAINING_REASONS = frozenset({"REASON_AGENT_DRAINING", "REASON_SLAVE_DRAINING"})
+
 # Launches of one request when offers turn out stale (each relaunch a new attempt), plus one
 # after an executor registration timeout: how many one-time env-file URLs a spawn prepares.
 OFFER_ATTEMPTS = 5
@@ -49,6 +53,11 @@ class TaskRecord:
 
     def describe(self) -> str:
         text = self.state.removeprefix("TASK_").lower()
+        if self.reason in DRAINING_REASONS:
+            # The operator drains the agent (DRAIN_AGENT): the executor's own words ("Command
+            # exited with status 143") say nothing to the person whose notebook it was.
+            where = self.hostname or self.agent_id or "its agent"
+            return f"{text}: machine {where} is being drained for maintenance"
         if self.reason:
             text += f" ({self.reason.removeprefix('REASON_').lower()})"
         if self.message:
@@ -60,7 +69,8 @@ class LaunchObserver(Protocol):
     """What a waiting spawn hears of its launch (``progress.ProgressFeed`` tells the person)."""
 
     def queued(self, request: plc.Request) -> None: ...
-    def waiting(self, request: plc.Request) -> None: ...
+    # ``why``: what it waits for, when it is not room on the cluster (its role's quota).
+    def waiting(self, request: plc.Request, why: str | None = None) -> None: ...
     def accepted(self, placement: plc.Placement, task_id: str) -> None: ...
     def retry(self, why: str) -> None: ...
     def starting(self, record: TaskRecord) -> None: ...
@@ -72,7 +82,7 @@ class SilentObserver:
     def queued(self, request: plc.Request) -> None:
         pass
 
-    def waiting(self, request: plc.Request) -> None:
+    def waiting(self, request: plc.Request, why: str | None = None) -> None:
         pass
 
     def accepted(self, placement: plc.Placement, task_id: str) -> None:
@@ -103,6 +113,7 @@ class LaunchRequest:
 
 
 __all__ = [
+    "DRAINING_REASONS",
     "MAX_LAUNCHES",
     "OFFER_ATTEMPTS",
     "LaunchFailed",

@@ -160,6 +160,14 @@ class FrameworkTraits(LoggingConfigurable):
         framework also suppresses offers then; a new spawn revives them).""",
     ).tag(config=True)
 
+    maintenance_horizon_seconds = Float(
+        24 * 3600.0,
+        help="""No new notebook starts on a machine whose Mesos maintenance window (scheduled by
+        an operator, `POST /master/maintenance/schedule`) begins within this many seconds, or has
+        begun: a notebook cannot move, and its person would lose it when the machine goes down.
+        0 avoids only machines whose window has begun.""",
+    ).tag(config=True)
+
     framework_webui_url = Unicode(
         None,
         allow_none=True,

@@ -12,6 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mesosspawner.mesos.resources import (
     UNRESERVED,
@@ -21,10 +22,15 @@ from mesosspawner.mesos.resources import (
     merge,
     resource_to_json,
     scalar,
+    subtract,
 )
 
 from .model import Agent, Filter, Framework, OfferRecord
+from .quota import Quotas
 from .validation import id_value
+
+if TYPE_CHECKING:
+    from .maintenance import Maintenance
 
 log = logging.getLogger("mesosspawner.localmesos.master")
 
@@ -67,6 +73,9 @@ class Allocator:
         self._handle: asyncio.Handle | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._rr = 0
+        # Set by the master: roles' quota limits, and the maintenance schedule.
+        self.quotas = Quotas()
+        self.maintenance: Maintenance | None = None
 
     def start(self) -> None:
         self._schedule_tick()
@@ -103,11 +112,16 @@ class Allocator:
     def remove_offers(self, fw: Framework, *, rescind: bool) -> None:
         for offer in list(fw.offers.values()):
             self.remove_offer(offer, rescind=rescind)
+        if self.maintenance is not None:
+            self.maintenance.framework_gone(fw.id)
 
     def remove_agent_offers(self, agent_id: str) -> None:
-        """The agent is gone or unreachable: rescind everything offered from it."""
+        """The agent is gone, unreachable or deactivated: rescind everything offered from it
+        (its inverse offers too)."""
         for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
             self.remove_offer(offer, rescind=True)
+        if self.maintenance is not None:
+            self.maintenance.agent_gone(agent_id)
 
     def take(self, fw: Framework, offer_ids: list[str]) -> tuple[list[OfferRecord], str | None]:
         """ACCEPT: the offers used (now withdrawn), or why they cannot be used together."""
@@ -132,7 +146,14 @@ class Allocator:
         return offers, error
 
     def allocate(self) -> None:
-        """One allocation pass, as Mesos's hierarchical DRF allocator does it: agent by agent,
+        """One allocation pass: offers, then inverse offers (which a framework gets for an
+        agent it uses even while it suppresses offers)."""
+        self._offer()
+        if self.maintenance is not None:
+            self.maintenance.generate(self._next_offer_id)
+
+    def _offer(self) -> None:
+        """Offers, as Mesos's hierarchical DRF allocator makes them: agent by agent,
         roles in order of their dominant share (ties by name), each taking its reservations
         plus whatever unreserved resources the roles before it left; within a role the
         framework with the lowest share first."""
@@ -157,8 +178,9 @@ class Allocator:
         )
         now = _loop_time()
         batches: dict[str, list[OfferRecord]] = {}
+        room = self.quotas.room_by_role(self.frameworks, self.agents)
         for agent in self.agents.values():
-            if not agent.connected:
+            if not agent.connected or agent.deactivated:
                 continue
             avail = agent.available()
             if not avail:
@@ -166,6 +188,9 @@ class Allocator:
             roles = sorted(by_role, key=lambda r: (shares.role(r) if shares else 0.0, r))
             for role in roles:
                 res = [r for r in avail if r.role == UNRESERVED or r.role == role]
+                if role in room:
+                    # Quota limits cap the unreserved scalars offered to the role.
+                    res = self.quotas.shrink(res, room[role])
                 if not res or not _allocatable(res):
                     continue
                 fws = by_role[role]
@@ -180,7 +205,11 @@ class Allocator:
                             continue
                         if filt.expires <= now:
                             del fw.filters[(agent.id, role)]
-                    avail = [r for r in avail if not (r.role == UNRESERVED or r.role == role)]
+                    if role in room:
+                        self.quotas.charge(room[role], res)
+                        avail = subtract(avail, res)
+                    else:
+                        avail = [r for r in avail if not (r.role == UNRESERVED or r.role == role)]
                     offer = self._make_offer(fw, agent, role, res, avail)
                     batches.setdefault(fw.id, []).append(offer)
                     if shares is not None:
@@ -197,12 +226,14 @@ class Allocator:
                 }
             )
 
+    def _next_offer_id(self) -> str:
+        """Offers and inverse offers share one sequence of ids, as on Mesos."""
+        return f"{self.master_id}-O{next(self._offer_seq)}"
+
     def _make_offer(
         self, fw: Framework, agent: Agent, role: str, res: list[Resource], remaining: list[Resource]
     ) -> OfferRecord:
-        offer = OfferRecord(
-            f"{self.master_id}-O{next(self._offer_seq)}", fw.id, agent.id, role, res
-        )
+        offer = OfferRecord(self._next_offer_id(), fw.id, agent.id, role, res)
         self.offers[offer.offer_id] = offer
         fw.offers[offer.offer_id] = offer
         agent.add_offered(res, remaining)
@@ -256,6 +287,9 @@ class Allocator:
         }
         if alloc is not None:
             out["allocation_info"] = {"role": alloc}
+        unavailability = self.maintenance and self.maintenance.unavailability(agent)
+        if unavailability:
+            out["unavailability"] = unavailability
         return out
 
     def add_filter(

@@ -22,9 +22,11 @@ from tornado.iostream import StreamClosedError
 
 from mesosspawner.mesos.recordio import encode
 
-from . import operations
+from . import operations, operator_api
+from .maintenance import MaintenanceError
 from .master import CallError, Master
 from .model import VERSION
+from .quota import roles_json
 from .state_json import slaves_state
 from .status_page import render as render_status_page
 from .validation import validate_call
@@ -307,6 +309,110 @@ class FlagsHandler(BaseHandler):
         self.write_json({"flags": self.leadership.flags()})
 
 
+class OperatorApiHandler(BaseHandler):
+    """``POST /api/v1``: the operator API calls localmesos has (``operator_api``)."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+    def _not_post(self) -> None:
+        if self.leading_master() is None:
+            return
+        self.error_text(
+            405,
+            "405 Method Not Allowed. Expecting one of { 'POST' },"
+            f" but received '{self.request.method}'.",
+        )
+
+    get = put = delete = patch = head = options = _not_post
+
+    def post(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        ctype = _media_type(self.request.headers.get("Content-Type"))
+        if ctype != "application/json":
+            return self.error_text(
+                415, "Expecting 'Content-Type' of application/json (localmesos speaks JSON)"
+            )
+        try:
+            body = json.loads(self.request.body or b"")
+        except ValueError as e:
+            return self.error_text(400, f"Failed to parse body into JSON: {e}")
+        status, answer = operator_api.call(master, body)
+        if isinstance(answer, dict):
+            self.set_status(status)
+            return self.write_json(answer)
+        if answer:
+            return self.error_text(status, answer)
+        self.set_status(status)
+        self.finish()
+
+
+class MaintenanceHandler(BaseHandler):
+    """``/master/maintenance/schedule`` (GET, POST a schedule) and ``/master/maintenance/status``
+    (GET), the HTTP endpoints docs/maintenance.md shows with curl."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+    def initialize(self, leadership: Leadership, what: str) -> None:
+        super().initialize(leadership)
+        self.what = what
+
+    def _not_allowed(self) -> None:
+        if self.leading_master() is None:
+            return
+        allowed = "'GET', 'POST'" if self.what == "schedule" else "'GET'"
+        self.error_text(
+            405,
+            f"405 Method Not Allowed. Expecting one of {{ {allowed} }},"
+            f" but received '{self.request.method}'.",
+        )
+
+    put = delete = patch = head = options = _not_allowed
+
+    def get(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        maintenance = master.maintenance
+        self.write_json(
+            maintenance.schedule if self.what == "schedule" else maintenance.status_json()
+        )
+
+    def post(self) -> None:
+        if self.what != "schedule":
+            return self._not_allowed()
+        master = self.leading_master()
+        if master is None:
+            return
+        try:
+            schedule = json.loads(self.request.body or b"")
+            master.maintenance.update_schedule(schedule)
+        except ValueError as e:
+            return self.error_text(400, f"Failed to parse the schedule: {e}")
+        except MaintenanceError as e:
+            return self.error_text(e.status, e.message)
+        self.set_status(200)
+        self.finish()
+
+
+class QuotaHandler(BaseHandler):
+    """``GET /quota``: every role's quota (a ``QuotaStatus``); ``GET /roles``: roles with their
+    quota consumption. Setting quota is ``UPDATE_QUOTA`` on ``/api/v1``."""
+
+    def initialize(self, leadership: Leadership, what: str) -> None:
+        super().initialize(leadership)
+        self.what = what
+
+    def get(self) -> None:
+        master = self.leading_master()
+        if master is None:
+            return
+        if self.what == "roles":
+            return self.write_json(roles_json(master))
+        self.write_json(master.allocator.quotas.status_json())
+
+
 class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.set_status(200)
@@ -344,4 +450,9 @@ def routes(leadership: Leadership) -> list:
         (r"/master/reserve", OperatorReservationHandler, {**kw, "action": "reserve"}),
         (r"/master/unreserve", OperatorReservationHandler, {**kw, "action": "unreserve"}),
         (r"/(?:master/)?redirect", RedirectHandler, kw),
+        (r"/(?:master/)?api/v1", OperatorApiHandler, kw),
+        (r"/master/maintenance/schedule", MaintenanceHandler, {**kw, "what": "schedule"}),
+        (r"/master/maintenance/status", MaintenanceHandler, {**kw, "what": "status"}),
+        (r"/(?:master/)?quota", QuotaHandler, {**kw, "what": "quota"}),
+        (r"/(?:master/)?roles", QuotaHandler, {**kw, "what": "roles"}),
     ]

@@ -30,6 +30,7 @@ from mesosspawner.mesos.resources import (
 
 from . import state_json
 from .allocator import Allocator
+from .maintenance import Maintenance
 from .model import (
     VERSION,
     Agent,
@@ -67,18 +68,10 @@ class CallError(Exception):
         self.message = message
 
 
-# Accepted and answered 202, with nothing to do: no custom executors (MESSAGE, SHUTDOWN), no
-# inverse offers and no operation feedback in localmesos.
+# Accepted and answered 202, with nothing to do: no custom executors (MESSAGE, SHUTDOWN) and
+# no operation feedback in localmesos.
 _IGNORED_CALLS = frozenset(
-    {
-        "MESSAGE",
-        "REQUEST",
-        "SHUTDOWN",
-        "ACCEPT_INVERSE_OFFERS",
-        "DECLINE_INVERSE_OFFERS",
-        "ACKNOWLEDGE_OPERATION_STATUS",
-        "RECONCILE_OPERATIONS",
-    }
+    {"MESSAGE", "REQUEST", "SHUTDOWN", "ACKNOWLEDGE_OPERATION_STATUS", "RECONCILE_OPERATIONS"}
 )
 
 
@@ -141,6 +134,7 @@ class Master:
             interval=allocation_interval,
             offer_timeout=offer_timeout,
         )
+        self.maintenance = self.allocator.maintenance = Maintenance(self)
         self._fw_seq = itertools.count()
         self._agent_seq = itertools.count(0)
 
@@ -336,6 +330,12 @@ class Master:
             ),
             "UPDATE_FRAMEWORK": lambda: self.update_framework(
                 fw, call.get("update_framework") or {}
+            ),
+            "ACCEPT_INVERSE_OFFERS": lambda: self.maintenance.answer(
+                fw, kind, call.get("accept_inverse_offers") or {}
+            ),
+            "DECLINE_INVERSE_OFFERS": lambda: self.maintenance.answer(
+                fw, kind, call.get("decline_inverse_offers") or {}
             ),
         }.get(kind)
         if handler is None:
@@ -543,6 +543,7 @@ class Master:
             fw.tasks.pop(task.task_id, None)
             fw.unreachable_tasks.pop(task.task_id, None)
             fw.completed_tasks.append(task)
+        self.maintenance.check_drained(agent)
         self.allocator.schedule()
 
     def agent_status_update(
@@ -560,6 +561,7 @@ class Master:
             if fw_id in self.removed_framework_ids and status.get("uuid"):
                 agent.link.acknowledge(fw_id, tid, status["uuid"])
             return
+        status, latest_state = self.maintenance.draining_update(agent, fw, status, latest_state)
         task.state = latest_state or status.get("state", task.state)
         task.status_update_state = status.get("state")
         task.status_update_uuid = status.get("uuid")

@@ -225,6 +225,10 @@ class Agent:
         self.has_gpus = scalar(self.total, "gpus") > 0
         self.static_state: dict | None = None  # the state.json fields that never change
         self._available: list[Resource] | None = None
+        # The operator's DEACTIVATE_AGENT or DRAIN_AGENT: no offers. ``drain`` is the DrainInfo
+        # (``{"state": "DRAINING" | "DRAINED", "config": {...}}``) while it drains or is drained.
+        self.deactivated = False
+        self.drain: dict | None = None
 
     def refresh_totals(self) -> None:
         """``total`` changed (a dynamic reservation made or removed): recompute what derives

@@ -80,7 +80,10 @@ def agent_state(a: Agent) -> dict:
     out = dict(a.static_state)
     out["used_resources"] = _state_sum(a.used)
     out["offered_resources"] = _state_sum(a.offered)
-    out["active"] = a.connected
+    out["active"] = a.connected and not a.deactivated
+    out["deactivated"] = a.deactivated
+    if a.drain is not None:
+        out["drain_info"] = a.drain
     return out
 
 

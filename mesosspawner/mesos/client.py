@@ -28,6 +28,7 @@ from tornado.iostream import IOStream, StreamClosedError
 
 from . import events, recordio
 from .detector import Detector, ZooKeeperDetector, make_detector
+from .handler import EventHandler
 from .http import (
     CallPipe,
     MesosError,
@@ -57,6 +58,8 @@ _HANDLER_METHODS = {
     events.Error: "error",
     events.Failure: "failure",
     events.Message: "message",
+    events.InverseOffers: "inverse_offers",
+    events.RescindInverseOffer: "rescind_inverse_offer",
 }
 _READ_SIZE = 64 * 1024
 _QUEUE_SIZE = 8  # batches (one per read, at most _READ_SIZE bytes) between reader and handler
@@ -77,38 +80,6 @@ OPERATOR_PATH = "/api/v1"  # the master's operator API (calls about other framew
 
 class NotSubscribed(MesosError):
     """The client has no subscribed stream (yet): wait_subscribed() first."""
-
-
-class EventHandler:
-    """Base class for the owner of a SchedulerClient; override what you need.
-
-    Every method is a coroutine called from one consumer task, in the order events arrived.
-    Exceptions are logged and contained: they never stop the stream or tear anything down.
-    """
-
-    async def subscribed(self, event: events.Subscribed) -> None:
-        """Subscribed (again): framework id, heartbeat interval, master info."""
-
-    async def offers(self, event: events.Offers) -> None:
-        """New offers; decline or accept them, or they are held until rescinded."""
-
-    async def rescind(self, event: events.Rescind) -> None:
-        """An offer is no longer valid."""
-
-    async def update(self, status: events.TaskStatus) -> None:
-        """A task status. The client acknowledges it afterwards iff it carries a ``uuid``."""
-
-    async def failure(self, event: events.Failure) -> None:
-        """An agent or executor failed."""
-
-    async def message(self, event: events.Message) -> None:
-        """A framework message from an executor."""
-
-    async def error(self, event: events.Error) -> None:
-        """The master reported an ERROR, e.g. "Framework has been removed"."""
-
-    async def disconnected(self, reason: str) -> None:
-        """The subscribed stream was lost; the client is reconnecting."""
 
 
 class _StreamBroken(Exception):
@@ -284,6 +255,17 @@ class SchedulerClient:
         if filters is not None:
             body["filters"] = filters
         await self._call("DECLINE", "decline", body)
+
+    async def answer_inverse_offers(
+        self, accept: bool, inverse_offer_ids: list[str], filters: dict | None = None
+    ) -> None:
+        """ACCEPT_INVERSE_OFFERS (the resources can be given back before the maintenance) or
+        DECLINE_INVERSE_OFFERS (they cannot)."""
+        call = "ACCEPT_INVERSE_OFFERS" if accept else "DECLINE_INVERSE_OFFERS"
+        body: dict = {"inverse_offer_ids": [id_json(i) for i in inverse_offer_ids]}
+        await self._call(
+            call, call.lower(), body if filters is None else {**body, "filters": filters}
+        )
 
     async def revive(self, roles: list[str] | None = None) -> None:
         """Remove filters and resume offers, for ``roles`` or (None) every role."""

@@ -28,19 +28,24 @@ __all__ = [
     "Failure",
     "Heartbeat",
     "IGNORED_TYPES",
+    "InverseOffer",
+    "InverseOffers",
     "MalformedEvent",
     "Message",
     "Offer",
     "Offers",
     "Rescind",
+    "RescindInverseOffer",
     "Subscribed",
     "TaskStatus",
+    "Unavailability",
     "offer_from_json",
     "parse",
+    "unavailability_from_json",
 ]
 
-# Event types Mesos sends that nothing here needs (operations, inverse offers).
-IGNORED_TYPES = frozenset({"INVERSE_OFFERS", "RESCIND_INVERSE_OFFER", "UPDATE_OPERATION_STATUS"})
+# Event types Mesos sends that nothing here needs (operation feedback).
+IGNORED_TYPES = frozenset({"UPDATE_OPERATION_STATUS"})
 DEFAULT_HEARTBEAT = 15.0  # seconds, when SUBSCRIBED does not say
 
 
@@ -57,9 +62,37 @@ class Subscribed:
 
 
 @dataclass(frozen=True)
+class Unavailability:
+    """When a machine is scheduled to go down (``Unavailability`` in mesos.proto): from
+    ``start`` (seconds since the epoch) for ``duration`` seconds, or for good (None)."""
+
+    start: float
+    duration: float | None = None
+
+    @property
+    def end(self) -> float | None:
+        return None if self.duration is None else self.start + self.duration
+
+
+def unavailability_from_json(data: Any) -> Unavailability | None:
+    """``{"start": {"nanoseconds": N}, "duration": {"nanoseconds": D}}`` -> Unavailability;
+    None when absent. ``ResourceError`` when present but unreadable."""
+    if data is None:
+        return None
+    try:
+        start = int(data["start"]["nanoseconds"]) / 1e9
+        duration = data.get("duration")
+        length = None if duration is None else int(duration["nanoseconds"]) / 1e9
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ResourceError(f"unavailability {str(data)[:200]}: bad or missing {e}") from None
+    return Unavailability(start, length)
+
+
+@dataclass(frozen=True)
 class Offer:
     """One v1 ``Offer`` as the framework uses it: where, for which role, what (resources
-    merged by name and role) and the agent's attributes."""
+    merged by name and role), the agent's attributes, and when its machine goes down for
+    maintenance (``unavailability``), if it is scheduled to."""
 
     id: str
     agent_id: str
@@ -69,6 +102,7 @@ class Offer:
     resources: tuple[Resource, ...]
     attributes: tuple[Attribute, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)  # the Offer JSON
+    unavailability: Unavailability | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +135,18 @@ def offer_from_json(data: dict) -> Offer:
     ]
     resources = tuple(merge(resource_from_json(r) for r in plain))
     attributes = tuple(attribute_from_json(a) for a in data.get("attributes", []))
-    return Offer(offer_id, agent_id, hostname, ip, allocation_role, resources, attributes, data)
+    unavailability = unavailability_from_json(data.get("unavailability"))
+    return Offer(
+        offer_id,
+        agent_id,
+        hostname,
+        ip,
+        allocation_role,
+        resources,
+        attributes,
+        data,
+        unavailability,
+    )
 
 
 def _offers(items: list) -> Offers:
@@ -152,6 +197,27 @@ class Rescind:
 
 
 @dataclass(frozen=True)
+class InverseOffer:
+    """The master asks for an agent's resources back before a maintenance window
+    (``InverseOffer`` in mesos.proto; maintenance always asks for all of them)."""
+
+    id: str
+    agent_id: str | None  # None: all the framework's resources, everywhere
+    hostname: str | None  # url.address.hostname, when the master says
+    unavailability: Unavailability
+
+
+@dataclass(frozen=True)
+class InverseOffers:
+    inverse_offers: tuple[InverseOffer, ...]
+
+
+@dataclass(frozen=True)
+class RescindInverseOffer:
+    inverse_offer_id: str
+
+
+@dataclass(frozen=True)
 class Error:
     message: str
 
@@ -177,7 +243,31 @@ class Message:
     raw: dict = field(default_factory=dict, compare=False)
 
 
-Event = Subscribed | Offers | TaskStatus | Rescind | Error | Failure | Heartbeat | Message
+Event = (
+    Subscribed
+    | Offers
+    | TaskStatus
+    | Rescind
+    | Error
+    | Failure
+    | Heartbeat
+    | Message
+    | InverseOffers
+    | RescindInverseOffer
+)
+
+
+def _inverse_offer(data: dict) -> InverseOffer:
+    url = data.get("url") or {}
+    unavailability = unavailability_from_json(data["unavailability"])
+    if unavailability is None:
+        raise KeyError("unavailability")
+    return InverseOffer(
+        id=str(data["id"]["value"]),
+        agent_id=value_of(data.get("agent_id")),
+        hostname=(url.get("address") or {}).get("hostname") or None,
+        unavailability=unavailability,
+    )
 
 
 def parse(event: Any) -> Event | None:
@@ -200,6 +290,14 @@ def parse(event: Any) -> Event | None:
             return Heartbeat()
         if kind == "RESCIND":
             return Rescind(str(event["rescind"]["offer_id"]["value"]))
+        if kind == "INVERSE_OFFERS":
+            items = event["inverse_offers"].get("inverse_offers", [])
+            if not isinstance(items, list):
+                raise TypeError("inverse_offers")
+            return InverseOffers(tuple(_inverse_offer(i) for i in items))
+        if kind == "RESCIND_INVERSE_OFFER":
+            rescind = event["rescind_inverse_offer"]
+            return RescindInverseOffer(str(rescind["inverse_offer_id"]["value"]))
         if kind == "SUBSCRIBED":
             sub = event["subscribed"]
             return Subscribed(
@@ -242,5 +340,16 @@ def known(kind: str) -> bool:
 
 
 _MODELLED = frozenset(
-    {"UPDATE", "OFFERS", "HEARTBEAT", "RESCIND", "SUBSCRIBED", "ERROR", "FAILURE", "MESSAGE"}
+    {
+        "UPDATE",
+        "OFFERS",
+        "HEARTBEAT",
+        "RESCIND",
+        "SUBSCRIBED",
+        "ERROR",
+        "FAILURE",
+        "MESSAGE",
+        "INVERSE_OFFERS",
+        "RESCIND_INVERSE_OFFER",
+    }
 )

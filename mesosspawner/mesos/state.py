@@ -20,7 +20,15 @@ from .resources import (
     resource_from_json,
 )
 
-__all__ = ["AgentSeen", "TaskSeen", "agents_from_master", "tasks_from_master"]
+__all__ = [
+    "AgentSeen",
+    "RoleQuota",
+    "TaskSeen",
+    "agents_from_master",
+    "quota_consumed_from_roles",
+    "quotas_from_master",
+    "tasks_from_master",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,59 @@ class TaskSeen:
     agent_id: str
     state: str
     resources: tuple[Resource, ...]
+
+
+@dataclass(frozen=True)
+class RoleQuota:
+    """A role's quota as the master enforces it (Mesos 1.9+, ``UPDATE_QUOTA``): the most of
+    each scalar the role may hold (``limits``; a name absent has no limit), and what it holds
+    now (``consumed``: its reservations plus what its tasks were allocated)."""
+
+    role: str
+    limits: tuple[tuple[str, float], ...]
+    consumed: tuple[tuple[str, float], ...] = ()
+
+    def limit(self, name: str) -> float | None:
+        return next((v for n, v in self.limits if n == name), None)
+
+    def used(self, name: str) -> float:
+        return next((v for n, v in self.consumed if n == name), 0.0)
+
+
+def quotas_from_master(data: dict) -> dict[str, RoleQuota]:
+    """Roles with quota limits, from ``GET /master/quota`` (a ``QuotaStatus``: ``configs`` of
+    ``{role, guarantees, limits: {name: {value}}}``). Guarantees do not cap what a role gets:
+    only limits are read."""
+    configs = data.get("configs") if isinstance(data, dict) else None
+    if not isinstance(configs, list):
+        raise ResourceError(f"quota status has no 'configs' list: {str(data)[:200]}")
+    out = {}
+    for config in configs:
+        try:
+            limits = tuple(
+                sorted((str(k), float(v["value"])) for k, v in (config.get("limits") or {}).items())
+            )
+            role = str(config["role"])
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise ResourceError(f"quota config {config!r:.200}: bad or missing {e}") from None
+        if limits:
+            out[role] = RoleQuota(role, limits)
+    return out
+
+
+def quota_consumed_from_roles(data: dict) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Each role's quota consumption (``quota.consumed``), from ``GET /master/roles``."""
+    roles = data.get("roles") if isinstance(data, dict) else None
+    if not isinstance(roles, list):
+        raise ResourceError(f"roles answer has no 'roles' list: {str(data)[:200]}")
+    out = {}
+    for role in roles:
+        try:
+            consumed = (role.get("quota") or {}).get("consumed") or {}
+            out[str(role["name"])] = tuple(sorted((str(k), float(v)) for k, v in consumed.items()))
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise ResourceError(f"role {role!r:.200}: bad or missing {e}") from None
+    return out
 
 
 def agents_from_master(data: dict) -> list[AgentSeen]:

@@ -193,6 +193,24 @@ async def get_json(url: str, timeout: float = 10, auth: tuple[str, str] | None =
     return json.loads(response.body)
 
 
+async def post_json(url: str, body: object, timeout: float = 10) -> tuple[int, object]:
+    """POST ``body`` as JSON; (status, the JSON answer, or its text, or None when empty)."""
+    response = await AsyncHTTPClient().fetch(
+        url,
+        method="POST",
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        request_timeout=timeout,
+        connect_timeout=timeout,
+        raise_error=False,
+    )
+    text = (response.body or b"").decode(errors="replace")
+    try:
+        return response.code, json.loads(text) if text else None
+    except ValueError:
+        return response.code, text
+
+
 class Cluster:
     """What every cluster offers a test (see the module docstring)."""
 
@@ -276,6 +294,18 @@ class Cluster:
             if a["hostname"] == hostname and a.get("active", True):
                 return a["id"]
         raise KeyError(f"no active agent {hostname!r}")
+
+    # ---- the operator
+    async def operator(self, call: dict) -> tuple[int, object]:
+        """An operator API call (``POST /api/v1``, JSON) to the master: (status, the JSON
+        answer, or its text when it is not JSON)."""
+        return await post_json(f"{self.master_url}/api/v1", call)
+
+    async def schedule_maintenance(self, windows: list[dict]) -> tuple[int, object]:
+        """``POST /master/maintenance/schedule`` (the operator's curl of docs/maintenance.md)."""
+        return await post_json(
+            f"{self.master_url}/master/maintenance/schedule", {"windows": windows}
+        )
 
     def sandbox(self, hostname: str, agent_id: str, framework_id: str, task_id: str) -> str:
         """A command task's sandbox (its executor id is its task id on both masters)."""

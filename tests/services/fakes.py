@@ -80,6 +80,9 @@ class RecordingClient:
     async def suppress(self, roles=None) -> None:
         self.calls.append(("suppress", roles))
 
+    async def answer_inverse_offers(self, accept, inverse_offer_ids, filters=None) -> None:
+        self.calls.append(("accept_inverse" if accept else "decline_inverse", inverse_offer_ids))
+
     async def get_json(self, path, timeout=10.0):
         """The master's operator endpoints: ``master_state`` by path, else not served."""
         self.calls.append(("get_json", path))
@@ -134,6 +137,9 @@ class StubFramework:
 
     def capacity(self) -> list:
         return self.agents
+
+    def quota(self, role: str):
+        return None
 
     def task(self, task_id):
         return self.tasks.get(task_id)

@@ -76,10 +76,71 @@ def test_other_event_types():
 
 
 def test_ignored_and_unknown_types_are_none():
-    assert events.parse({"type": "INVERSE_OFFERS"}) is None
+    assert events.parse({"type": "UPDATE_OPERATION_STATUS"}) is None
     assert events.parse({"type": "SOMETHING_NEW"}) is None
-    assert events.known("INVERSE_OFFERS") and events.known("UPDATE")
+    assert events.known("UPDATE_OPERATION_STATUS") and events.known("UPDATE")
+    assert events.known("INVERSE_OFFERS") and events.known("RESCIND_INVERSE_OFFER")
     assert not events.known("SOMETHING_NEW")
+
+
+WINDOW = {"start": {"nanoseconds": 1_800_000_000_000_000_000}, "duration": {"nanoseconds": 3600e9}}
+
+
+def test_inverse_offers_as_real_mesos_sends_them():
+    """The event as real Mesos 1.11 sent it for a machine in a maintenance schedule."""
+    event = {
+        "type": "INVERSE_OFFERS",
+        "inverse_offers": {
+            "inverse_offers": [
+                {
+                    "id": {"value": "m-O2"},
+                    "url": {
+                        "scheme": "http",
+                        "address": {"hostname": "m-a", "ip": "127.0.0.1", "port": 39563},
+                        "path": "/slave(1)",
+                    },
+                    "framework_id": {"value": "f-0000"},
+                    "agent_id": {"value": "m-S0"},
+                    "unavailability": WINDOW,
+                }
+            ]
+        },
+    }
+    (offer,) = events.parse(event).inverse_offers
+    assert offer == events.InverseOffer(
+        "m-O2", "m-S0", "m-a", events.Unavailability(1_800_000_000.0, 3600.0)
+    )
+    assert offer.unavailability.end == 1_800_003_600.0
+    rescind = {
+        "type": "RESCIND_INVERSE_OFFER",
+        "rescind_inverse_offer": {"inverse_offer_id": {"value": "m-O2"}},
+    }
+    assert events.parse(rescind) == events.RescindInverseOffer("m-O2")
+
+
+def test_an_inverse_offer_without_unavailability_is_malformed():
+    event = {
+        "type": "INVERSE_OFFERS",
+        "inverse_offers": {"inverse_offers": [{"id": {"value": "x"}}]},
+    }
+    with pytest.raises(events.MalformedEvent, match="unavailability"):
+        events.parse(event)
+
+
+def test_an_offer_carries_its_machines_unavailability():
+    offer = {
+        "id": {"value": "o1"},
+        "agent_id": {"value": "a1"},
+        "hostname": "m-a",
+        "resources": [],
+        "unavailability": {"start": {"nanoseconds": 5_000_000_000}},
+    }
+    parsed = events.offer_from_json(offer)
+    assert parsed.unavailability == events.Unavailability(5.0, None)
+    assert parsed.unavailability.end is None
+    assert events.offer_from_json({**offer, "unavailability": None}).unavailability is None
+    with pytest.raises(ValueError, match="unavailability"):
+        events.offer_from_json({**offer, "unavailability": {"start": {}}})
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,13 @@
 """placement: roles, GPU-agent avoidance, constraints, ports, ordering, never over-allocating."""
 
+import dataclasses
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesosspawner.mesos.events import Offer
+from mesosspawner.mesos.events import Offer, Unavailability
 from mesosspawner.mesos.resources import (
     contains,
     merge,
@@ -15,15 +16,19 @@ from mesosspawner.mesos.resources import (
     ranges_of,
     scalar,
 )
+from mesosspawner.mesos.state import RoleQuota
 from mesosspawner.placement import (
     AgentCapacity,
     Placed,
     Request,
+    beyond_quota,
     classify,
     describe,
     fits_now,
     free_gpus,
+    going_down,
     place,
+    quota_shortfall,
     shortfall,
     unmet,
     validate_constraints,
@@ -497,3 +502,84 @@ def test_describe_and_free_gpus():
     )
     assert free_gpus([]) is None
     assert free_gpus([capacity("gpu-1", GPU, free="cpus:1;gpus:1"), capacity("c", PLAIN)]) == 1
+
+
+# ---------------------------------------------------------------------------- maintenance
+
+NOW = 1_800_000_000.0
+
+
+def down(offer_, starts_in: float, lasts: float | None = 3600.0) -> Offer:
+    """``offer_`` from a machine in a maintenance window (``Offer.unavailability``)."""
+    return dataclasses.replace(offer_, unavailability=Unavailability(NOW + starts_in, lasts))
+
+
+def test_no_notebook_on_a_machine_going_down_within_the_horizon():
+    big = offer("o1", "big-1", "cpus:8;mem:8192;ports:[31000-31009]")
+    small = offer("o2", "small-1", "cpus:2;mem:2048;ports:[32000-32009]")
+    req = [Request("a", 1, 512)]
+    assert hosts(place(req, [big, small])) == ["big-1"]  # spread: the most free
+    soon = down(big, starts_in=600)
+    assert hosts(place(req, [soon, small], now=NOW, horizon=3600)) == ["small-1"]
+    # Beyond the horizon, and once the window is over, the machine is fine again.
+    assert hosts(place(req, [down(big, 7200), small], now=NOW, horizon=3600)) == ["big-1"]
+    assert hosts(place(req, [down(big, -7200), small], now=NOW, horizon=3600)) == ["big-1"]
+    # In the window now (for good: no duration), or without a horizon given, as Mesos says.
+    assert hosts(place(req, [down(big, -60, None), small], now=NOW, horizon=0)) == ["small-1"]
+    assert hosts(place(req, [soon, small])) == ["big-1"]
+    # Nothing else fits: the request waits rather than start on a machine going down.
+    assert place(req, [soon], now=NOW, horizon=3600) == []
+
+
+def test_going_down():
+    window = Unavailability(NOW + 100, 50)
+    assert not going_down(None, NOW, 1000)
+    assert going_down(window, NOW, 100) and not going_down(window, NOW, 99)
+    assert going_down(window, NOW + 120, 0)  # in the window
+    assert not going_down(window, NOW + 150, 1000)  # over
+
+
+# ---------------------------------------------------------------------------- quota
+
+
+def team(cpus_limit: float, used: float = 0.0) -> RoleQuota:
+    return RoleQuota("team", (("cpus", cpus_limit),), (("cpus", used),) if used else ())
+
+
+def test_a_request_beyond_its_roles_quota_limit_never_starts_naming_the_quota():
+    agents = [capacity("cpu-1", "cpus:8;mem:8192;ports:[31000-31009]")]
+    big = Request("a", 2, 256, role="team")
+    fit = classify(big, agents, quota=team(1))
+    assert fit.kind == "never"
+    assert "quota of role team allows it 1 cpu at most" in fit.why and "2 cpus" in fit.why
+    assert classify(Request("b", 1, 256, role="team"), agents, quota=team(1)).kind == "now"
+    assert beyond_quota(big, team(2), agents) is None
+
+
+def test_reservations_count_towards_the_limit_but_are_always_offered():
+    # 4 cpus reserved for team on one agent, limit 5: a task holds the 4 and 1 more unreserved.
+    agents = [
+        capacity("spark-1", "cpus(team):4;mem(team):4096;cpus:4;mem:4096"),
+        capacity("cpu-1", "cpus:8;mem:8192"),
+    ]
+    assert beyond_quota(Request("a", 5, 256, role="team"), team(5), agents) is None
+    assert "5 cpus at most" in beyond_quota(Request("a", 5.5, 256, role="team"), team(5), agents)
+    # A limit below the reservations: the reservations still come.
+    assert beyond_quota(Request("a", 4, 256, role="team"), team(2), agents) is None
+
+
+def test_a_request_the_quota_holds_once_others_stop_waits_for_the_quota():
+    # Offers to team shrink to what the limit leaves: 0.25 of 1 cpu with 0.75 in use.
+    agents = [
+        capacity("cpu-1", "cpus:4;mem:4096;ports:[1-2]", free="cpus:0.25;mem:4096;ports:[1-2]")
+    ]
+    req = Request("b", 0.75, 256, role="team")
+    fit = classify(req, agents, quota=team(1, used=0.75))
+    assert fit.kind == "wait"
+    assert fit.why == (
+        "waiting for role team's quota: 0.75 of its 1 cpu limit is in use,"
+        " and this server needs 0.75 cpus"
+    )
+    assert quota_shortfall(req, team(1, used=0.25), agents) is None
+    with pytest.raises(ValueError, match="quota of role 'team'"):
+        quota_shortfall(Request("c", 1, 256), team(1), agents)
