@@ -22,6 +22,7 @@ from .agent import DirectAgentLink, DirectMasterLink, LocalAgent
 from .config import AgentConfig, ClusterConfig, default_cluster
 from .handlers import routes
 from .master import Master
+from .operator_api import operator_routes
 from .remote_agent import AgentSession, agent_routes
 
 log = logging.getLogger("mesosspawner.localmesos.cluster")
@@ -93,7 +94,7 @@ class LocalCluster:
         sock.listen(128)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        app = web.Application(routes(self) + agent_routes(self))
+        app = web.Application(routes(self) + operator_routes(self) + agent_routes(self))
         self._server = httpserver.HTTPServer(app, idle_connection_timeout=3600)
         self._server.add_sockets([sock])
         if self.zk:
