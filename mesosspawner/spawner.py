@@ -41,7 +41,7 @@ from traitlets import (
 from . import availability, naming, placement, profiles, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
-from .mesos.states import LIVE_STATES, TERMINAL_STATES
+from .mesos.states import LIVE_STATES, MAY_RETURN_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
 from .tasks import MAX_LAUNCHES
 from .traits import FrameworkTraits
@@ -239,16 +239,19 @@ class MesosSpawner(Spawner, FrameworkTraits):
         self.host_port = int(state.get("host_port") or 0)
         self.profile_slug = state.get("profile")
         if self.task_id:
-            self.framework.track(
-                TaskRecord(
-                    self.task_id,
-                    agent_id=self.agent_id,
-                    hostname=self.agent_hostname,
-                    ip=self.agent_ip,
-                    ports=(self.host_port,) if self.host_port else (),
-                    state="TASK_UNKNOWN",
-                )
-            )
+            self.framework.track(self._saved_record())
+
+    def _saved_record(self) -> TaskRecord:
+        """The task as this spawner last knew it (running), for the framework to claim until
+        Mesos answers for it (``TaskRecord.reconciled``)."""
+        return TaskRecord(
+            self.task_id,
+            agent_id=self.agent_id,
+            hostname=self.agent_hostname,
+            ip=self.agent_ip,
+            ports=(self.host_port,) if self.host_port else (),
+            state="TASK_RUNNING",
+        )
 
     def get_state(self) -> dict:
         state = super().get_state()
@@ -655,6 +658,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             yield event
 
     async def poll(self):
+        """What the framework's record says, at once: no round trip to Mesos, no waiting."""
         fw = self.framework
         # Started even without a task: a restarted hub's first polls bring up the framework,
         # whose reconciliation finds tasks a crashed hub left behind.
@@ -662,35 +666,37 @@ class MesosSpawner(Spawner, FrameworkTraits):
         if not self.task_id:
             return None if self._starting else 0
         record = fw.task(self.task_id)
-        if record is None or record.state == "TASK_UNKNOWN":
-            # After a hub restart: wait for reconciliation before believing anything.
-            if not await fw.wait_reconciled(30):
-                return None
-            await fw.wait_change(self.task_id, 5)
-            record = fw.task(self.task_id)
-            if record is None or record.state == "TASK_UNKNOWN":
-                return None
-        if record.state in LIVE_STATES:
+        if record is None:
+            fw.track(self._saved_record())  # e.g. a framework started anew in this process
+            return None
+        if not record.claimed:
+            # Given up already (reported stopped, or stopped): it never counts as running again.
+            return 0 if record.state == "TASK_FINISHED" else 1
+        if not record.reconciled or record.state in LIVE_STATES:
+            # Not reconciled: Mesos has not answered since the hub (re)started; until it does,
+            # the server runs as it did (JupyterHub checks that it answers).
             return None
         if (
-            record.state == "TASK_UNREACHABLE"
+            record.state in MAY_RETURN_STATES
             and time.time() - record.state_since < self.unreachable_grace_seconds
         ):
-            # A partition may heal: the task then comes back RUNNING and this server keeps it.
+            # A partition may heal, an agent the master forgot may re-register: the task then
+            # comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
+        # JupyterHub calls no stop() now: should the task run again, the framework kills it.
+        fw.abandon(self.task_id)
         return 0 if record.state == "TASK_FINISHED" else 1
 
     async def stop(self, now: bool = False):
         if not self.task_id:
             return
         fw = self.framework
-        record = fw.task(self.task_id)
-        if record is None:
-            fw.track(TaskRecord(self.task_id, agent_id=self.agent_id, state="TASK_RUNNING"))
+        if fw.task(self.task_id) is None:
+            fw.track(self._saved_record())
         record = await fw.kill(self.task_id, timeout=self.kill_grace_seconds + 30)
         if record is not None and record.state not in TERMINAL_STATES:
             # The framework keeps killing it (orphan cleanup); the person learns on the spawn
