@@ -91,8 +91,10 @@ class ProgressFeed:
             self._staging_timer = None
 
     def running(self, record) -> None:
+        """The task runs; the spawner ends the feed once the server answers (``finish``) or
+        its task stops first (``fail``)."""
+        self._cancel_hint()
         self._put(90, f"Task running on {record.hostname}; waiting for the server to answer")
-        self.finish()
 
     def fail(self, message: str) -> None:
         """The spawn failed with ``message``: end the feed. JupyterHub itself sends the failure

@@ -22,7 +22,7 @@ try:
     from jupyterhub.spawner import SpawnException
 except ImportError:  # JupyterHub < 6
     SpawnException = None
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import make_ssl_context, maybe_future, url_path_join
 from tornado import web
 from traitlets import (
     Any,
@@ -38,7 +38,7 @@ from traitlets import (
     default,
 )
 
-from . import availability, naming, placement, profiles, taskinfo
+from . import availability, first_answer, naming, placement, profiles, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, MAY_RETURN_STATES, TERMINAL_STATES
@@ -572,6 +572,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
             self._starting = False
 
     async def _start(self) -> str:
+        began = time.monotonic()
         # progress() may have been asked for before start() ran: keep its (unfinished) feed.
         if self._feed is None or self._feed.finished:
             self._feed = ProgressFeed()
@@ -649,7 +650,31 @@ class MesosSpawner(Spawner, FrameworkTraits):
         self.port = spec.container_port if spec.network_mode == "bridge" else self.host_port
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
-        return f"http://{host}:{self.host_port}"
+        url = f"http://{host}:{self.host_port}"
+        # Within start_timeout, and never longer than JupyterHub's own wait (http_timeout).
+        budget = min(self.http_timeout, self.start_timeout - (time.monotonic() - began) - 1)
+        ended = None
+        if self.server is not None and budget > 0:
+            check_url = url_path_join(url + self.server.base_url, "api")
+            ended = await first_answer.or_end(fw, record.task_id, check_url, budget, self._ssl())
+        if ended is not None:
+            why = (
+                f"The notebook server stopped right after it started, before it answered: task"
+                f" {ended.describe()} (on agent {ended.hostname or ended.agent_id})"
+            )
+            feed.fail(why)
+            raise _spawn_error(why, reason="exited")
+        feed.finish()
+        return url
+
+    def _ssl(self):
+        """JupyterHub's context for reaching servers over internal SSL (None without)."""
+        settings = getattr(self.user, "settings", None) or {}
+        return make_ssl_context(
+            settings.get("internal_ssl_key"),
+            settings.get("internal_ssl_cert"),
+            cafile=settings.get("internal_ssl_ca"),
+        )
 
     async def progress(self):
         if self._feed is None:
