@@ -140,7 +140,7 @@ def labels_of(task: dict) -> dict[str, str]:
 
 def user_tasks(tasks: dict[str, dict], user: str) -> dict[str, dict]:
     """The tasks (``tasks_by_id``) of ``user``'s notebooks, by the label the spawner sets."""
-    label = naming.escape(user)
+    label = naming.safe_name(user)
     return {tid: t for tid, t in tasks.items() if labels_of(t).get("jupyterhub.user") == label}
 
 
