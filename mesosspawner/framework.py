@@ -9,21 +9,19 @@ framework id persisted so a restarted hub re-subscribes as the same framework an
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
 
+from . import framework_identity as identity
 from . import maintenance, taskinfo
 from . import placement as plc
 from .cluster_view import ClusterView
 from .mesos import credentials, events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
-from .mesos.detector import redact
 from .mesos.state import RoleQuota, TaskSeen
-from .mesos.states import STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
+from .mesos.states import ACTIVE_STATES, STARTING_STATES, STOPPED_STATES, TERMINAL_STATES
 from .mesos.wire import number, value_of
 from .metrics import framework_metrics
 from .naming import task_id_prefixes
@@ -115,6 +113,10 @@ class MesosFramework(EventHandler):
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()
+        # Why Mesos refuses this framework for good (another principal), once it has; set
+        # ``answered`` as SUBSCRIBED does, so nobody waits for a subscription never to come.
+        self.refusal: str | None = None
+        self.answered = asyncio.Event()
         self._task_waiters: dict[str, list[asyncio.Event]] = {}
         self._started = False
         self._cluster_fetch: asyncio.Future | None = None
@@ -148,7 +150,9 @@ class MesosFramework(EventHandler):
             ca_file=config.ca_file,
             log=self.log,
         )
-        self.client.framework_id = self._load_framework_id()
+        self.id_file = identity.FrameworkIdFile(config.id_file, config.master, self.log)
+        self.saved = self.id_file.load()
+        self.client.framework_id = self.saved.framework_id if self.saved else None
         self.view = ClusterView(self.tasks, self.client.get_json, self.log)
         self.reaper = OrphanReaper(
             self.tasks,
@@ -197,39 +201,14 @@ class MesosFramework(EventHandler):
         self._started = False
         MesosFramework._instances.pop((self.config.master, self.config.name), None)
 
-    def _load_framework_id(self) -> str | None:
-        path = self.config.id_file
-        if not path or not os.path.exists(path):
-            return None
-        try:
-            with open(path) as f:
-                data = json.load(f)
-            # Stored without a zk:// digest (older files have it): a new password is the
-            # same cluster.
-            masters = (None, self.config.master, redact(self.config.master))
-            return data.get("framework_id") if data.get("master") in masters else None
-        except (OSError, ValueError) as e:
-            self.log.warning("Ignoring unreadable framework id file %s: %s", path, e)
-            return None
-
-    def _save_framework_id(self, framework_id: str) -> None:
-        path = self.config.id_file
-        if not path:
-            return
-        tmp = f"{path}.tmp"
-        try:
-            with open(tmp, "w") as f:
-                json.dump({"framework_id": framework_id, "master": redact(self.config.master)}, f)
-            os.replace(tmp, path)
-        except OSError as e:
-            self.log.error("Could not persist framework id to %s: %s", path, e)
-
     # ------------------------------------------------------------------ spawner-facing API
 
     def track(self, record: TaskRecord) -> None:
         """Claim a task a spawner knows from saved state, so reconciliation reports on it."""
         known = self.tasks.get(record.task_id)
         if known is None:
+            # What the spawner saved, not what Mesos says: unreconciled until Mesos answers.
+            record.reconciled = False
             self.tasks[record.task_id] = record
         else:
             known.claimed = True
@@ -241,8 +220,19 @@ class MesosFramework(EventHandler):
         if self.client.subscribed and record.agent_id:
             self._spawn(self._safe(self.client.reconcile([(record.task_id, record.agent_id)])))
 
+    def abandon(self, task_id: str) -> None:
+        """The task's server is gone without ``stop()``: JupyterHub calls none once ``poll()``
+        reports a server stopped. Nobody owns the task now; should it ever run again (its agent
+        back after all) it is killed, on the update that brings it back or as an orphan."""
+        record = self.tasks.get(task_id)
+        if record is not None and record.claimed:
+            record.claimed = False
+            record.kill_wanted = True
+
     async def launch(self, req: LaunchRequest) -> TaskRecord:
         """Queue ``req`` and wait until its task runs; cancelling withdraws it (no late launch)."""
+        if self.refusal:
+            raise LaunchFailed(self.refusal)
         key = req.needs.key
         self.pending[key] = req
         self.metrics["pending"].set(len(self.pending))
@@ -285,14 +275,22 @@ class MesosFramework(EventHandler):
         record.kill_wanted = True
         await self.ensure_started()
         deadline = time.monotonic() + timeout
-        while record.state not in TERMINAL_STATES and time.monotonic() < deadline:
+        # Mesos answers a KILL of a task it cannot reach (unreachable, unknown) with that state
+        # and resends the kill itself if the agent comes back (so does ``update``): no loop.
+        while record.state in ACTIVE_STATES and time.monotonic() < deadline:
             try:
                 await self.client.wait_subscribed(timeout=max(0.1, deadline - time.monotonic()))
                 await self.client.kill(task_id, record.agent_id)
             except (TimeoutError, MesosError, OSError) as e:
                 self.log.warning("Kill of %s not delivered yet: %s", task_id, e)
             await self.wait_change(task_id, min(10.0, max(0.1, deadline - time.monotonic())))
-        if record.state not in TERMINAL_STATES:
+        if record.state not in TERMINAL_STATES and record.state not in ACTIVE_STATES:
+            self.log.warning(
+                "Task %s is %s: no kill reaches it now; it is killed if Mesos reports it again",
+                task_id,
+                record.describe(),
+            )
+        elif record.state not in TERMINAL_STATES:
             # Mesos resends no KILL: orphan cleanup keeps trying until a terminal state.
             retry = (
                 f"orphan cleanup retries every {number(self.config.orphan_grace_seconds)} s"
@@ -326,11 +324,19 @@ class MesosFramework(EventHandler):
 
     async def subscribed(self, event: events.Subscribed) -> None:
         framework_id = event.framework_id
-        if framework_id != self.client.framework_id or self.config.id_file:
-            self._save_framework_id(framework_id)
+        user = self.config.user
+        kept = identity.user_kept(self.saved, user, framework_id, self.config.id_file)
+        if kept:
+            self.log.warning("%s", kept)
+            user = self.saved.user
+        self.saved = identity.SavedIdentity(
+            framework_id, self.config.principal, user, frozenset({"principal", "user"})
+        )
+        self.id_file.save(framework_id, self.config.principal, user)
         self.client.framework_id = framework_id
         self.log.info("Subscribed to Mesos as framework %s", framework_id)
         self.subscribed_once.set()
+        self.answered.set()
         self.suppressed.clear()
         self.reconciled.clear()
         await self._reconcile()
@@ -409,13 +415,44 @@ class MesosFramework(EventHandler):
             "Mesos master reports an error for framework %s: %s", self.config.name, message
         )
         if "removed" in message.lower():
-            # The framework id is dead: forget it so the next subscription gets a fresh one.
-            self.client.framework_id = None
-            if self.config.id_file and os.path.exists(self.config.id_file):
-                os.unlink(self.config.id_file)
-            for record in self.tasks.values():
-                if record.active:
-                    self._set_state(record, "TASK_LOST", "framework removed by the master", "")
+            self._removed()
+        elif "principal" in message.lower() and "not allowed" in message.lower():
+            await self._refused(message)
+
+    def _removed(self) -> None:
+        """The framework id is dead, and with it every task of the framework (Mesos killed
+        them): forget the id so the next subscription gets a fresh one, and end every task
+        this hub still counts on with the reason, whether or not Mesos has answered for it."""
+        why = identity.removed(self.client.framework_id, self.config.failover_timeout)
+        self.client.framework_id = None
+        self.saved = None
+        self.id_file.forget()
+        for record in list(self.tasks.values()):
+            if record.state in TERMINAL_STATES:
+                continue
+            self._set_state(record, "TASK_KILLED", why, "")
+            self.view.released(record.task_id)
+            req = self.launching.get(record.task_id)
+            if req is not None:
+                self._advance(req, record)
+
+    async def _refused(self, message: str) -> None:
+        """Mesos will never take this framework back as configured: say what changed, fail
+        what waits, and stop re-subscribing (each try would be refused the same way)."""
+        self.refusal = identity.principal_refused(
+            self.saved,
+            self.config.principal,
+            self.client.framework_id,
+            message,
+            self.config.id_file,
+        )
+        self.log.error("%s", self.refusal)
+        self.answered.set()
+        for req in list(self.pending.values()):
+            if not req.future.done():
+                req.future.set_exception(LaunchFailed(self.refusal))
+        self.pending.clear()
+        await self.client.stop()
 
     async def offers(self, event: events.Offers) -> None:
         parsed = event.offers
@@ -602,6 +639,7 @@ class MesosFramework(EventHandler):
         record.message = message
         record.reason = reason
         record.updated = time.time()
+        record.reconciled = True
         for event in self._task_waiters.pop(record.task_id, []):
             event.set()
 
@@ -664,8 +702,10 @@ class MesosFramework(EventHandler):
         """Make the cluster view at most ``max_age`` seconds old (see ``ClusterView.refresh``)."""
         await self.ensure_started()
         try:
-            await asyncio.wait_for(self.subscribed_once.wait(), timeout)
+            await asyncio.wait_for(self.answered.wait(), timeout)
         except TimeoutError:
+            return
+        if self.refusal:
             return
         if self._cluster_fetch is not None and not self._cluster_fetch.done():
             await asyncio.wait([self._cluster_fetch], timeout=timeout)
@@ -717,9 +757,11 @@ class MesosFramework(EventHandler):
     async def never_fits(self, request: plc.Request) -> str | None:
         """A reason no agent could ever hold ``request``, once the cluster has been seen."""
         try:
-            await asyncio.wait_for(self.subscribed_once.wait(), 5)
+            await asyncio.wait_for(self.answered.wait(), 5)
         except TimeoutError:
             return None
+        if self.refusal:
+            return None  # not the cluster's doing: launch() fails saying why
         await self.refresh_capacity(max_age=30.0, timeout=3.0)
         fit = self.classify(request)
         return fit.why if fit.kind == "never" else None

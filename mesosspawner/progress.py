@@ -95,8 +95,10 @@ class ProgressFeed:
             self._staging_timer = None
 
     def running(self, record) -> None:
+        """The task runs; the spawner ends the feed once the server answers (``finish``) or
+        its task stops first (``fail``)."""
+        self._cancel_hint()
         self._put(90, f"Task running on {record.hostname}; waiting for the server to answer")
-        self.finish()
 
     def note(self, message: str) -> None:
         """Something the person should know while waiting (e.g. the Spark role's capacity)."""

@@ -22,7 +22,7 @@ try:
     from jupyterhub.spawner import SpawnException
 except ImportError:  # JupyterHub < 6
     SpawnException = None
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import make_ssl_context, maybe_future, url_path_join
 from tornado import web
 from traitlets import (
     Any,
@@ -38,10 +38,10 @@ from traitlets import (
     default,
 )
 
-from . import availability, naming, placement, profiles, spark, taskinfo
+from . import availability, first_answer, naming, placement, profiles, spark, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
-from .mesos.states import LIVE_STATES, TERMINAL_STATES
+from .mesos.states import LIVE_STATES, MAY_RETURN_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
 from .spark_cleanup import CleanupError
 from .spark_traits import SparkTraits
@@ -230,16 +230,19 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         self.spark_driver = state.get("spark_driver")
         self.profile_slug = state.get("profile")
         if self.task_id:
-            self.framework.track(
-                TaskRecord(
-                    self.task_id,
-                    agent_id=self.agent_id,
-                    hostname=self.agent_hostname,
-                    ip=self.agent_ip,
-                    ports=(self.host_port,) if self.host_port else (),
-                    state="TASK_UNKNOWN",
-                )
-            )
+            self.framework.track(self._saved_record())
+
+    def _saved_record(self) -> TaskRecord:
+        """The task as this spawner last knew it (running), for the framework to claim until
+        Mesos answers for it (``TaskRecord.reconciled``)."""
+        return TaskRecord(
+            self.task_id,
+            agent_id=self.agent_id,
+            hostname=self.agent_hostname,
+            ip=self.agent_ip,
+            ports=(self.host_port,) if self.host_port else (),
+            state="TASK_RUNNING",
+        )
 
     def get_state(self) -> dict:
         state = super().get_state()
@@ -587,6 +590,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             self._starting = False
 
     async def _start(self) -> str:
+        began = time.monotonic()
         # progress() may have been asked for before start() ran: keep its (unfinished) feed.
         if self._feed is None or self._feed.finished:
             self._feed = ProgressFeed()
@@ -672,7 +676,31 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             self.spark_driver = spark.driver_address(host, record.ports).libprocess
         feed.running(record)
         host = record.hostname if self.use_agent_hostname else (record.ip or record.hostname)
-        return f"http://{host}:{self.host_port}"
+        url = f"http://{host}:{self.host_port}"
+        # Within start_timeout, and never longer than JupyterHub's own wait (http_timeout).
+        budget = min(self.http_timeout, self.start_timeout - (time.monotonic() - began) - 1)
+        ended = None
+        if self.server is not None and budget > 0:
+            check_url = url_path_join(url + self.server.base_url, "api")
+            ended = await first_answer.or_end(fw, record.task_id, check_url, budget, self._ssl())
+        if ended is not None:
+            why = (
+                f"The notebook server stopped right after it started, before it answered: task"
+                f" {ended.describe()} (on agent {ended.hostname or ended.agent_id})"
+            )
+            feed.fail(why)
+            raise _spawn_error(why, reason="exited")
+        feed.finish()
+        return url
+
+    def _ssl(self):
+        """JupyterHub's context for reaching servers over internal SSL (None without)."""
+        settings = getattr(self.user, "settings", None) or {}
+        return make_ssl_context(
+            settings.get("internal_ssl_key"),
+            settings.get("internal_ssl_cert"),
+            cafile=settings.get("internal_ssl_ca"),
+        )
 
     async def progress(self):
         if self._feed is None:
@@ -681,6 +709,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             yield event
 
     async def poll(self):
+        """What the framework's record says, at once: no round trip to Mesos, no waiting."""
         fw = self.framework
         # Started even without a task: a restarted hub's first polls bring up the framework,
         # whose reconciliation finds tasks a crashed hub left behind.
@@ -690,21 +719,22 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         if not self.task_id:
             return None if self._starting else 0
         record = fw.task(self.task_id)
-        if record is None or record.state == "TASK_UNKNOWN":
-            # After a hub restart: wait for reconciliation before believing anything.
-            if not await fw.wait_reconciled(30):
-                return None
-            await fw.wait_change(self.task_id, 5)
-            record = fw.task(self.task_id)
-            if record is None or record.state == "TASK_UNKNOWN":
-                return None
-        if record.state in LIVE_STATES:
+        if record is None:
+            fw.track(self._saved_record())  # e.g. a framework started anew in this process
+            return None
+        if not record.claimed:
+            # Given up already (reported stopped, or stopped): it never counts as running again.
+            return 0 if record.state == "TASK_FINISHED" else 1
+        if not record.reconciled or record.state in LIVE_STATES:
+            # Not reconciled: Mesos has not answered since the hub (re)started; until it does,
+            # the server runs as it did (JupyterHub checks that it answers).
             return None
         if (
-            record.state == "TASK_UNREACHABLE"
+            record.state in MAY_RETURN_STATES
             and time.time() - record.state_since < self.unreachable_grace_seconds
         ):
-            # A partition may heal: the task then comes back RUNNING and this server keeps it.
+            # A partition may heal, an agent the master forgot may re-register: the task then
+            # comes back RUNNING and this server keeps it.
             return None
         reason = f"task {record.describe()}"
         if self.spark_driver:
@@ -713,15 +743,16 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
+        # JupyterHub calls no stop() now: should the task run again, the framework kills it.
+        fw.abandon(self.task_id)
         return 0 if record.state == "TASK_FINISHED" else 1
 
     async def stop(self, now: bool = False):
         if not self.task_id:
             return
         fw = self.framework
-        record = fw.task(self.task_id)
-        if record is None:
-            fw.track(TaskRecord(self.task_id, agent_id=self.agent_id, state="TASK_RUNNING"))
+        if fw.task(self.task_id) is None:
+            fw.track(self._saved_record())
         record = await fw.kill(self.task_id, timeout=self.kill_grace_seconds + 30)
         if record is not None and record.state not in TERMINAL_STATES:
             # The framework keeps killing it (orphan cleanup); the person learns on the spawn

@@ -46,6 +46,10 @@ class TaskRecord:
     # stopped): whenever the task shows up active again it is killed, never left unowned.
     kill_wanted: bool = False
     resources: tuple[Resource, ...] = ()
+    # Mesos has told this hub process something about the task. False for a task known only
+    # from a spawner's saved state (a restarted hub) until reconciliation answers: its
+    # ``state`` is then what the hub last believed, not what Mesos says.
+    reconciled: bool = True
 
     @property
     def active(self) -> bool:

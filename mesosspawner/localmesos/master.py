@@ -47,6 +47,7 @@ from .model import (
 from .operations import apply_offer_operation
 from .validation import (
     InvalidTask,
+    framework_update,
     id_value,
     validate_acknowledge,
     validate_framework_info,
@@ -123,6 +124,7 @@ class Master:
         self.removed_framework_ids: set[str] = set()
         self.agents: dict[str, Agent] = {}
         self.unreachable_agents: dict[str, float] = {}
+        self.gone_agents: dict[str, float] = {}  # marked gone by the operator (operator_api)
         # Agents the registry knew at election that have not re-registered yet.
         self.recovered_agents: dict[str, asyncio.TimerHandle | None] = {}
         self.registry: Registry | None = None
@@ -205,6 +207,12 @@ class Master:
             stream.close()
             return None
         fw = self.frameworks.get(fid) if fid else None
+        if fw is not None:
+            info, error = framework_update(fw.info, info)
+            if error is not None:
+                stream.send({"type": "ERROR", "error": {"message": error}})
+                stream.close()
+                return None
         if fw is None:
             if not fid:
                 fid = f"{self.id}-{next(self._fw_seq):04d}"
@@ -519,6 +527,9 @@ class Master:
                     ("TASK_UNREACHABLE" if pa else "TASK_LOST"),
                     "Reconciliation: Task is unreachable",
                 )
+            elif aid and aid in self.gone_agents:
+                state = "TASK_GONE_BY_OPERATOR" if pa else "TASK_LOST"
+                msg = "Reconciliation: Task is gone"
             else:
                 state, msg = (
                     ("TASK_UNKNOWN" if pa else "TASK_LOST"),
@@ -592,6 +603,12 @@ class Master:
         ip: str = "127.0.0.1",
     ) -> str:
         """Register (or re-register, with ``agent_id`` and running ``tasks``) an agent."""
+        if agent_id and agent_id in self.gone_agents:
+            # Mesos refuses it and tells it to shut down: nothing it runs is anyone's now.
+            log.warning("agent %s (%s) was marked gone: shutting it down", agent_id, hostname)
+            for fid in {id_value(t.get("framework_id")) or "" for t in tasks}:
+                link.shutdown_framework(fid)
+            return agent_id
         if agent_id and agent_id in self.agents:
             agent = self.agents[agent_id]
             agent.link = link

@@ -1,5 +1,6 @@
 """The master's operator API (``POST /api/v1``, ``mesos::master::Call`` in JSON), the part of it
-localmesos has: maintenance, draining, quota, teardown, health and version. Transport-free:
+localmesos has: maintenance, draining, quota, teardown, marking an agent gone, health and
+version. Transport-free:
 ``call(master, body)`` answers (status, JSON or text); ``handlers.py`` speaks HTTP.
 
 As Mesos 1.11 answers (``src/master/http.cpp``): 200 with a JSON ``Response`` for GET_* calls,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .gone import GoneError, mark_agent_gone
 from .maintenance import MaintenanceError
 from .model import VERSION
 from .quota import QuotaError
@@ -50,7 +52,7 @@ def call(master: Master, body: object) -> Answer:
         return 400, f"Failed to validate master::Call: Expecting '{key}' to be present"
     try:
         return handler(master, body.get(key) or {})
-    except (MaintenanceError, QuotaError) as e:
+    except (MaintenanceError, QuotaError, GoneError) as e:
         return e.status, e.message
 
 
@@ -86,6 +88,11 @@ def _update_quota(master: Master, body: dict) -> Answer:
     return 200, None
 
 
+def _mark_gone(master: Master, body: dict) -> Answer:
+    mark_agent_gone(master, body)
+    return 200, None
+
+
 def _teardown(master: Master, body: dict) -> Answer:
     fw = master.frameworks.get(id_value(body.get("framework_id")) or "")
     if fw is None:
@@ -115,4 +122,5 @@ _HANDLERS = {
     "GET_QUOTA": lambda m, b: _get("GET_QUOTA", "status", m.allocator.quotas.status_json()),
     "UPDATE_QUOTA": _update_quota,
     "TEARDOWN": _teardown,
+    "MARK_AGENT_GONE": _mark_gone,
 }

@@ -194,6 +194,19 @@ def validate_framework_info(info: dict) -> str | None:
     return None
 
 
+def framework_update(old: dict, new: dict) -> tuple[dict, str | None]:
+    """A re-subscription's FrameworkInfo as Mesos takes it (``validateUpdate`` after
+    ``preserveImmutableFields``): ``user`` and ``checkpoint`` silently keep their first value;
+    another principal is refused."""
+    if old.get("principal") != new.get("principal"):
+        return new, "Changing framework's principal is not allowed."
+    kept = dict(new, user=old.get("user"))
+    kept.pop("checkpoint", None)
+    if "checkpoint" in old:
+        kept["checkpoint"] = old["checkpoint"]
+    return kept, None
+
+
 def _role_error(role: object) -> str | None:
     if not isinstance(role, str) or not role:
         return f"Role {role!r} must be a non-empty string"

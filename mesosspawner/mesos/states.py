@@ -21,5 +21,9 @@ ACTIVE_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TAS
 STARTING_STATES = frozenset({"TASK_STAGING", "TASK_STARTING"})
 # Alive as far as Mesos knows: the notebook may be reached (or soon will be).
 LIVE_STATES = STARTING_STATES | {"TASK_RUNNING"}
+# Its agent is partitioned away (UNREACHABLE), or the master does not know the agent now
+# (UNKNOWN: "the task may or may not still be running", mesos.proto): not reachable, and no kill
+# reaches it, but Mesos may yet report it running again.
+MAY_RETURN_STATES = frozenset({"TASK_UNREACHABLE", "TASK_UNKNOWN"})
 # States in which the notebook cannot be reached, although Mesos may still bring it back.
-STOPPED_STATES = TERMINAL_STATES | {"TASK_UNREACHABLE", "TASK_UNKNOWN"}
+STOPPED_STATES = TERMINAL_STATES | MAY_RETURN_STATES

@@ -128,6 +128,7 @@ class StubFramework:
         self.agents = list(agents)
         self.spark = SparkRecorder()
         self.tasks: dict = {}  # what launch() returned, and what track() was told
+        self.abandoned: list[str] = []  # tasks poll() gave up on (no stop() follows)
 
     async def ensure_started(self, timeout=None) -> None:
         pass
@@ -152,6 +153,9 @@ class StubFramework:
         if record is not None:
             record.state = "TASK_KILLED"
         return record
+
+    def abandon(self, task_id: str) -> None:
+        self.abandoned.append(task_id)
 
     async def launch(self, req):
         self.launched.append(req)
