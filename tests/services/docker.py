@@ -7,8 +7,10 @@ that already answers is reused and never stopped by us.
 
 Importable helpers (for scripts) and pytest fixtures (re-exported by ``tests/conftest.py``):
 ``docker_engine`` (session: a ``DockerEngine``), ``base_image`` (session: image name),
-``registry`` (session: ``"127.0.0.1:PORT"``) and ``notebook_image`` (session: the base notebook
-image built on ``base_image`` and pushed, ``"127.0.0.1:PORT/mesosspawner/base-notebook:HASH"``).
+``registry`` (session: ``"127.0.0.1:PORT"``), ``notebook_image`` (session: the base notebook
+image built on ``base_image`` and pushed, ``"127.0.0.1:PORT/mesosspawner/base-notebook:HASH"``)
+and ``auth_registry`` (session: a second registry that refuses anonymous reads and pushes:
+htpasswd with bcrypt, one login each for the images service, CI and the agents).
 """
 
 from __future__ import annotations
@@ -66,6 +68,35 @@ class Registry:
     proc: subprocess.Popen
     root: Path
     log_path: Path
+    logins: dict = field(default_factory=dict)  # name -> registry.Credentials (auth only)
+
+    def docker_config(self, who: str, directory: Path) -> Path:
+        """``directory/config.json`` holding *who*'s login (what ``--docker_config``,
+        ``DOCKER_CONFIG`` and ``mesosspawner-images serve --docker-config`` take), mode 0600."""
+        from mesosspawner.images.registry import docker_config_json
+
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "config.json"
+        path.write_text(docker_config_json({self.address: self.logins[who]}))
+        path.chmod(0o600)
+        return path
+
+
+REGISTRY_LOGINS = ("images-service", "ci", "agents")
+
+
+def bcrypt_hash(password: str) -> str:
+    """A bcrypt hash for an htpasswd file (docker-registry accepts only bcrypt)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # libxcrypt's bcrypt; the module leaves Python in 3.13
+
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2**8))
+    if not hashed or not hashed.startswith("$2"):
+        raise RuntimeError("this libcrypt makes no bcrypt hashes, which docker-registry needs")
+    return hashed
 
 
 @contextlib.contextmanager
@@ -246,8 +277,9 @@ def ensure_base_image(
     return name
 
 
-def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:
-    """Run Debian's ``docker-registry`` on 127.0.0.1:free port with storage under *workdir*."""
+def start_registry(workdir: Path, timeout: float = 30.0, authenticated: bool = False) -> Registry:
+    """Run Debian's ``docker-registry`` on 127.0.0.1:free port with storage under *workdir*;
+    *authenticated*: every request needs one of ``REGISTRY_LOGINS`` (htpasswd, bcrypt)."""
     if shutil.which("docker-registry") is None:
         raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -255,13 +287,27 @@ def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:
     root.mkdir(exist_ok=True)
     port = free_port()
     config = workdir / "config.yml"
+    logins = {}
+    auth = ""
+    if authenticated:
+        import secrets
+
+        from mesosspawner.images.registry import Credentials
+
+        logins = {name: Credentials(name, secrets.token_urlsafe(18)) for name in REGISTRY_LOGINS}
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(
+            "".join(f"{c.username}:{bcrypt_hash(c.password)}\n" for c in logins.values())
+        )
+        htpasswd.chmod(0o600)
+        auth = f"auth:\n  htpasswd:\n    realm: mesosspawner-test\n    path: {htpasswd}\n"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         "storage:\n"
         f"  filesystem:\n    rootdirectory: {root}\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth
     )
     log_path = workdir / "registry.log"
     with open(log_path, "ab") as log:
@@ -272,13 +318,16 @@ def start_registry(workdir: Path, timeout: float = 30.0) -> Registry:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    registry = Registry(f"127.0.0.1:{port}", proc, root, log_path)
+    registry = Registry(f"127.0.0.1:{port}", proc, root, log_path, logins)
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"http://{registry.address}/v2/", timeout=2) as resp:
                 if resp.status == 200:
                     return registry
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401 and authenticated:
+                return registry
         except (urllib.error.URLError, OSError):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -404,6 +453,18 @@ def registry(tmp_path_factory) -> Iterator[str]:
     """``127.0.0.1:PORT`` of the session's loopback registry (shared by xdist workers)."""
     with shared_registry(session_shared_dir(tmp_path_factory) / "registry") as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory) -> Iterator[Registry]:
+    """A registry of this test process that needs a login for everything (htpasswd, bcrypt):
+    ``.logins`` has "images-service" and "ci" (who push) and "agents" (who pull); htpasswd
+    cannot tell them apart, so keeping the agents' login pull-only is the operator's part."""
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), authenticated=True)
+    try:
+        yield reg
+    finally:
+        stop_registry(reg)
 
 
 @pytest.fixture(scope="session")

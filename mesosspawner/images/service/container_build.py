@@ -87,6 +87,7 @@ def scan_export(chunks: Iterable[bytes], out: tarfile.TarFile | None = None) -> 
 
 
 def _ensure_base(client, base_ref: str, auth: Credentials | None, emit: Emit) -> Any:
+    """The base in the engine, pulled when missing (*auth*: the login for its registry)."""
     import docker
 
     try:
@@ -152,7 +153,9 @@ class ContainerBuild:
     def run(self, deadline: float) -> str:
         container = None
         try:
-            base = _ensure_base(self.client, self.base_ref, self.auth, self.emit)
+            # The service's login goes to the service's registry only, never to a base's other one.
+            same = self.base_ref.split("/", 1)[0] == self.ref.split("/", 1)[0]
+            base = _ensure_base(self.client, self.base_ref, self.auth if same else None, self.emit)
             container = self._create()
             self._run_script(container, deadline)
             self._strip(container)
