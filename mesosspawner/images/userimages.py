@@ -254,12 +254,6 @@ def owner_of(repo: str, namespace: str = USER_NAMESPACE) -> str | None:
     return None
 
 
-def may_see(repo: str, username: str, admin: bool, namespace: str = USER_NAMESPACE) -> bool:
-    """Lab images are everyone's; a person's images are theirs (and admins')."""
-    owner = owner_of(repo, namespace)
-    return admin or owner is None or owner == user_component(username)
-
-
 # ---------------------------------------------------------------------------- Dockerfile
 
 # The whole Dockerfile. Every substituted value has passed a grammar above and is shell-quoted:

@@ -152,10 +152,6 @@ def test_repositories_are_per_person_and_docker_valid():
     assert ui.image_repo("mss-alice", "base-notebook") == (
         "mesosspawner-users/mss-2dalice/base-notebook"
     )
-    assert ui.may_see("mesosspawner/base-notebook", "mss-bob", admin=False)
-    assert not ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "mss-bob", admin=False)
-    assert ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "mss-alice", admin=False)
-    assert ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "root", admin=True)
 
 
 def test_profile_offers_images_pinned_by_digest_on_docker_never_as_root():
