@@ -198,7 +198,10 @@ if not demo:
             for name in ("base-notebook", "gpu-notebook", "spark-notebook")
         },
         port=int(os.environ.get("MESOSSPAWNER_IMAGES_PORT", "10101")),
-        extra_args=["--build-timeout", "900", "--max-image-size", "8G"],
+        # The registry's login for the service (a Docker config.json, mode 0600): the registry
+        # should refuse anonymous pushes; agents pull with their own (mesos-agent --docker_config).
+        docker_config=os.environ.get("MESOSSPAWNER_REGISTRY_LOGIN") or None,
+        extra_args=["--build-timeout", "900", "--max-image-size", "8G", "--build-memory", "4G"],
     )
 
 # --- last: check the MesosSpawner settings now, so a typo stops the hub instead of every spawn,

@@ -28,7 +28,14 @@ pytest_plugins = [
 
 # A test that uses any of these fixtures gets the marker (see pyproject.toml for each one).
 MARKER_FIXTURES = {
-    "docker": {"docker_engine", "docker_client", "base_image", "registry", "notebook_image"},
+    "docker": {
+        "docker_engine",
+        "docker_client",
+        "base_image",
+        "registry",
+        "auth_registry",
+        "notebook_image",
+    },
     "browser": {"browser_page"},
     "zookeeper": {"zookeeper"},
     "real_mesos": {"real_mesos_home"},

@@ -32,6 +32,7 @@ def _parse_size(text: str) -> int:
 
 def serve_main(argv: list[str]) -> int:
     """``mesosspawner-images serve``: the images service (a JupyterHub service)."""
+    from .registry import credentials_for, load_docker_config
     from .service.app import ServiceConfig, serve
     from .service.builder import Limits
     from .userimages import USER_NAMESPACE
@@ -56,6 +57,26 @@ def serve_main(argv: list[str]) -> int:
         help="registry namespace of people's images: NAMESPACE/<escaped user>/<base>:<hash>",
     )
     parser.add_argument("--docker-host", help="Docker engine URL (default: DOCKER_HOST or socket)")
+    parser.add_argument(
+        "--docker-config",
+        metavar="FILE",
+        help="Docker client config (config.json, as `docker login` writes it) holding the "
+        "registry's login, used to read the registry, pull bases and push; without it the "
+        "registry must allow anonymous access",
+    )
+    parser.add_argument(
+        "--store",
+        default="images-service/images.json",
+        metavar="FILE",
+        help="where the service records the images it built (the only images 'My images' "
+        "offers; the hub reads it too); default: images-service/images.json",
+    )
+    parser.add_argument(
+        "--catalog-ttl",
+        type=float,
+        default=60.0,
+        help="seconds the registry browser reuses one walk of the registry's catalog",
+    )
     parser.add_argument(
         "--bind-url",
         default=os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"),
@@ -86,6 +107,33 @@ def serve_main(argv: list[str]) -> int:
         help="builds a person may have waiting or running (they run one at a time)",
     )
     parser.add_argument(
+        "--max-queued-total",
+        type=int,
+        default=limits.max_queued_total,
+        help="builds waiting or running for everyone together; more get HTTP 429",
+    )
+    parser.add_argument(
+        "--build-memory",
+        type=_parse_size,
+        default=limits.memory,
+        help="memory of a build container (e.g. 2G; no swap): a build over it fails",
+    )
+    parser.add_argument(
+        "--build-cpus", type=float, default=limits.cpus, help="CPUs a build container may use"
+    )
+    parser.add_argument(
+        "--build-pids",
+        type=int,
+        default=limits.pids,
+        help="processes and threads a build container may run",
+    )
+    parser.add_argument(
+        "--max-log-size",
+        type=_parse_size,
+        default=limits.max_log_bytes,
+        help="of one build's log kept and shown (e.g. 2M); the rest is dropped",
+    )
+    parser.add_argument(
         "--max-concurrent",
         type=int,
         default=limits.max_concurrent,
@@ -101,17 +149,35 @@ def serve_main(argv: list[str]) -> int:
     except ImagesError:
         parser.error("--base takes NAME=REF")
     hub_base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+    try:
+        auth = None
+        if opts.docker_config:
+            auth = credentials_for(opts.registry, load_docker_config(opts.docker_config))
+            if auth is None:
+                parser.error(
+                    f"--docker-config {opts.docker_config} has no login for {opts.registry}"
+                )
+    except ImagesError as exc:
+        parser.error(str(exc))
     config = ServiceConfig(
         registry=opts.registry,
         bases=bases,
+        store=opts.store,
+        auth=auth,
+        catalog_ttl=opts.catalog_ttl,
         namespace=opts.namespace,
         limits=Limits(
             build_timeout=opts.build_timeout,
             max_image_size=opts.max_image_size,
             max_queued_per_user=opts.max_queued,
+            max_queued_total=opts.max_queued_total,
             max_concurrent=opts.max_concurrent,
             max_packages=opts.max_packages,
             allow_apt=not opts.no_apt,
+            memory=opts.build_memory,
+            cpus=opts.build_cpus,
+            pids=opts.build_pids,
+            max_log_bytes=opts.max_log_size,
         ),
         docker_host=opts.docker_host,
         prefix=opts.prefix if opts.prefix.endswith("/") else opts.prefix + "/",

@@ -83,6 +83,11 @@ def agent_parser() -> argparse.ArgumentParser:
         help="as mesos-agent --image_providers; docker runs Mesos-containerizer images "
         "(needs --isolation=filesystem/linux,docker/runtime)",
     )
+    p.add_argument(
+        "--docker-config",
+        help="as mesos-agent --docker_config: absolute path of a Docker config.json whose "
+        "registry logins Docker images are pulled with",
+    )
     p.add_argument("--port", type=int, default=5051, help="port shown in offers (default 5051)")
     p.add_argument("--work-dir", help="where task sandboxes go (default: a temporary directory)")
     p.add_argument("--status-retry-interval", type=float, default=10.0)
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 source="command line",
                 isolation=args.isolation,
                 image_providers=args.image_providers,
+                docker_config=args.docker_config,
             )
             return _run(_agent_main(args, agent_cfg))
         args = master_parser().parse_args(argv)

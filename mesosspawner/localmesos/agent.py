@@ -313,7 +313,7 @@ class LocalAgent:
             raise RunnerError(
                 f"Cannot run Docker image {image!r}: localmesos Docker support unavailable ({e})"
             ) from None
-        return DockerRunner()
+        return DockerRunner(docker_config=self.containerization.docker_config)
 
     def _refusal(self, at: AgentTask) -> tuple[str, str, str] | None:
         """Why a real agent with default flags refuses the task before it starts:

@@ -98,6 +98,8 @@ class Containerization:
 
     isolation: tuple[str, ...] = ()
     image_providers: tuple[str, ...] = ()
+    # --docker_config: a Docker client config file whose logins the agent pulls images with.
+    docker_config: str | None = None
 
     @property
     def images(self) -> bool:
@@ -111,7 +113,10 @@ class Containerization:
 
 
 def parse_containerization(
-    isolation: object = "", image_providers: object = "", where: str = "agent"
+    isolation: object = "",
+    image_providers: object = "",
+    where: str = "agent",
+    docker_config: object = None,
 ) -> Containerization:
     """The opt-ins, checked as ``mesos-agent`` checks its flags; errors name ``where``."""
     iso = _names(isolation, "isolation", where)
@@ -140,7 +145,14 @@ def parse_containerization(
             " (mesos-agent: \"Docker runtime isolator has to be specified if 'DOCKER' is included"
             " in 'image_providers'\")"
         )
-    return Containerization(iso, providers)
+    if docker_config is not None and (
+        not isinstance(docker_config, str) or not docker_config.startswith("/")
+    ):
+        raise ClusterConfigError(
+            f"{where}: docker_config = {docker_config!r}: must be an absolute path to a Docker"
+            " config.json (as mesos-agent --docker_config)"
+        )
+    return Containerization(iso, providers, docker_config or None)
 
 
 def _names(value: object, key: str, where: str) -> tuple[str, ...]:
@@ -181,11 +193,12 @@ def parse_agent(
     *,
     isolation: object = "",
     image_providers: object = "",
+    docker_config: object = None,
 ) -> AgentConfig:
     """One agent from ``--resources`` / ``--attributes`` (and ``--isolation`` /
     ``--image_providers``) strings, errors naming ``source``."""
     containerization = parse_containerization(
-        isolation, image_providers, f"{source}: agent {hostname!r}"
+        isolation, image_providers, f"{source}: agent {hostname!r}", docker_config
     )
     try:
         res = parse_resources(resources)
@@ -210,7 +223,14 @@ def load(path: str) -> ClusterConfig:
     return from_dict(data, path)
 
 
-AGENT_KEYS = ("hostname", "resources", "attributes", "isolation", "image_providers")
+AGENT_KEYS = (
+    "hostname",
+    "resources",
+    "attributes",
+    "isolation",
+    "image_providers",
+    "docker_config",
+)
 
 
 def from_dict(data: dict, source: str) -> ClusterConfig:
@@ -257,6 +277,7 @@ def from_dict(data: dict, source: str) -> ClusterConfig:
                 source,
                 isolation=a.get("isolation", ""),
                 image_providers=a.get("image_providers", ""),
+                docker_config=a.get("docker_config"),
             )
         )
     check_agents(agents, source)

@@ -295,8 +295,10 @@ class DockerRunner:
         self,
         client_factory: Callable[[], Any] = _default_client,
         host_ip: str = "127.0.0.1",
+        docker_config: str | None = None,
     ) -> None:
         self._client_factory = client_factory
+        self._docker_config = docker_config
         self._host_ip = host_ip
         self._client = None
         self._container = None
@@ -363,9 +365,26 @@ class DockerRunner:
         except docker.errors.ImageNotFound:
             return False
 
-    def _pull(self, image: str) -> None:
+    def _auth_config(self, image: str) -> dict | None:
+        """The agent's login for the image's registry (``--docker_config``), as Mesos's Docker
+        containerizer gives ``docker pull`` in a private HOME: never in the task's sandbox."""
+        if not self._docker_config:
+            return None
+        from ..images.errors import ImagesError
+        from ..images.registry import credentials_for, load_docker_config
+
+        first = image.split("/", 1)[0]
+        registry = first if "/" in image and ("." in first or ":" in first) else "docker.io"
         try:
-            for line in self._client.api.pull(image, stream=True, decode=True):
+            login = credentials_for(registry, load_docker_config(self._docker_config))
+        except ImagesError as e:
+            raise RunnerError(f"Failed to pull image {image!r}: --docker_config: {e}") from None
+        return login.auth_config() if login else None
+
+    def _pull(self, image: str) -> None:
+        auth = self._auth_config(image)
+        try:
+            for line in self._client.api.pull(image, stream=True, decode=True, auth_config=auth):
                 if "error" in line:
                     raise RunnerError(f"Failed to pull image {image!r}: {line['error']}")
         except RunnerError:

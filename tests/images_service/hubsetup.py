@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mesosspawner.images.lab import split_ref
 from mesosspawner.images.registry import registry_digest
 from mesosspawner.testing.hub import Hub
 from mesosspawner.testing.net import free_port
+from tests.services.cluster import lab_agents
 from tests.services.e2e import docker_notebook_config, mesos_config
 
 PREFIX = "/services/images/"
@@ -27,24 +30,51 @@ async def pinned(notebook_image: str) -> str:
     return f"{repo}@{digest}"
 
 
-async def images_hub(hub_factory, clusters, homes, registry: str, notebook_image: str) -> Hub:
-    """A launched hub: notebooks in Docker from the lab's base image, the images service on."""
-    cluster = clusters("localmesos")
+async def images_hub(
+    hub_factory,
+    clusters,
+    homes,
+    registry: str,
+    notebook_image: str,
+    *,
+    bases: dict[str, str] | None = None,
+    store: Path | None = None,
+    docker_config: Path | None = None,
+    agent_docker_config: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+    extra: str = "",
+) -> Hub:
+    """A launched hub: notebooks in Docker from the lab's base image, the images service on
+    (``docker_config``: its registry login; ``agent_docker_config``: the agents' login, as
+    ``--docker_config``; ``store``: where it records what it built)."""
+    agents = lab_agents()
+    if agent_docker_config is not None:
+        agents = tuple(
+            replace(a, local_keys=(*a.local_keys, ("docker_config", str(agent_docker_config))))
+            for a in agents
+        )
+    cluster = clusters("localmesos", agents=agents)
     base = await pinned(notebook_image)
-    extra = (
+    options = {"docker_config": str(docker_config)} if docker_config else {}
+    if store is not None:
+        options["store"] = str(store)
+    args = ["--build-timeout", "1500", "--max-image-size", "4G", *extra_args]
+    config = (
         docker_notebook_config(base, homes)
         + f"""
 from mesosspawner.images.service.hubconfig import register_images_service
 register_images_service(
     c,
     registry={registry!r},
-    bases={{"base-notebook": {notebook_image!r}}},
+    bases={bases or {"base-notebook": notebook_image}!r},
     port={free_port()},
-    extra_args=["--build-timeout", "1500", "--max-image-size", "4G"],
+    extra_args={args!r},
+    **{options!r},
 )
 """
+        + extra
     )
-    hub = hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=240)
+    hub = hub_factory(mesos_config(cluster.url, homes, config), start_timeout=240)
     await hub.launch()
     return hub
 

@@ -152,13 +152,9 @@ def test_repositories_are_per_person_and_docker_valid():
     assert ui.image_repo("mss-alice", "base-notebook") == (
         "mesosspawner-users/mss-2dalice/base-notebook"
     )
-    assert ui.may_see("mesosspawner/base-notebook", "mss-bob", admin=False)
-    assert not ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "mss-bob", admin=False)
-    assert ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "mss-alice", admin=False)
-    assert ui.may_see("mesosspawner-users/mss-2dalice/base-notebook", "root", admin=True)
 
 
-def test_profile_offers_images_pinned_by_digest():
+def test_profile_offers_images_pinned_by_digest_on_docker_never_as_root():
     images = [
         ui.UserImage(
             "r:5000",
@@ -178,18 +174,26 @@ def test_profile_offers_images_pinned_by_digest():
             created="2026-01-01",
         ),
     ]
-    assert ui.user_images_profile([]) is None
-    profile = ui.user_images_profile(images)
+    assert ui.user_images_profile([]) == (None, [])
+    profile, skipped = ui.user_images_profile(images)
+    assert skipped == []
     choices = profile["profile_options"]["image"]["choices"]
     assert list(choices) == ["img-abc", "img-def"]
     assert choices["img-abc"]["default"] is True
     assert choices["img-abc"]["mesosspawner_override"] == {
-        "image": f"r:5000/mesosspawner-users/mss-2dalice/base-notebook@{DIGEST}"
+        "image": f"r:5000/mesosspawner-users/mss-2dalice/base-notebook@{DIGEST}",
+        "containerizer": "docker",
+        "gpus": 0,
+        "allow_root": False,
+        "image_starts_as_root": False,
     }
     # The profile is valid for the spawner's one validation path.
     from mesosspawner import profiles
 
-    (loaded,) = profiles.load_profile_list([profile], allowed_overrides={"image"})
+    (loaded,) = profiles.load_profile_list(
+        [profile],
+        allowed_overrides={"image", "containerizer", "gpus", "allow_root", "image_starts_as_root"},
+    )
     _, override = profiles.resolve([loaded], {"profile": "my-images", "image": "img-def"})
     assert override["image"].endswith(DIGEST)
     with pytest.raises(profiles.UserOptionsError):
@@ -198,3 +202,40 @@ def test_profile_offers_images_pinned_by_digest():
         "profile": "my-images",
         "profile-option-my-images--image": "img-abc",
     }
+
+
+def test_a_tag_that_makes_no_slug_is_skipped_with_a_reason_not_an_error():
+    good = ui.UserImage("r:5000", "mesosspawner-users/mss-2dalice/base-notebook", "abc", DIGEST)
+    bad = ui.UserImage("r:5000", "mesosspawner-users/mss-2dalice/base-notebook", "V1.0", DIGEST)
+    profile, skipped = ui.user_images_profile([bad, good])
+    assert list(profile["profile_options"]["image"]["choices"]) == ["img-abc"]
+    assert skipped == [
+        "tag 'V1.0' of mesosspawner-users/mss-2dalice/base-notebook makes no profile slug"
+        " (lower-case letters, digits, '-' and '_'): skipped"
+    ]
+    assert ui.user_images_profile([bad]) == (None, skipped)
+
+
+def test_the_build_script_is_the_run_line():
+    req = request(pip="six", apt="graphviz")
+    script = ui.run_script(req)
+    assert "\\\n" not in script
+    assert script.replace(" && ", " \\\n    && ") in ui.render_dockerfile(req)
+    assert ui.image_env(req) == {"NB_USER": "mss-alice", "NB_UID": "1001", "NB_GID": "1001"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "xattrs", "is_file", "why"),
+    [
+        (0o104755, [], True, "/usr/bin/su: setuid"),
+        (0o102755, [], True, "/usr/bin/su: setgid"),
+        (0o106755, [], True, "/usr/bin/su: setuid and setgid"),
+        (0o100755, ["security.capability"], True, "/usr/bin/su: file capabilities"),
+        (0o104755, ["security.capability"], True, "/usr/bin/su: setuid and file capabilities"),
+        (0o100755, ["user.comment", "security.selinux"], True, None),
+        (0o042775, [], False, None),  # a setgid directory: group inheritance, harmless
+        (0o101777, [], True, None),  # the sticky bit is no privilege
+    ],
+)
+def test_privileged_files_are_setuid_setgid_or_capable(mode, xattrs, is_file, why):
+    assert ui.privileged("usr/bin/su", mode, xattrs, is_file) == why

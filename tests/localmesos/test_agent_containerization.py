@@ -147,12 +147,31 @@ async def test_a_docker_image_in_the_mesos_containerizer_needs_image_providers(m
         ({"image_providers": "appc", "isolation": "filesystem/linux"}, "Docker images only"),
         ({"isolation": "filesystem/linx"}, "'filesystem/linx' is not a Mesos isolator"),
         ({"isolation": 3}, "comma-separated string or a list"),
+        ({"docker_config": "config.json"}, "must be an absolute path to a Docker config.json"),
     ],
 )
 def test_the_cluster_file_opt_ins_are_checked_as_mesos_agent_checks_its_flags(keys, expected):
     with pytest.raises(ClusterConfigError, match=expected) as info:
         from_dict({"agent": [dict(PLAIN, **keys)]}, "lab.toml")
     assert "lab.toml" in str(info.value) and "plain-1" in str(info.value)
+
+
+def test_docker_config_gives_the_docker_runner_the_login_of_the_images_registry(tmp_path):
+    from mesosspawner.images.registry import Credentials, docker_config_json
+    from mesosspawner.localmesos.docker_runner import DockerRunner
+
+    path = tmp_path / "config.json"
+    path.write_text(docker_config_json({"127.0.0.1:5000": Credentials("agents", "pw")}))
+    (agent,) = from_dict({"agent": [dict(PLAIN, docker_config=str(path))]}, "lab.toml").agents
+    assert agent.containerization.docker_config == str(path)
+    runner = DockerRunner(docker_config=agent.containerization.docker_config)
+    assert runner._auth_config("127.0.0.1:5000/lab/nb@sha256:" + "0" * 64) == {
+        "username": "agents",
+        "password": "pw",
+    }
+    assert runner._auth_config("127.0.0.1:6000/lab/nb:1") is None  # another registry
+    assert runner._auth_config("debian:bookworm") is None
+    assert DockerRunner()._auth_config("127.0.0.1:5000/lab/nb:1") is None
 
 
 def test_only_the_default_clusters_gpu_agent_runs_images():

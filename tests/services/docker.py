@@ -7,8 +7,10 @@ that already answers is reused and never stopped by us.
 
 Importable helpers (for scripts) and pytest fixtures (re-exported by ``tests/conftest.py``):
 ``docker_engine`` (session: a ``DockerEngine``), ``base_image`` (session: image name),
-``registry`` (session: ``"127.0.0.1:PORT"``) and ``notebook_image`` (session: the base notebook
-image built on ``base_image`` and pushed, ``"127.0.0.1:PORT/mesosspawner/base-notebook:HASH"``).
+``registry`` (session: ``"127.0.0.1:PORT"``), ``notebook_image`` (session: the base notebook
+image built on ``base_image`` and pushed, ``"127.0.0.1:PORT/mesosspawner/base-notebook:HASH"``)
+and ``auth_registry`` (session: a second registry that refuses anonymous reads and pushes:
+htpasswd with bcrypt, one login each for the images service, CI and the agents).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from mesosspawner.testing.registry import start_registry
+from mesosspawner.testing.registry import Registry, start_registry, stop_registry
 from mesosspawner.testing.registry import terminate as _terminate
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -338,6 +340,18 @@ def registry(tmp_path_factory) -> Iterator[str]:
     """``127.0.0.1:PORT`` of the session's loopback registry (shared by xdist workers)."""
     with shared_registry(session_shared_dir(tmp_path_factory) / "registry") as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory) -> Iterator[Registry]:
+    """A registry of this test process that needs a login for everything (htpasswd, bcrypt):
+    ``.logins`` has "images-service" and "ci" (who push) and "agents" (who pull); htpasswd
+    cannot tell them apart, so keeping the agents' login pull-only is the operator's part."""
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), authenticated=True)
+    try:
+        yield reg
+    finally:
+        stop_registry(reg)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,14 @@
 """The images service: a JupyterHub service at /services/images/ (hub OAuth login).
 
-Registry browser (every repository and tag the person may see, with digest, size, created time,
-the content hash and Dockerfile it came from, and the running servers on each digest) and
-"build my image" (validated request -> template Dockerfile -> build -> push). Thin: validation
-and templating are ``userimages``; builds are ``builder``; registry reads are
-``registry``.
+Registry browser (the lab's images and the person's own built images, with digest, size,
+created time, the content hash and Dockerfile it came from, and the running servers on each
+digest) and "build my image" (validated request -> template Dockerfile -> build -> push). Thin:
+validation and templating are ``userimages``; builds are ``builder``; registry reads are
+``registry``, cached here (``CatalogCache``); what was built is ``store``.
+
+A person's images are the ones the service recorded in its store, never whatever a registry path
+holds: a tag planted under someone's path is not shown to them and has no spawn link (admins see
+it listed as "unrecorded", to look into). Spawn links go to the viewer's own images only.
 
 Which servers run which digest comes from the hub REST API: ``GET /users`` with the service's
 token (scopes ``list:users``, ``read:servers``, ``admin:server_state``), reading each running
@@ -32,18 +36,20 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from .. import lab
 from .. import registry as registry_api
+from ..errors import ImagesError
+from ..registry import Credentials, TagInfo
+from ..store import ImageStore, Record
 from ..userimages import (
     LABEL_BASE,
     LABEL_DOCKERFILE,
     LABEL_HASH,
     LABEL_PACKAGES,
-    LABEL_USER,
     USER_NAMESPACE,
     RequestError,
     UserImage,
-    may_see,
     owner_of,
     spawn_query,
+    user_component,
     validate_request,
 )
 from .builder import FINISHED, Builder, BuildRefused, Limits
@@ -60,10 +66,43 @@ def ids_from_passwd(username: str) -> tuple[int | None, int | None]:
     return pw.pw_uid, pw.pw_gid
 
 
+class CatalogCache:
+    """The registry's tags with their details, read at most once per *ttl* seconds (and after
+    each push), by one reader at a time; details of a digest are read once (they never change).
+    """
+
+    def __init__(self, registry: str, auth: Credentials | None, ttl: float = 60.0) -> None:
+        self.registry, self.auth, self.ttl = registry, auth, ttl
+        self._tags: list[TagInfo] = []
+        self._at = -1e9
+        self._known: dict[str, TagInfo] = {}
+        self._lock = asyncio.Lock()
+        self.walks = 0  # how many times the catalog was walked (tests, logs)
+
+    def invalidate(self) -> None:
+        self._at = -1e9
+
+    async def tags(self) -> list[TagInfo]:
+        async with self._lock:
+            if time.monotonic() - self._at < self.ttl:
+                return self._tags
+            known = dict(self._known)
+            tags = await asyncio.to_thread(
+                registry_api.catalog, self.registry, auth=self.auth, known=known
+            )
+            self.walks += 1
+            self._known.update({t.digest: t for t in tags if t.digest})
+            self._tags, self._at = tags, time.monotonic()
+            return tags
+
+
 @dataclass
 class ServiceConfig:
     registry: str
     bases: dict[str, str]  # slug -> reference (tag or digest); resolved to digests per request
+    store: str = "images-service/images.json"  # the images it built (``store.ImageStore``)
+    auth: Credentials | None = None  # the registry login for reads, pulls and pushes
+    catalog_ttl: float = 60.0
     namespace: str = USER_NAMESPACE
     limits: Limits = field(default_factory=Limits)
     docker_host: str | None = None
@@ -85,7 +124,17 @@ class Service:
             client.api.timeout = timeout  # socket reads: a silent build cannot outlive the limit
             return client
 
-        self.builder = Builder(config.registry, config.namespace, config.limits, connect)
+        self.store = ImageStore(config.store, config.namespace)
+        self.catalog = CatalogCache(config.registry, config.auth, config.catalog_ttl)
+        self.builder = Builder(
+            config.registry,
+            config.namespace,
+            config.limits,
+            connect,
+            self.store,
+            auth=config.auth,
+            on_pushed=lambda record: self.catalog.invalidate(),
+        )
         self._bases: dict[str, str] = {}
         self._bases_at = 0.0
 
@@ -100,7 +149,14 @@ class Service:
                 continue
             repo, tag = lab.split_ref(ref)
             host, _, path = repo.partition("/")
-            digest = await asyncio.to_thread(registry_api.registry_digest, host, path, tag)
+            auth = self.config.auth if host == self.config.registry else registry_api.AUTO
+            try:
+                digest = await asyncio.to_thread(
+                    registry_api.registry_digest, host, path, tag, auth=auth
+                )
+            except ImagesError as exc:
+                log.warning("base image %s (%s) not resolved: %s", slug, ref, exc)
+                continue
             if digest:
                 out[slug] = f"{repo}@{digest}"
             else:
@@ -131,50 +187,88 @@ class Service:
                     out.setdefault(digest, []).append({"user": user["name"], "server": name})
         return out
 
-    async def visible_images(self, username: str, admin: bool) -> list[dict]:
+    async def visible_images(self, username: str, admin: bool) -> tuple[list[dict], str | None]:
+        """The rows of the registry browser, and a message when the registry could not be read
+        (the person's recorded images are still listed then, without sizes)."""
         namespace = self.config.namespace
-        tags, servers = await asyncio.gather(
-            asyncio.to_thread(
-                registry_api.catalog,
-                self.config.registry,
-                lambda repo: may_see(repo, username, admin, namespace),
-            ),
-            self.servers_by_digest(),
+        error = None
+        try:
+            tags = await self.catalog.tags()
+        except ImagesError as exc:
+            log.warning("registry browser of %s: %s", username, exc)
+            tags, error = [], f"The registry could not be read: {exc}"
+        records, servers = await asyncio.gather(
+            asyncio.to_thread(self.store.records), self.servers_by_digest()
         )
+        recorded = {(r.repo, r.tag): r for r in records if r.registry == self.config.registry}
+        by_ref = {(t.repo, t.tag): t for t in tags}
         rows = []
-        for info in tags:
-            running = servers.get(info.digest, [])
+
+        def row(info: TagInfo | None, record: Record | None, kind: str) -> dict:
+            repo = record.repo if record else info.repo
+            tag = record.tag if record else info.tag
+            digest = record.digest if record else info.digest
+            details = info or TagInfo(repo, tag, digest, None)
+            running = servers.get(digest, [])
             mine = [s for s in running if admin or s["user"] == username]
-            image = UserImage(self.config.registry, info.repo, info.tag, info.digest)
+            own = record is not None and record.user == username
+            image = UserImage(self.config.registry, repo, tag, digest)
+            return {
+                "repo": repo,
+                "tag": tag,
+                "digest": digest,
+                "pinned": f"{self.config.registry}/{repo}@{digest}",
+                "size": details.size,
+                "size_text": _size(details.size),
+                "created": _when(record.created if record else details.created),
+                "content_hash": details.labels.get(LABEL_HASH) or tag,
+                "base": details.labels.get(LABEL_BASE, ""),
+                "packages": record.packages if record else details.labels.get(LABEL_PACKAGES, ""),
+                "dockerfile": details.labels.get(LABEL_DOCKERFILE, ""),
+                "user": record.user if record else "",
+                "kind": kind,
+                "servers": mine,
+                "other_servers": len(running) - len(mine),
+                # Only a person's own recorded images: never a link to start someone else's.
+                "spawn_url": (
+                    url_path_join(self.config.hub_base_url, "hub/spawn")
+                    + "?"
+                    + urlencode(spawn_query(image))
+                    if own
+                    else None
+                ),
+            }
+
+        for info in tags:
             owner = owner_of(info.repo, namespace)
-            rows.append(
-                {
-                    "repo": info.repo,
-                    "tag": info.tag,
-                    "digest": info.digest,
-                    "pinned": f"{self.config.registry}/{info.repo}@{info.digest}",
-                    "size": info.size,
-                    "size_text": _size(info.size),
-                    "created": info.created[:19].replace("T", " ") if info.created else "",
-                    "content_hash": info.labels.get(LABEL_HASH) or info.tag,
-                    "base": info.labels.get(LABEL_BASE, ""),
-                    "packages": info.labels.get(LABEL_PACKAGES, ""),
-                    "dockerfile": info.labels.get(LABEL_DOCKERFILE, ""),
-                    "user": info.labels.get(LABEL_USER, ""),
-                    "kind": "user" if owner else "lab",
-                    "servers": mine,
-                    "other_servers": len(running) - len(mine),
-                    "spawn_url": (
-                        url_path_join(self.config.hub_base_url, "hub/spawn")
-                        + "?"
-                        + urlencode(spawn_query(image))
-                        if owner
-                        else None
-                    ),
-                }
-            )
-        rows.sort(key=lambda r: (r["kind"] != "user", r["repo"], r["created"]), reverse=False)
-        return rows
+            if owner is None:
+                rows.append(row(info, None, "lab"))
+                continue
+            record = recorded.get((info.repo, info.tag))
+            if record is not None and record.digest == info.digest:
+                continue  # listed below, from the record
+            if admin:
+                rows.append(row(info, None, "unrecorded"))
+            elif owner == user_component(username):
+                log.warning(
+                    "not showing %s:%s to %s: not an image this service built%s",
+                    info.repo,
+                    info.tag,
+                    username,
+                    " (the tag now names another digest)" if record else "",
+                )
+        for (repo, tag), record in sorted(recorded.items()):
+            if record.user == username or admin:
+                info = by_ref.get((repo, tag))
+                info = info if info is not None and info.digest == record.digest else None
+                rows.append(row(info, record, "user"))
+        order = {"user": 0, "lab": 1, "unrecorded": 2}
+        rows.sort(key=lambda r: (order[r["kind"]], r["repo"], r["created"]))
+        return rows, error
+
+
+def _when(created: str) -> str:
+    return created[:19].replace("T", " ") if created else ""
 
 
 def _size(size: int | None) -> str:
@@ -231,7 +325,7 @@ class IndexHandler(BaseHandler):
         username, admin = self.who
         env: jinja2.Environment = self.settings["jinja_env"]
         bases = await self.service.pinned_bases()
-        rows = await self.service.visible_images(username, admin)
+        rows, registry_error = await self.service.visible_images(username, admin)
         builds = self.service.builder.builds_of(None if admin else username)
         self.finish(
             env.get_template("images_service.html").render(
@@ -242,6 +336,7 @@ class IndexHandler(BaseHandler):
                 registry=self.service.config.registry,
                 bases=bases,
                 images=rows,
+                registry_error=registry_error,
                 builds=[b.model() for b in builds[:20]],
                 limits=self.service.config.limits,
                 xsrf_token=self.xsrf_token.decode()
@@ -255,7 +350,8 @@ class ImagesAPIHandler(BaseHandler):
     @api_authenticated
     async def get(self) -> None:
         username, admin = self.who
-        self.json({"images": await self.service.visible_images(username, admin)})
+        rows, error = await self.service.visible_images(username, admin)
+        self.json({"images": rows, "registry_error": error})
 
 
 class BuildsAPIHandler(BaseHandler):

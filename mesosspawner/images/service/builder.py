@@ -1,28 +1,34 @@
 """Build and push people's images: one build at a time per person, in a thread, with limits.
 
-The engine calls (docker SDK, blocking) run in a thread executor; log lines cross back to the
-event loop with ``call_soon_threadsafe``, where readers of a build's log wait for them. An
-identical request whose content-hash tag is already in the registry is reused without a build.
+The engine work (``container_build``: docker SDK, blocking) runs in a thread; log lines cross
+back to the event loop with ``call_soon_threadsafe``, where readers of a build's log wait for
+them. An identical request whose content-hash tag the service already recorded is reused without
+a build. A pushed image is recorded in the service's store (``store``): the only images "My
+images" offers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import secrets
-import tarfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from .. import lab, registry
+from .. import registry
 from ..errors import ImagesError
-from ..userimages import BuildRequest, image_repo, labels, render_dockerfile
+from ..registry import Credentials
+from ..store import ImageStore, Record
+from ..userimages import BuildRequest, image_env, image_repo, labels, render_dockerfile, run_script
+from .container_build import ContainerBuild
+from .limits import Limits
 
 log = logging.getLogger(__name__)
+MAX_LINE = 2000  # characters of one log line kept
 
 QUEUED, BUILDING, PUSHING, DONE, REUSED, FAILED = (
     "queued",
@@ -33,18 +39,6 @@ QUEUED, BUILDING, PUSHING, DONE, REUSED, FAILED = (
     "failed",
 )
 FINISHED = (DONE, REUSED, FAILED)
-
-
-@dataclass
-class Limits:
-    """What an admin bounds (``mesosspawner-images serve --help``)."""
-
-    build_timeout: float = 900.0  # seconds for build + push
-    max_image_size: int = 8 * 2**30  # bytes, the built image as the engine reports it
-    max_queued_per_user: int = 3  # builds waiting or running per person
-    max_concurrent: int = 1  # builds running at once on the engine
-    max_packages: int = 20
-    allow_apt: bool = True
 
 
 @dataclass
@@ -62,6 +56,9 @@ class Build:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    max_log_bytes: int = Limits.max_log_bytes
+    log_bytes: int = 0
+    dropped: int = 0  # lines over the log cap, not kept
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -82,7 +79,21 @@ class Build:
             return None
         return (self.finished or time.time()) - self.started
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, *, always: bool = False) -> None:
+        """Append a log line; past the log cap lines are counted, not kept (``always``: the
+        service's own closing lines, which say how the build ended)."""
+        if len(line) > MAX_LINE:
+            line = line[:MAX_LINE] + f" [... {len(line) - MAX_LINE} characters cut]"
+        if not always and self.log_bytes + len(line) + 1 > self.max_log_bytes:
+            if not self.dropped:
+                self.lines.append(
+                    f"[log cut: over this hub's limit of {self.max_log_bytes // 1024} KiB; the "
+                    "build goes on]"
+                )
+            self.dropped += 1
+            self._notify()
+            return
+        self.log_bytes += len(line) + 1
         self.lines.append(line)
         self._notify()
 
@@ -120,6 +131,7 @@ class Build:
             "error": self.error,
             "seconds": round(self.seconds, 1) if self.seconds is not None else None,
             "dockerfile": self.dockerfile,
+            "log_lines_dropped": self.dropped,
         }
         if with_log:
             out["log"] = list(self.lines)
@@ -139,12 +151,18 @@ class Builder:
         namespace: str,
         limits: Limits,
         connect: Callable[[float], Any],
+        store: ImageStore,
+        auth: Credentials | None = None,
         keep: int = 200,
+        on_pushed: Callable[[Record], None] | None = None,
     ) -> None:
         self.registry = registry
         self.namespace = namespace
         self.limits = limits
+        self.store = store
+        self.auth = auth
         self._connect = connect  # timeout -> docker client
+        self._on_pushed = on_pushed
         self._builds: OrderedDict[str, Build] = OrderedDict()
         self._keep = keep
         self._user_locks: dict[str, asyncio.Lock] = {}
@@ -171,8 +189,22 @@ class Builder:
                 f"you have {len(active)} builds queued or running; the limit is "
                 f"{self.limits.max_queued_per_user}: wait for one to finish"
             )
+        everyone = sum(1 for b in self._builds.values() if b.status not in FINISHED)
+        if everyone >= self.limits.max_queued_total:
+            raise BuildRefused(
+                f"the build queue is full ({everyone} builds queued or running, this hub's limit "
+                f"is {self.limits.max_queued_total}); try again in a few minutes"
+            )
         dockerfile = render_dockerfile(req)
-        build = Build(secrets.token_hex(6), req.username, req, self.registry, repo, dockerfile)
+        build = Build(
+            secrets.token_hex(6),
+            req.username,
+            req,
+            self.registry,
+            repo,
+            dockerfile,
+            max_log_bytes=self.limits.max_log_bytes,
+        )
         self._builds[build.id] = build
         while len(self._builds) > self._keep:
             oldest = next(iter(self._builds.values()))
@@ -182,19 +214,23 @@ class Builder:
         asyncio.get_running_loop().create_task(self._run(build))
         return build
 
+    def _recorded(self, build: Build) -> Record | None:
+        for record in self.store.of(build.username):
+            if (record.repo, record.tag, record.registry) == (build.repo, build.tag, self.registry):
+                return record
+        return None
+
     async def _run(self, build: Build) -> None:
         lock = self._user_locks.setdefault(build.username, asyncio.Lock())
         try:
-            digest = await asyncio.to_thread(
-                registry.registry_digest, self.registry, build.repo, build.tag
-            )
-            if digest:
-                build.digest = digest
-                build.add(f"{build.ref} is already in the registry: reusing it, nothing built")
-                build.started = build.created
-                build.set_status(REUSED)
-                return
             async with lock:  # one build at a time per person, in order
+                record = await asyncio.to_thread(self._recorded, build)
+                if record is not None:
+                    build.digest = record.digest
+                    build.add(f"{build.ref} was built before: reusing {record.pinned}")
+                    build.started = build.created
+                    build.set_status(REUSED)
+                    return
                 build.add("waiting for the build engine")
                 async with self._engine_slots:
                     build.started = time.time()
@@ -210,23 +246,37 @@ class Builder:
                     build.digest = await asyncio.to_thread(
                         self._build_and_push, build, emit, status
                     )
-                    build.add(f"pushed {build.pinned}")
+                    record = Record(
+                        user=build.username,
+                        registry=self.registry,
+                        repo=build.repo,
+                        base=build.request.base,
+                        tag=build.tag,
+                        digest=build.digest,
+                        packages=build.request.packages_summary(),
+                        created=datetime.now(UTC).isoformat(timespec="seconds"),
+                    )
+                    await asyncio.to_thread(self.store.add, record)
+                    if self._on_pushed:
+                        self._on_pushed(record)
+                    build.add(f"pushed {build.pinned}", always=True)
                     build.set_status(DONE)
         except ImagesError as exc:
-            build.add(f"ERROR: {exc}")
+            build.add(f"ERROR: {exc}", always=True)
             build.set_status(FAILED, str(exc).splitlines()[0])
         except Exception as exc:  # noqa: BLE001 - shown to the person, logged for the admin
             log.exception("build %s of %s failed", build.id, build.username)
-            build.add(f"ERROR: {type(exc).__name__}: {exc}")
+            build.add(f"ERROR: {type(exc).__name__}: {exc}", always=True)
             build.set_status(FAILED, f"{type(exc).__name__}: {exc}")
         finally:
             log.info(
-                "build %s of %s for %s: %s in %.1fs",
+                "build %s of %s for %s: %s in %.1fs%s",
                 build.id,
                 build.ref,
                 build.username,
                 build.status,
                 build.seconds or 0.0,
+                f" ({build.error})" if build.error else "",
             )
 
     # ------------------------------------------------------------------ in the thread
@@ -239,33 +289,23 @@ class Builder:
             emit(f"building {build.ref} from {build.request.base_ref}")
             for line in build.dockerfile.splitlines():
                 emit(f"| {line}")
-            stream = client.api.build(
-                fileobj=_dockerfile_tar(build.dockerfile),
-                custom_context=True,
-                tag=build.ref,
+            job = ContainerBuild(
+                client,
+                build_id=build.id,
+                base_ref=build.request.base_ref,
+                script=run_script(build.request),
+                env=image_env(build.request),
                 labels=labels(build.request, build.dockerfile),
-                rm=True,
-                forcerm=True,
-                pull=False,
-                decode=True,
+                ref=build.ref,
+                limits=limits,
+                auth=self.auth,
+                emit=emit,
+                status=status,
+                follow=lambda stream, what, until: self._follow(stream, what, until, emit),
             )
-            self._follow(stream, "build", deadline, emit)
-            image = client.images.get(build.ref)
-            size = int(image.attrs.get("Size") or 0)
-            emit(f"image size {size / 2**20:.1f} MiB")
-            if size > limits.max_image_size:
-                client.images.remove(build.ref, force=True)
-                raise ImagesError(
-                    f"the image is {size / 2**20:.0f} MiB, over this hub's limit of "
-                    f"{limits.max_image_size / 2**20:.0f} MiB; remove packages and try again"
-                )
-            status(PUSHING)
-            repo, tag = lab.split_ref(build.ref)
-            emit(f"pushing {build.ref}")
-            aux = self._follow(
-                client.api.push(repo, tag=tag, stream=True, decode=True), "push", deadline, emit
+            digest = job.run(deadline) or registry.registry_digest(
+                self.registry, build.repo, build.tag, auth=self.auth
             )
-            digest = aux.get("Digest") or registry.registry_digest(self.registry, build.repo, tag)
             if not digest:
                 raise ImagesError(f"the registry has no digest for {build.ref} after push")
             return digest
@@ -296,18 +336,5 @@ class Builder:
         finally:
             close = getattr(stream, "close", None)
             if close:
-                close()  # an abandoned build stream makes the engine cancel the build
+                close()
         return aux
-
-
-def _dockerfile_tar(dockerfile: str) -> io.BytesIO:
-    """A build context holding only the Dockerfile (the template copies nothing in)."""
-    buf = io.BytesIO()
-    data = dockerfile.encode()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf

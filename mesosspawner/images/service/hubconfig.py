@@ -7,7 +7,10 @@
     )
 
 Adds the managed service (its page at ``/services/images/``), the scopes it needs, lets every
-user reach it, and offers each person's built images as the "My images" profile.
+user reach it, and offers each person's built images as the "My images" profile: the images the
+service recorded in ``store`` (a file both the service and the hub read; the service writes it).
+``docker_config``: a Docker client config with the registry's login (the service reads, pulls and
+pushes with it); the registry should refuse anonymous pushes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def register_images_service(
     name: str = "images",
     port: int = 10101,
     namespace: str = USER_NAMESPACE,
+    store: str | os.PathLike = "images-service/images.json",
+    docker_config: str | os.PathLike | None = None,
     extra_args: Sequence[str] = (),
     environment: Mapping[str, str] | None = None,
     offer_profiles: bool = True,
@@ -42,7 +47,11 @@ def register_images_service(
     command = [sys.executable, "-m", "mesosspawner.images", "serve", "--registry", registry]
     for slug, ref in bases.items():
         command += ["--base", f"{slug}={ref}"]
-    command += ["--namespace", namespace, *extra_args]
+    store = os.path.abspath(store)  # the hub and the service agree whatever their directories
+    command += ["--namespace", namespace, "--store", store]
+    if docker_config is not None:
+        command += ["--docker-config", os.path.abspath(docker_config)]
+    command += [*extra_args]
     env = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "DOCKER_HOST") if k in os.environ}
     env.update(environment or {})
     service = {
@@ -69,7 +78,9 @@ def register_images_service(
 
         current = c.MesosSpawner.profile_list
         base = current if callable(current) or isinstance(current, list | tuple) else []
-        c.MesosSpawner.profile_list = with_user_images(base, registry=registry, namespace=namespace)
+        c.MesosSpawner.profile_list = with_user_images(
+            base, registry=registry, store=store, namespace=namespace
+        )
         _keep_framework_roles(c, base)
     return service
 
