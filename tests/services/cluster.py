@@ -365,9 +365,11 @@ class InProcessLocalmesos(Cluster):
 async def start_in_process(
     work_dir: Path, agents: tuple[AgentSpec, ...] = CONFORMANCE_AGENTS, **overrides
 ) -> InProcessLocalmesos:
-    """localmesos on this event loop, with short heartbeats, retries and timeouts."""
+    """localmesos on this event loop, with short heartbeats, retries and timeouts; it runs
+    tasks as root (``allow_root_tasks``), as the conformance suites' real agents do."""
     settings = {
         "port": 0,
+        "allow_root_tasks": True,
         "heartbeat_interval": 0.5,
         "status_retry_interval": 0.5,
         "allocation_interval": 0.2,
@@ -456,9 +458,12 @@ def start_localmesos_processes(
     masters: int = 1,
     agent_processes: bool = False,
     master_args: tuple[str, ...] = (),
+    allow_root_tasks: bool = True,
 ) -> LocalmesosProcesses:
     """The localmesos CLI: ``masters`` masters (more than one needs ``zk``), its agents inside
-    the master, or with ``agent_processes`` (or ZooKeeper) one agent process each."""
+    the master, or with ``agent_processes`` (or ZooKeeper) one agent process each. With
+    ``allow_root_tasks`` (the test clusters' default, as their real agents run root's tasks)
+    the master gets ``--allow-root-tasks``."""
     if masters > 1 and not zk:
         raise ValueError("more than one master needs ZooKeeper")
     procs = _Procs()
@@ -466,6 +471,8 @@ def start_localmesos_processes(
     separate = agent_processes or zk is not None
     toml = "".join(a.toml() for a in agents)
     args = list(master_args) + (["--zk", zk] if zk else [])
+    if allow_root_tasks:
+        args.append("--allow-root-tasks")
     try:
         for i in range(masters):
             m = LocalMesos(
@@ -602,6 +609,7 @@ def start_cluster(
     agent_processes: bool = False,
     docker: bool = False,
     localmesos_args: tuple[str, ...] = (),
+    allow_root_tasks: bool = True,
     master_flags: tuple[str, ...] = (),
     agent_flags: tuple[str, ...] = (),
 ) -> Cluster:
@@ -609,7 +617,8 @@ def start_cluster(
 
     ``localmesos_args`` go to a localmesos master, ``master_flags``/``agent_flags`` to real
     Mesos's (each kind ignores the other's); ``docker`` gives real agents the Docker
-    containerizer (localmesos agents always have it).
+    containerizer (localmesos agents always have it). ``allow_root_tasks=False``: a localmesos
+    master refuses root's tasks, as it does when started without ``--allow-root-tasks``.
     """
     agents = lab_agents() if agents is None else tuple(agents)
     if kind == "real":
@@ -630,6 +639,7 @@ def start_cluster(
             masters=masters,
             agent_processes=agent_processes,
             master_args=localmesos_args,
+            allow_root_tasks=allow_root_tasks,
         )
     raise ValueError(f"cluster kind {kind!r}: expected one of {KINDS}")
 
@@ -728,7 +738,8 @@ class Clusters:
 @pytest.fixture
 async def clusters() -> AsyncIterator[Clusters]:
     """``clusters(kind, agents=None, zk=..., masters=..., agent_processes=..., docker=...,
-    localmesos_args=..., master_flags=..., agent_flags=...)``, ``await clusters.in_process(...)``,
+    localmesos_args=..., allow_root_tasks=..., master_flags=..., agent_flags=...)``,
+    ``await clusters.in_process(...)``,
     ``await clusters.faultable(kind, agents)``: clusters this test owns (it may fault them); all
     stopped after the test."""
     made = Clusters()
