@@ -284,7 +284,9 @@ async def _task_of(cluster, user: str, server: str) -> dict | None:
 
 async def _planted_process() -> Callable[[], Awaitable[None]]:
     """A process with a marker on its command line: ps's control once the notebook is gone."""
-    proc = await asyncio.create_subprocess_exec("sleep", "600", ARG_MARK)
+    proc = await asyncio.create_subprocess_exec(
+        "/usr/bin/python3", "-c", "import time; time.sleep(600)", ARG_MARK
+    )
 
     async def stop() -> None:
         proc.kill()

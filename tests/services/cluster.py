@@ -412,6 +412,11 @@ class LocalmesosProcesses(Cluster):
         running = [m.url for m in self.procs.masters if m.running]
         return (running or self.master_urls)[0]
 
+    def agent_work_dir(self, hostname: str) -> str:
+        if hostname in self.procs.agents:
+            return super().agent_work_dir(hostname)  # an agent process's own temporary one
+        return str(self.procs.masters[0].workdir / "work")
+
     def _agent(self, hostname: str) -> LocalMesosAgent:
         try:
             return self.procs.agents[hostname]
@@ -475,10 +480,15 @@ def start_localmesos_processes(
         args.append("--allow-root-tasks")
     try:
         for i in range(masters):
+            sandboxes = work_dir / f"master-{i}" / "work"  # its agents' (agent_work_dir)
+            sandboxes.mkdir(parents=True)
+            sandboxes.chmod(0o755)  # tasks run as the test users
             m = LocalMesos(
                 work_dir / f"master-{i}",
                 None if separate else toml,
-                extra_args=args + (["--no-agents"] if separate else []),
+                extra_args=args
+                + ["--work-dir", str(sandboxes)]
+                + (["--no-agents"] if separate else []),
             )
             procs.masters.append(m)
             m.start()
