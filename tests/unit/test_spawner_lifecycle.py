@@ -336,3 +336,31 @@ async def test_max_gpus_per_user_counts_the_persons_other_running_servers(stub):
     cpu = make_spawner(max_gpus_per_user=1, env_file_delivery=False)
     cpu.user.spawners = {"exp1": running, "exp2": running}
     await asyncio.wait_for(cpu.start(), 5)  # no GPU asked for: never refused
+
+
+async def test_with_internal_ssl_the_env_file_is_served_over_https_with_the_hubs_certificate(
+    stub, tmp_path
+):
+    from certipy import Certipy
+    from tornado.httpclient import AsyncHTTPClient
+
+    # What JupyterHub's internal_ssl makes in internal_certs_location (certipy's layout).
+    store = Certipy(store_dir=str(tmp_path))
+    store.create_ca("hub-ca")
+    ca = store.create_signed_pair("hub-internal", "hub-ca", alt_names=["IP:127.0.0.1"])["files"]
+    s = make_spawner(internal_ssl=True, internal_certs_location=str(tmp_path), env_file_port=0)
+    s.api_token = "s3cr3t-t0ken-value-1234567890"
+    start = asyncio.ensure_future(s.start())
+    for _ in range(100):
+        if stub.launched:
+            break
+        await asyncio.sleep(0.01)
+    (req,) = stub.launched
+    url = req.spec.env_file_uris[0]
+    assert url.startswith("https://127.0.0.1:")
+    body = (await AsyncHTTPClient().fetch(url, ca_certs=ca["ca"])).body.decode()
+    assert "JUPYTERHUB_API_TOKEN=s3cr3t-t0ken-value-1234567890" in body
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    s._env_files._drop.stop()
