@@ -24,6 +24,10 @@ c.JupyterHub.hub_bind_url = os.environ.get("JUPYTERHUB_HUB_BIND_URL", "http://12
 # same id, persisted next to the database), so the hub must not stop them when it exits.
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
+# Limits per person: at most 3 named servers, and their GPUs together at most 2 (a spawn over
+# it is refused, saying how many GPUs the person's other servers hold).
+c.JupyterHub.named_server_limit_per_user = 3
+c.MesosSpawner.max_gpus_per_user = 2
 
 if demo:
     c.JupyterHub.authenticator_class = "dummy"  # any user name, any password
@@ -84,6 +88,8 @@ if demo:
         if os.environ.get("MESOSSPAWNER_DEMO_UID"):
             c.MesosSpawner.uid = int(os.environ["MESOSSPAWNER_DEMO_UID"])
             c.MesosSpawner.gid = int(os.environ["MESOSSPAWNER_DEMO_GID"])
+            # Notebooks run as you, whatever your uid (min_uid keeps system accounts out).
+            c.MesosSpawner.min_uid = min(1000, c.MesosSpawner.uid)
     c.MesosSpawner.pre_spawn_hook = home_hook(
         accounts=accounts,
         homes=os.environ.get("MESOSSPAWNER_DEMO_HOME", "/tmp/mesosspawner-demo"),

@@ -169,6 +169,10 @@ class Demo:
         cmd += ["--work-dir", str(self.workdir / "mesos")]
         if self.args.config:
             cmd += ["--config", self.args.config]
+        if os.getuid() == 0:
+            # localmesos has no authentication: as root it runs tasks only as the demo's own
+            # unprivileged accounts (and never as root), whoever on this machine asks.
+            cmd += ["--task-users", demo_users.PREFIX + "*"]
         (self.workdir / "mesos").mkdir(exist_ok=True)
         os.chmod(self.workdir / "mesos", 0o755)  # notebooks of other accounts reach sandboxes
         self.mesos = subprocess.Popen(

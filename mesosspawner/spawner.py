@@ -38,11 +38,12 @@ from traitlets import (
     default,
 )
 
-from . import availability, first_answer, naming, placement, profiles, spark, taskinfo
-from .envdrop import EnvDrop
+from . import availability, first_answer, identity, naming, placement, profiles, spark, taskinfo
+from .envdrop import EnvDrop, EnvFiles
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
 from .mesos.states import LIVE_STATES, MAY_RETURN_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
+from .security_traits import SecurityTraits
 from .spark_cleanup import CleanupError
 from .spark_traits import SparkTraits
 from .tasks import MAX_LAUNCHES
@@ -54,7 +55,7 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
+class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
@@ -82,6 +83,11 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
     ).tag(config=True)
 
     gpus = Int(0, help="Whole GPUs each notebook gets.").tag(config=True)
+    max_gpus_per_user = Int(
+        0,
+        help="""Most GPUs one person's running servers may hold together (named servers
+        included); a spawn that would go over is refused, saying why. 0: no limit.""",
+    ).tag(config=True)
     disk_limit = Float(0.0, help="Disk (MiB; Mesos calls it MB) each notebook reserves.").tag(
         config=True
     )
@@ -138,10 +144,6 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         containerizer); must exist on the agents. Default: the JupyterHub user name.""",
     ).tag(config=True)
 
-    allow_root = Bool(
-        False, help="Allow notebooks to run as uid 0. Off: such a spawn is refused."
-    ).tag(config=True)
-
     force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
     image_starts_as_root = Bool(
         True,
@@ -156,25 +158,6 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
     ).tag(config=True)
     kill_grace_seconds = Float(
         30.0, help="Seconds between SIGTERM and SIGKILL when a notebook is stopped."
-    ).tag(config=True)
-
-    env_file_delivery = Bool(
-        True,
-        help="""Docker containerizer: pass secret variables (JUPYTERHUB_API_TOKEN and others named
-        like tokens, passwords or keys) in a one-time env file that the Mesos fetcher downloads
-        from the hub into the task's sandbox, not as `docker run -e`, whose command line anyone
-        on the agent can read with `ps`. The agents must reach `env_file_host:env_file_port`.""",
-    ).tag(config=True)
-    env_file_ip = Unicode(
-        "", help="IP the one-time env-file server binds to (default: the hub's own bind IP)."
-    ).tag(config=True)
-    env_file_port = Int(0, help="Port of the one-time env-file server (0: any free port).").tag(
-        config=True
-    )
-    env_file_host = Unicode(
-        "",
-        help="""Host name or IP the Mesos agents use to reach the env-file server (default: the
-        host of the hub API URL that notebooks use).""",
     ).tag(config=True)
 
     use_agent_hostname = Bool(
@@ -217,7 +200,9 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
     host_port = Int(0)
     spark_driver = Unicode(None, allow_none=True)  # the driver's libprocess host:port
     profile_slug = Unicode(None, allow_none=True)
+    task_gpus = Int(0)  # the GPUs the running task holds (for max_gpus_per_user)
     _feed = Any(None, allow_none=True)
+    _env_files = Any(None, allow_none=True)  # EnvFiles of the spawn under way
     _starting = False  # inside start(): poll() must say "running" (None), not 0
 
     def load_state(self, state: dict) -> None:
@@ -229,6 +214,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         self.host_port = int(state.get("host_port") or 0)
         self.spark_driver = state.get("spark_driver")
         self.profile_slug = state.get("profile")
+        self.task_gpus = int(state.get("gpus") or 0)
         if self.task_id:
             self.framework.track(self._saved_record())
 
@@ -255,6 +241,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
                 host_port=self.host_port,
                 spark_driver=self.spark_driver,
                 profile=self.profile_slug,
+                gpus=self.task_gpus,
                 # Read by the images service (admin:server_state): which server runs which digest.
                 image=self.image,
             )
@@ -265,6 +252,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         self.task_id = self.agent_id = self.agent_hostname = self.agent_ip = None
         self.spark_driver = None
         self.host_port = 0
+        self.task_gpus = 0
         self._feed = None  # JupyterHub clears state as a new spawn begins
 
     # ------------------------------------------------------------------ framework
@@ -421,41 +409,44 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
 
     # ------------------------------------------------------------------ start / poll / stop
 
-    def _resolve_ids(self) -> tuple[str | None, int | None, int | None]:
-        """(system user name, uid, gid) the notebook runs as; SpawnRefused for root unless
-        allowed, and for an image without a uid."""
+    def _resolve_ids(self) -> tuple[str, int, int | None]:
+        """(system user name, uid, gid) the notebook runs as (``identity.resolve``); SpawnRefused
+        for an account the hub host does not know, below ``min_uid``, or root unless allowed."""
         name = self.system_user(self) if callable(self.system_user) else self.system_user
         if name is None:
             name = self.user.name
         uid = self.uid(self) if callable(self.uid) else self.uid
         gid = self.gid(self) if callable(self.gid) else self.gid
+        pw = _passwd(name) if name else None
+        account = pw and identity.Account(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir, pw.pw_shell)
         try:
-            pw = pwd.getpwnam(name) if name else None
-        except KeyError:
-            pw = None
-        if pw is not None:
-            uid = pw.pw_uid if uid is None else uid
-            gid = pw.pw_gid if gid is None else gid
-        if not self.allow_root:
-            # command.user (a name) decides for plain and Mesos-containerizer tasks, the uid for
-            # Docker: either one being root is a root notebook.
-            why = None
-            if uid == 0:
-                why = "uid 0"
-            elif name == "root":
-                why = "system user 'root'"
-            elif pw is not None and pw.pw_uid == 0:
-                why = f"system user {name!r}, which is uid 0 on this host"
-            if why:
-                raise SpawnRefused(
-                    f"Refusing to run {self.user.name}'s notebook as root ({why}); choose a"
-                    " non-root system_user/uid, or set c.MesosSpawner.allow_root = True"
-                )
-        if self.image and uid is None:
-            raise SpawnRefused(
-                f"No uid for user {name!r}: create the system user or set c.MesosSpawner.uid"
+            return identity.resolve(
+                self.user.name,
+                name,
+                account,
+                uid,
+                gid,
+                min_uid=self.min_uid,
+                allow_root=self.allow_root,
             )
-        return name, uid, gid
+        except identity.IdentityRefused as e:
+            raise SpawnRefused(str(e)) from None
+
+    def _gpu_ceiling(self, gpus: int) -> str | None:
+        """Why ``gpus`` more would put the person over ``max_gpus_per_user``, or None."""
+        limit = self.max_gpus_per_user
+        if not limit or not gpus:
+            return None
+        spawners = getattr(self.user, "spawners", None) or {}
+        others = [s for s in spawners.values() if s is not self and getattr(s, "active", False)]
+        used = sum(getattr(s, "task_gpus", 0) for s in others)
+        if used + gpus <= limit:
+            return None
+        return (
+            f"{self.user.name} would hold {used + gpus} GPUs, over the limit of {limit} per"
+            f" person (c.MesosSpawner.max_gpus_per_user): {used} are in use by your other"
+            " servers; stop one, or pick a profile with fewer GPUs"
+        )
 
     def _request_for(self, override: dict | None = None) -> placement.Request:
         def get(name):
@@ -499,6 +490,9 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         if spark_settings is not None and self.spark_secret:
             env[spark.SECRET_ENV] = self.spark_secret
         containerizer = taskinfo.containerizer_for(self.containerizer, self.gpus)
+        secret_env = tuple(self.secret_env)
+        if self.environment_is_secret:
+            secret_env += tuple(self.environment)
         return taskinfo.TaskSpec(
             task_id=naming.task_id(self.hub_id, self.user.name, self.name or "", nonce),
             name=f"jupyter {naming.safe_name(self.user.name)}"
@@ -521,9 +515,14 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             spark=spark_settings,
             kill_grace_seconds=self.kill_grace_seconds,
             force_pull_image=self.force_pull_image,
-            docker_parameters=tuple(sorted(self.docker_parameters.items())),
+            docker_parameters=(
+                *(tuple(p) for p in self.docker_security_parameters),
+                *sorted(self.docker_parameters.items()),
+            ),
             entrypoint_drops_root=self.image_starts_as_root,
-            env_file_uris=self._prepare_env_files(env, containerizer),
+            env_file_uris=self._prepare_env_files(env, secret_env),
+            secret_env=secret_env,
+            env_file_delivery=self.env_file_delivery,
         )
 
     async def _spark_notes(self, settings: spark.SparkSettings, feed: ProgressFeed) -> None:
@@ -541,36 +540,40 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         base_url = self.server.base_url if self.server else "/"
         return taskinfo.ServiceURL("https" if self.internal_ssl else "http", self.ip, base_url)
 
-    def _prepare_env_files(self, env: dict[str, str], containerizer: str) -> tuple[str, ...]:
+    def _prepare_env_files(self, env: dict[str, str], secret_env) -> tuple[str, ...]:
         """Put this spawn's secret variables in the one-time env-file server, before the launch
         is queued (they do not depend on the offer): one URL per possible launch attempt, as
         each answers once. Discarded when the launch ends."""
         self._discard_env_files()
-        enabled = self.env_file_delivery
-        if not taskinfo.secrets_in_env_file(self.image, containerizer, enabled=enabled):
-            return ()
-        _, secret = taskinfo.split_secret_env(env)
+        delivery = self.env_file_delivery
+        _, secret = taskinfo.secrets_in_env_file(env, secret_env, enabled=delivery)
         if not secret:
             return ()
         text = taskinfo.docker_env_file(secret)
         host = self.env_file_host or urlparse(self.hub.api_url).hostname or "127.0.0.1"
-        drop = EnvDrop.shared(
-            self.env_file_ip or self.hub.ip or "0.0.0.0", self.env_file_port, host
-        )
-        self._env_drop = drop
-        urls = []
-        for _ in range(MAX_LAUNCHES):
-            key, url = drop.put(text, ttl=self.start_timeout + 60)
-            self._env_file_keys.append(key)
-            urls.append(url)
-        return tuple(urls)
+        certfile, keyfile = self.env_file_ssl_cert, self.env_file_ssl_key
+        if not certfile and self.internal_ssl and self.internal_certs_location:
+            # The hub's own internal certificate (JupyterHub's certipy store layout).
+            base = os.path.join(self.internal_certs_location, "hub-internal", "hub-internal")
+            certfile, keyfile = base + ".crt", base + ".key"
+        try:
+            drop = EnvDrop.shared(
+                self.env_file_ip or self.hub.ip or "0.0.0.0",
+                self.env_file_port,
+                host,
+                certfile=certfile or None,
+                keyfile=keyfile or None,
+            )
+        except (OSError, ValueError) as e:  # a taken port, an unreadable certificate
+            raise ValueError(f"the one-time env-file server cannot start: {e}") from None
+        if self._env_files is None:
+            self._env_files = EnvFiles()
+        return self._env_files.prepare(drop, text, MAX_LAUNCHES, ttl=self.start_timeout + 60)
 
     def _discard_env_files(self) -> None:
         # Fetched before the task can run, so once a launch has ended none is needed again.
-        drop = getattr(self, "_env_drop", None)
-        for key in getattr(self, "_env_file_keys", ()):
-            drop.discard(key)
-        self._env_file_keys: list[str] = []
+        if self._env_files is not None:
+            self._env_files.discard()
 
     def image_env(self) -> dict[str, str]:
         """Name the environment that produced a result: the image reference (and digest)."""
@@ -614,6 +617,10 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
             feed.fail(str(e))
             raise _spawn_error(str(e), reason="config") from None
         fw = self.framework
+        over = self._gpu_ceiling(request.gpus)
+        if over:
+            feed.fail(over)
+            raise _spawn_error(over, reason="config")
         if request.role not in fw.config.roles:
             # No offer of a role the framework did not subscribe with ever comes: fail now.
             why = (
@@ -670,6 +677,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits):
         self.agent_ip = record.ip
         # The ports are the placement's: read from the launched task, never set while placing.
         self.host_port = record.ports[0]
+        self.task_gpus = request.gpus
         self.port = spec.container_port if spec.network_mode == "bridge" else self.host_port
         if spark_settings is not None and len(record.ports) > spark.DRIVER_PORTS:
             host = record.ip or record.hostname or ""

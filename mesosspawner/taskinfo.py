@@ -1,15 +1,23 @@
 """Build the v1 ``TaskInfo`` JSON for a notebook from a spec and the placement it won.
 
 Pure. The container rules are Mesos's: the Docker containerizer for CPU and Spark
-notebooks, with the user given as the Docker ``user`` parameter (Docker never receives
-``command.user``); the Mesos containerizer with a Docker image for GPU notebooks (the Docker
-containerizer has no GPU support), running as ``command.user``; no image means a plain
-command task (a process on the agent).
+notebooks, with the user given as the Docker ``user`` parameter (Docker's process never runs
+as ``command.user``, which only makes the sandbox the person's); the Mesos containerizer with a
+Docker image for GPU notebooks (the Docker containerizer has no GPU support), running as
+``command.user``; no image means a plain command task (a process on the agent).
+
+Secrets never travel in the TaskInfo, whatever the kind of task (``secrets_in_env_file``): a real
+agent shows a task's environment to anyone who can read its ``/state`` or operator API, and puts
+it on ``ps`` (``docker run -e``, ``mesos-containerizer launch --launch_info``). They reach the
+task as a one-time env file the fetcher puts in the sandbox, which a start wrapper reads and
+deletes before the notebook starts: the image's start script (``docker/base-notebook``) for
+images, ``PLAIN_START_SCRIPT`` for plain command tasks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import posixpath
 import re
@@ -30,10 +38,27 @@ NETWORK_MODES = ("host", "bridge")
 SPARK_PORTS = sparkconf.DRIVER_PORTS  # driver, block manager, libprocess, UI
 VOLUME_FIELDS = ("username", "uid", "gid", "servername")
 _VOLUME_KEYS = ("host_path", "container_path", "mode")
-# Env vars whose values must never show up in labels (labels are visible in /master/state and
-# are what orphan detection reads; a token there would leak to anyone who can read the master).
-_SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|_KEY)$", re.IGNORECASE)
+# Names of the variables that are secret (shell-style patterns, case-insensitive): they reach a
+# task only through its one-time env file. ``MesosSpawner.secret_env`` defaults to these.
+DEFAULT_SECRET_ENV = (
+    "JUPYTERHUB_API_TOKEN",
+    "JPY_API_TOKEN",
+    "*TOKEN*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*PASS",
+    "*_KEY",
+    "*APIKEY*",
+    "*_PAT",
+    "*CREDENTIAL*",
+    "*DATABASE_URL",
+    "*_DSN",
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Secret values shorter than this are not looked for in public fields (a 3-letter password
+# would match half the labels); real tokens are 32 characters or more.
+_MIN_SECRET_LEN = 8
 
 
 @dataclass(frozen=True)
@@ -75,38 +100,84 @@ class TaskSpec:
     kill_grace_seconds: float = 30.0
     force_pull_image: bool = False
     docker_parameters: tuple[tuple[str, str], ...] = ()
-    # Docker containerizer: one-time URLs of an env file holding the secret variables, which
-    # then stay out of the task's environment (``docker run -e`` shows them to ``ps``). Each
-    # answers once, so each launch attempt gets its own: attempt n the n-th (the last beyond).
+    # One-time URLs of the env file holding the secret variables (``secrets_in_env_file``),
+    # which then stay out of the TaskInfo. Each answers once, so each launch attempt gets its
+    # own: attempt n the n-th (the last beyond).
     env_file_uris: tuple[str, ...] = ()
+    # Which variables are secret (``secrets_in_env_file``'s patterns) and whether they go by
+    # env file at all (False: ``env_file_delivery`` off, secrets in the TaskInfo).
+    secret_env: tuple[str, ...] = DEFAULT_SECRET_ENV
+    env_file_delivery: bool = True
     uris: tuple[str, ...] = ()  # more files the Mesos fetcher puts in the sandbox first
     # Mesos containerizer with an image: its entrypoint (the docker-stacks start script) starts
     # as root and drops to uid/gid; False: it runs as ``user``, which must exist in the image.
     entrypoint_drops_root: bool = True
 
 
-# Where the fetcher puts the env file, relative to the sandbox: the Docker executor runs
-# ``docker run`` from the sandbox, so ``--env-file`` finds it there.
+# Where the fetcher puts the env file, relative to the sandbox. The TaskInfo names it in
+# MESOSSPAWNER_ENV_FILE (not secret), which tells an image's start script to read it.
 ENV_FILE_NAME = ".mesosspawner.env"
+ENV_FILE_VAR = "MESOSSPAWNER_ENV_FILE"
+
+# Plain command tasks: ``/bin/sh -c PLAIN_START_SCRIPT mesosspawner-env ARGV...``. The script
+# is fixed and the notebook's argv are positional arguments, so nothing a person controls is
+# parsed by a shell. It exports the env file's variables, deletes the file (failing closed if it
+# cannot), then execs the notebook: the secrets are never on disk while the notebook runs.
+# docker/base-notebook/start-notebook.sh does the same for images.
+PLAIN_START_SCRIPT = (
+    'f="${MESOS_SANDBOX:-$PWD}/' + ENV_FILE_NAME + '"\n'
+    'if [ ! -f "$f" ]; then echo "mesosspawner: the one-time env file $f is missing, so the'
+    ' notebook would start without its API token" >&2; exit 66; fi\n'
+    'while IFS= read -r line || [ -n "$line" ]; do\n'
+    '  case "$line" in [A-Za-z_]*=*) ;; *) echo "mesosspawner: $f: a line is not NAME=VALUE"'
+    " >&2; exit 65;; esac\n"
+    '  name="${line%%=*}"\n'
+    '  case "$name" in *[!A-Za-z0-9_]*) echo "mesosspawner: $f: a bad variable name" >&2;'
+    " exit 65;; esac\n"
+    '  export "$name=${line#*=}"\n'
+    'done < "$f"\n'
+    'rm -f -- "$f" && [ ! -e "$f" ] || { echo "mesosspawner: cannot delete $f; the sandbox must'
+    " be writable by the notebook's user\" >&2; exit 73; }\n"
+    'exec "$@"\n'
+)
+PLAIN_START_NAME = "mesosspawner-env"  # $0 of the script, in its error messages
 
 
-def secrets_in_env_file(image: str | None, containerizer: str, *, enabled: bool) -> bool:
-    """How secret variables reach the task: True, in a one-time env file the fetcher downloads
-    (Mesos's Docker containerizer passes the environment to ``docker run -e``, which every user
-    on the agent can read with ``ps``); False, in the task's environment. The one rule, used by
-    the spawner (whether to prepare the file) and by ``build_task_info`` (whether to use it)."""
-    return bool(enabled and image is not None and containerizer == "docker")
+def is_secret(name: str, secret_env: Sequence[str] = DEFAULT_SECRET_ENV) -> bool:
+    """Whether variable ``name`` matches one of the ``secret_env`` names or shell-style
+    patterns (``*TOKEN*``), ignoring case."""
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern.upper()) for pattern in secret_env)
 
 
-def split_secret_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(plain, secret): secret variables are those named like tokens, passwords and keys."""
-    plain = {k: v for k, v in env.items() if not _SECRET_ENV.search(k)}
-    secret = {k: v for k, v in env.items() if _SECRET_ENV.search(k)}
+def secrets_in_env_file(
+    env: Mapping[str, str],
+    secret_env: Sequence[str] = DEFAULT_SECRET_ENV,
+    *,
+    enabled: bool = True,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """How a task's variables travel, for every kind of task: (in the TaskInfo, in the
+    one-time env file). The secret ones (``is_secret``) go by env file: a real agent shows a
+    TaskInfo's environment to anyone who can read its ``/state`` or operator API, and on ``ps``.
+    ``enabled`` False (``env_file_delivery`` off): everything in the TaskInfo. The one rule,
+    used by the spawner (what the file holds) and by ``build_task_info`` (what stays out)."""
+    if not enabled:
+        return dict(env), {}
+    return split_secrets(env, secret_env)
+
+
+def split_secrets(
+    env: Mapping[str, str], secret_env: Sequence[str] = DEFAULT_SECRET_ENV
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain, secret) by ``secret_env``'s names and patterns, however they then travel."""
+    plain = {k: v for k, v in env.items() if not is_secret(k, secret_env)}
+    secret = {k: v for k, v in env.items() if is_secret(k, secret_env)}
     return plain, secret
 
 
 def docker_env_file(env: Mapping[str, str]) -> str:
-    """``env`` in Docker's ``--env-file`` format (one NAME=VALUE a line, no quoting)."""
+    """``env`` as an env file (Docker's ``--env-file`` format: one NAME=VALUE a line, no
+    quoting), which the start wrappers read."""
     lines = []
     for name in sorted(env):
         value = env[name]
@@ -335,23 +406,42 @@ def build_task_info(
             f"task {spec.task_id}: {number(gpus)} GPU(s) with the Docker containerizer: Mesos's"
             " Docker containerizer has no GPU support; use containerizer 'mesos' for GPU images"
         )
-    env = dict(spec.env)
+    # What travels how (the one rule): the secret part of the spawner's environment is in the
+    # env file it prepared; whatever is added below from the placement is never secret.
+    env, secret = secrets_in_env_file(spec.env, spec.secret_env, enabled=spec.env_file_delivery)
+    env_file_uri = None
+    if secret:
+        if not spec.env_file_uris:
+            raise ValueError(
+                f"task {spec.task_id!r}: the secret variable(s) {', '.join(sorted(secret))} would"
+                " be in the TaskInfo, which agents show to anyone; they go only by the one-time"
+                " env file, and none was prepared"
+            )
+        env_file_uri = spec.env_file_uris[min(attempt, len(spec.env_file_uris) - 1)]
+        env[ENV_FILE_VAR] = ENV_FILE_NAME
+    added: dict[str, str] = {}
     if spec.service_url is not None:
-        env["JUPYTERHUB_SERVICE_URL"] = spec.service_url.at(notebook_port(spec, placement))
-    if not gpus:
+        added["JUPYTERHUB_SERVICE_URL"] = spec.service_url.at(notebook_port(spec, placement))
+    if not gpus and "NVIDIA_VISIBLE_DEVICES" not in env:
         # On a GPU agent the nvidia container runtime shows a container every GPU unless told
         # otherwise: a CPU-only notebook must see none (Mesos itself sets nothing here).
-        env.setdefault("NVIDIA_VISIBLE_DEVICES", "void")
+        added["NVIDIA_VISIBLE_DEVICES"] = "void"
     docker = spec.image is not None and spec.containerizer == "docker"
-    env_file_uri = None
-    if spec.env_file_uris and secrets_in_env_file(spec.image, spec.containerizer, enabled=True):
-        env_file_uri = spec.env_file_uris[min(attempt, len(spec.env_file_uris) - 1)]
     if spec.spark is not None:
-        spec = _with_spark(spec, task_id, placement, env, secrets_out=env_file_uri is not None)
-    _check_labels(spec.labels, env)
-    if env_file_uri:
-        env, _ = split_secret_env(env)
+        spec = _with_spark(spec, task_id, placement, added, secrets_out=bool(secret))
+    for name in added:
+        if spec.env_file_delivery and is_secret(name, spec.secret_env):
+            raise ValueError(
+                f"task {spec.task_id!r}: {name} is named like a secret (secret_env) but is set"
+                " from the offer, so it cannot go by the env file; remove the pattern matching it"
+            )
+    env.update(added)
+    _check_public(spec, split_secrets(spec.env, spec.secret_env)[1])
     argv = list(spec.argv)
+    if env_file_uri and spec.image is None:
+        # A plain command task: the fixed wrapper reads and deletes the env file, then execs
+        # the notebook, whose argv are only positional arguments of the script.
+        argv = ["/bin/sh", "-c", PLAIN_START_SCRIPT, PLAIN_START_NAME, *argv]
     command: dict[str, Any] = {
         "shell": False,
         "value": argv[0],
@@ -373,7 +463,9 @@ def build_task_info(
             command["user"] = "root"
         elif spec.user:
             command["user"] = spec.user
-    elif spec.user and not docker:
+    elif spec.user:
+        # Docker's process runs as the ``user`` parameter; command.user makes the sandbox (and
+        # the fetched env file) the person's, so the start script can delete the file.
         command["user"] = spec.user
     uris = [{"value": uri} for uri in spec.uris]
     if env_file_uri:
@@ -398,7 +490,7 @@ def build_task_info(
         ),
         "command": command,
     }
-    container = _container(spec, placement, env_file=env_file_uri is not None)
+    container = _container(spec, placement)
     if container is not None:
         task["container"] = container
     if spec.labels:
@@ -438,6 +530,11 @@ def _check_spec(spec: TaskSpec, placement: Placement) -> None:
     for uri in (*spec.uris, *spec.env_file_uris):
         if not isinstance(uri, str) or not uri:
             raise ValueError(f"{where}: fetcher URIs must be non-empty strings, not {uri!r}")
+    for key, value in spec.labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"{where}: label {key!r}: keys and values must be strings")
+    if not all(isinstance(p, str) and p for p in spec.secret_env):
+        raise ValueError(f"{where}: secret_env must be non-empty names or patterns")
     if not math.isfinite(spec.kill_grace_seconds) or spec.kill_grace_seconds < 0:
         raise ValueError(f"{where}: kill_grace_seconds must be >= 0, not {spec.kill_grace_seconds}")
     if spec.uid is not None:
@@ -457,19 +554,27 @@ def _check_drop_target(spec: TaskSpec, env: Mapping[str, str]) -> None:
         )
 
 
-def _check_labels(labels: Mapping[str, str], env: Mapping[str, str]) -> None:
-    secrets = {k: v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"label {key!r}: keys and values must be strings")
-        for name, secret in secrets.items():
-            if secret in key or secret in value:
+def _check_public(spec: TaskSpec, secret: Mapping[str, str]) -> None:
+    """No secret value in what a TaskInfo shows everyone: labels, name, command line, Docker
+    parameters, volumes (labels are also what orphan detection reads in ``/master/state``)."""
+    values = {k: v for k, v in secret.items() if len(v) >= _MIN_SECRET_LEN}
+    if not values:
+        return
+    public = [("name", spec.name)]
+    public += [(f"label {k!r}", f"{k}={v}") for k, v in spec.labels.items()]
+    public += [(f"argument {i}", a) for i, a in enumerate(spec.argv)]
+    public += [(f"docker parameter {k!r}", f"{k}={v}") for k, v in spec.docker_parameters]
+    public += [(f"volume {v.get('container_path')!r}", repr(v)) for v in spec.volumes]
+    for where, text in public:
+        for name, value in values.items():
+            if value in text:
                 raise ValueError(
-                    f"label {key!r} would expose the value of {name}; labels are public"
+                    f"task {spec.task_id!r}: {where} would expose the value of {name}; task"
+                    " names, labels, command lines and container settings are public"
                 )
 
 
-def _container(spec: TaskSpec, placement: Placement, *, env_file: bool) -> dict | None:
+def _container(spec: TaskSpec, placement: Placement) -> dict | None:
     if spec.image is None:
         # A plain command task. Host volumes still need a container (type MESOS, no image):
         # that is how Mesos mounts them for a process.
@@ -509,8 +614,6 @@ def _container(spec: TaskSpec, placement: Placement, *, env_file: bool) -> dict 
             ]
             docker["port_mappings"] = mappings
         parameters = []
-        if env_file:
-            parameters.append({"key": "env-file", "value": ENV_FILE_NAME})
         if spec.uid is not None:
             user = str(spec.uid) if spec.gid is None else f"{spec.uid}:{spec.gid}"
             parameters.append({"key": "user", "value": user})
@@ -556,11 +659,10 @@ def _with_spark(
     bridge = spec.network_mode == "bridge"
     host = placement.ip or placement.hostname
     address = sparkconf.driver_address(host, placement.ports)
-    if sparkconf.SECRET_ENV in env and not secrets_out:
+    if sparkconf.SECRET_ENV in spec.env and not secrets_out:
         raise ValueError(
-            f"task {task_id!r}: the Spark secret would be in the TaskInfo; it reaches only a"
-            " notebook in the Docker containerizer, through the one-time env file"
-            " (c.MesosSpawner.env_file_delivery)"
+            f"task {task_id!r}: the Spark secret would be in the TaskInfo; it reaches the"
+            " notebook only through the one-time env file (c.MesosSpawner.env_file_delivery)"
         )
     env.update(
         sparkconf.driver_env(

@@ -11,7 +11,13 @@
 #   it can write there, else /tmp/home-UID) and the command is exec'ed. No NSS wrapper: `id -un`
 #   may print no name for a uid the image does not know; tools that need a passwd entry get one
 #   only when /etc/passwd is writable.
-# Root is never kept for the notebook unless ALLOW_ROOT=yes and NB_UID=0.
+# Root is never kept for the notebook unless ALLOW_ROOT=yes and NB_UID=0; dropping it also sets
+# no_new_privs, so no setuid binary in the image can take it back.
+#
+# Secrets (the API token, ...) are not in the task's environment, which Mesos shows to anyone who
+# can read the agent: MesosSpawner has the fetcher put them in a one-time env file in the sandbox
+# and names it in MESOSSPAWNER_ENV_FILE. This script exports its NAME=VALUE lines and deletes the
+# file first thing, before anything else runs; a missing or undeletable file stops the start.
 #
 # Variables: NB_USER (jovyan), NB_UID (1000), NB_GID (100), NB_GROUP (name for a new NB_GID
 # group, default NB_USER), CHOWN_HOME=yes (chown the home recursively, not only its top),
@@ -19,6 +25,38 @@
 set -euo pipefail
 
 log() { echo "start-notebook: $*" >&2; }
+
+load_env_file() {
+    local name="${MESOSSPAWNER_ENV_FILE}" file line var
+    case "${name}" in
+        "" | */* | . | ..) log "MESOSSPAWNER_ENV_FILE=${name} must be a file name in the sandbox"; exit 64 ;;
+    esac
+    file="${MESOS_SANDBOX:-${PWD}}/${name}"
+    if [ ! -f "${file}" ]; then
+        log "the one-time env file ${file} is missing, so the notebook would start without its API token"
+        exit 66
+    fi
+    while IFS= read -r line || [ -n "${line}" ]; do
+        case "${line}" in
+            [A-Za-z_]*=*) ;;
+            *) log "${file}: a line is not NAME=VALUE"; exit 65 ;;
+        esac
+        var="${line%%=*}"
+        case "${var}" in
+            *[!A-Za-z0-9_]*) log "${file}: a bad variable name"; exit 65 ;;
+        esac
+        export "${var}=${line#*=}"
+    done <"${file}"
+    if ! rm -f -- "${file}" || [ -e "${file}" ]; then
+        log "cannot delete ${file}: the sandbox must be writable by uid $(id -u)"
+        exit 73
+    fi
+    unset MESOSSPAWNER_ENV_FILE
+}
+
+if [ -n "${MESOSSPAWNER_ENV_FILE:-}" ]; then
+    load_env_file
+fi
 
 if [ "$#" -eq 0 ]; then
     set -- jupyterhub-singleuser
@@ -109,4 +147,4 @@ if [ "${NB_UID}" -eq 0 ]; then
     exec "$@"
 fi
 log "running as ${NB_USER} (uid ${NB_UID} gid ${NB_GID})"
-exec setpriv --reuid="${NB_UID}" --regid="${NB_GID}" --init-groups -- "$@"
+exec setpriv --reuid="${NB_UID}" --regid="${NB_GID}" --init-groups --no-new-privs -- "$@"

@@ -62,6 +62,18 @@ def master_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work-dir", help="where task sandboxes go (default: a temporary directory)")
     p.add_argument("--no-agents", action="store_true", help="start the master without its agents")
+    p.add_argument(
+        "--allow-root-tasks",
+        action="store_true",
+        help="run tasks that would run as root (by default they get TASK_ERROR: anyone who can"
+        " reach localmesos could otherwise run commands as root when it runs as root)",
+    )
+    p.add_argument(
+        "--task-users",
+        default="",
+        help="comma list of user name patterns tasks may run as (e.g. 'demo-*'); default: any"
+        " user but root",
+    )
     p.add_argument("--log-level", default="WARNING")
     return p
 
@@ -153,6 +165,8 @@ async def _master_main(args: argparse.Namespace, config) -> int:
         zk_session_timeout=args.zk_session_timeout,
         work_dir=args.work_dir,
         with_agents=not args.no_agents,
+        allow_root_tasks=args.allow_root_tasks,
+        task_users=tuple(p.strip() for p in args.task_users.split(",") if p.strip()),
     )
     try:
         await cluster.start()

@@ -81,6 +81,17 @@ def _owner(user: str | None) -> tuple[int | None, int | None]:
     return pw.pw_uid, pw.pw_gid
 
 
+def _make_sandbox(path: str, user: str | None) -> None:
+    """As Mesos's ``createSandboxDirectory``: private task data, so mode 0750, owned by the
+    task's user (its command.user, else the framework's) when the agent runs as root. The
+    fetcher's files in it are the user's too, so the task can delete its one-time env file."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o750)
+    uid, gid = _owner(user)
+    if uid is not None:
+        os.chown(path, uid, -1 if gid is None else gid)
+
+
 def new_uuid() -> str:
     """A status update uuid as v1 JSON carries protobuf bytes: base64 of the 16 raw bytes."""
     return base64.b64encode(uuidlib.uuid4().bytes).decode()
@@ -365,7 +376,7 @@ class LocalAgent:
             self._update(at, state, "SOURCE_AGENT", reason=reason, message=message)
             return
         try:
-            os.makedirs(spec.sandbox, exist_ok=True)
+            _make_sandbox(spec.sandbox, spec.user)
             uris = spec.command.get("uris") or []
             if uris:
                 try:

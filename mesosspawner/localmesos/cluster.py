@@ -19,6 +19,7 @@ import tempfile
 from tornado import httpserver, web
 
 from .agent import DirectAgentLink, DirectMasterLink, LocalAgent
+from .authorization import TaskUsers
 from .config import AgentConfig, ClusterConfig, default_cluster
 from .handlers import routes
 from .master import Master
@@ -45,8 +46,11 @@ class LocalCluster:
         zk_session_timeout: float = 10.0,
         work_dir: str | None = None,
         with_agents: bool = True,
+        allow_root_tasks: bool = False,
+        task_users: tuple[str, ...] = (),
     ) -> None:
         self.config = config or default_cluster()
+        self.task_users = TaskUsers(allow_root_tasks, tuple(task_users))
         self.port = self.config.port if port is None else port
         self.host = host
         self.zk = zk if zk is not None else self.config.zk
@@ -147,6 +151,7 @@ class LocalCluster:
                 agent_unreachable_timeout=self.agent_unreachable_timeout,
                 allocation_interval=self.allocation_interval,
                 agent_reregister_timeout=self.agent_reregister_timeout,
+                task_users=self.task_users,
             )
         return self._candidate
 

@@ -38,7 +38,18 @@ log = logging.getLogger(__name__)
 
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"
 LABEL_PREFIX = "org.mesosspawner.localmesos"
-SUPPORTED_PARAMETERS = ("user", "label", "env", "env-file", "workdir", "hostname", "volume")
+SUPPORTED_PARAMETERS = (
+    "user",
+    "label",
+    "env",
+    "env-file",
+    "workdir",
+    "hostname",
+    "volume",
+    "security-opt",
+    "cap-drop",
+    "cap-add",
+)
 # Variables the agent computes for every task that also make sense inside a container; the rest of
 # the agent's own environment (PATH, HOME, ...) must not leak into the image.
 _PASSED_PREFIXES = ("MESOS_",)
@@ -197,6 +208,9 @@ def container_config(spec: AgentTaskSpec, host_ip: str = "127.0.0.1") -> dict[st
                 env.setdefault(k, v)
         elif key == "workdir":
             kwargs["working_dir"] = value
+        elif key in ("security-opt", "cap-drop", "cap-add"):
+            # Repeatable, as `docker run --cap-drop=ALL --cap-add=...`.
+            kwargs.setdefault(key.replace("-", "_"), []).append(value)
         elif key == "hostname":
             kwargs["hostname"] = value
 

@@ -30,6 +30,7 @@ from mesosspawner.mesos.resources import (
 
 from . import state_json
 from .allocator import Allocator
+from .authorization import TaskUsers, pwd_lookup, refusal
 from .maintenance import Maintenance
 from .model import (
     VERSION,
@@ -108,8 +109,11 @@ class Master:
         allocation_interval: float = 1.0,
         agent_reregister_timeout: float = 600.0,
         master_id: str | None = None,
+        task_users: TaskUsers | None = None,
     ) -> None:
         self.id = master_id or str(uuidlib.uuid4())
+        # Who tasks may run as (authorization.py): never root unless allowed.
+        self.task_users = task_users or TaskUsers()
         self.hostname = hostname
         self.ip = ip
         self.port = port
@@ -421,6 +425,10 @@ class Master:
                 res = validate_task(t, agent.id, role, pool, (fw.tasks, fw.unreachable_tasks, seen))
             except InvalidTask as e:
                 self._master_update(fw, t, "TASK_ERROR", "REASON_TASK_INVALID", str(e))
+                continue
+            why = refusal(t, str(fw.info.get("user") or ""), self.task_users, pwd_lookup)
+            if why:
+                self._master_update(fw, t, "TASK_ERROR", "REASON_TASK_UNAUTHORIZED", why)
                 continue
             pool = subtract(pool, res)
             tid = id_value(t.get("task_id")) or ""

@@ -270,9 +270,11 @@ def stop_cli(proc: subprocess.Popen) -> None:
 
 @contextlib.asynccontextmanager
 async def running_cluster(config: ClusterConfig, work_dir: str, **overrides):
-    """An in-process cluster on a free port with test-friendly short intervals; stopped on exit."""
+    """An in-process cluster on a free port with test-friendly short intervals; stopped on exit.
+    It runs tasks as root (``allow_root_tasks``), as a real test agent does."""
     settings = {
         "port": 0,
+        "allow_root_tasks": True,
         "heartbeat_interval": 0.5,
         "status_retry_interval": 0.5,
         "allocation_interval": 0.1,

@@ -62,6 +62,18 @@ def test_user_label_and_env_parameters():
     assert cfg["environment"]["BAR"] == "2"
 
 
+def test_security_parameters_repeat_as_in_docker_run():
+    params = [
+        {"key": "security-opt", "value": "no-new-privileges"},
+        {"key": "cap-drop", "value": "ALL"},
+        {"key": "cap-add", "value": "NET_BIND_SERVICE"},
+        {"key": "cap-drop", "value": "MKNOD"},
+    ]
+    cfg = container_config(spec(docker={"parameters": params}))
+    assert cfg["security_opt"] == ["no-new-privileges"]
+    assert cfg["cap_drop"] == ["ALL", "MKNOD"] and cfg["cap_add"] == ["NET_BIND_SERVICE"]
+
+
 def test_unsupported_parameter_is_refused_by_name():
     with pytest.raises(RunnerError, match="'privileged-mode'"):
         container_config(spec(docker={"parameters": [{"key": "privileged-mode", "value": "1"}]}))

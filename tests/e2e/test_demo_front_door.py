@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from mesosspawner.localmesos.testing import RawScheduler, command_task, framework_info
 from mesosspawner.testing.net import free_port
 from tests.services.browser import chromium_page
 
@@ -93,6 +94,25 @@ def _get(url: str) -> int:
 def _master_state(mesos: str) -> dict:
     with urllib.request.urlopen(f"{mesos}/master/state", timeout=5) as response:
         return json.loads(response.read())
+
+
+async def _refused_by_demo_mesos(mesos: str, user: str) -> str:
+    """What the demo's localmesos answers a stranger's framework launching ``id`` as ``user``:
+    the status reason of a TASK_ERROR (or the state, if it ran)."""
+    s = RawScheduler(mesos)
+    try:
+        await s.subscribe(framework_info(user=user, name=f"stranger-{user}"))
+        offer = (await s.offers())[0]
+        task = command_task(offer, f"stranger-{user}", "id")
+        task["command"]["user"] = user
+        await s.accept([offer["id"]["value"]], [task])
+        status = await s.update(f"stranger-{user}")
+        assert "--allow-root-tasks" in status["message"] or "--task-users" in status["message"]
+        return status.get("reason") if status["state"] == "TASK_ERROR" else status["state"]
+    finally:
+        with contextlib.suppress(Exception):
+            await s.call({"type": "TEARDOWN"})
+        await s.close()
 
 
 # ---------------------------------------------------------------------------- a person's steps
@@ -234,6 +254,10 @@ async def test_readme_first_command_from_a_fresh_clone(tmp_path, browser_page):
         workdir = re.search(r"^demo: hub database and Mesos sandboxes in (\S+) ", output, re.M)[1]
         assert _editable_target() == install_before, "the demo re-pointed the machine's install"
         assert _get(f"{mesos}/") == 200  # the master's address is a page, not a 404
+        # Anyone on this machine can reach the demo's localmesos, which runs as root: it runs
+        # tasks only as the demo's own accounts, never as root or anyone else.
+        assert await _refused_by_demo_mesos(mesos, "root") == "REASON_TASK_UNAUTHORIZED"
+        assert await _refused_by_demo_mesos(mesos, "nobody") == "REASON_TASK_UNAUTHORIZED"
 
         # --- alice: the form, each profile, her own account and home in a terminal -------
         await log_in(page, hub, ALICE)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import subprocess
 import time
+from pathlib import Path
 
 import docker
 
@@ -20,6 +21,16 @@ from tests.services.e2e import (
     mesos_config,
     start_ready,
 )
+
+
+def process_env(container) -> dict[str, str]:
+    """The environment of the container's notebook process (read by root from the host)."""
+    top = container.top(ps_args="-o pid,args")["Processes"]
+    pid = next(
+        p[0] for p in top if "jupyterhub-singleuser" in p[-1] and "start-notebook" not in p[-1]
+    )
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(v.decode().split("=", 1) for v in raw if b"=" in v)
 
 
 def container_of(docker_client, kind: str, task: dict):
@@ -91,16 +102,26 @@ async def test_docker_notebook_pulled_by_digest_runs_and_writes_as_user(
         assert env["MESOSSPAWNER_IMAGE"] == pinned
         assert env["MESOSSPAWNER_IMAGE_DIGEST"] == digest
         assert pinned in hub.log_text()
+        host_config = container.attrs["HostConfig"]
         if cluster.kind == "real":
             # Real Mesos puts hard limits on Docker tasks: 256 MB, and 0.25 cpus as CPU shares.
-            host_config = container.attrs["HostConfig"]
             assert host_config["Memory"] == 256 * 1024 * 1024
             assert host_config["CpuShares"] == 256
-            # The API token reaches the notebook but not the agent's `docker run` command line.
-            token = env.get("JUPYTERHUB_API_TOKEN")
-            assert token, sorted(env)
-            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True)
-            assert token not in ps.stdout
+        # The API token reaches the notebook's process (the start script read the one-time env
+        # file), but not the container's configuration nor the agent's `docker run` command line.
+        assert "JUPYTERHUB_API_TOKEN" not in env, sorted(env)
+        token = process_env(container)["JUPYTERHUB_API_TOKEN"]
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True)
+        assert token not in ps.stdout
+        # No new privileges and no capabilities, by default (docker_security_parameters).
+        assert "no-new-privileges" in host_config["SecurityOpt"]
+        assert host_config["CapDrop"] == ["ALL"]
+        exit_code, out = container.exec_run(
+            ["grep", "-E", "^(NoNewPrivs|CapEff|CapBnd)", "/proc/self/status"]
+        )
+        assert exit_code == 0
+        status = dict(line.split(":\t") for line in out.decode().splitlines())
+        assert status == {"NoNewPrivs": "1", "CapEff": "0" * 16, "CapBnd": "0" * 16}, status
 
         await assert_notebook_writes_as_user(hub, user, homes, "from-docker.txt")
 
@@ -158,6 +179,13 @@ c.MesosSpawner.volumes = [
     ]
     assert notebook, top
     assert all((int(p[1]), int(p[2])) == (user.uid, user.gid) for p in notebook), top
+    # Dropping root also set no_new_privs: no setuid binary in the image takes it back.
+    for p in notebook:
+        assert "NoNewPrivs:\t1" in Path(f"/proc/{p[0]}/status").read_text()
+    # The token came by the one-time env file, which the start script read (as root) and
+    # deleted; the container's configuration never had it.
+    assert "JUPYTERHUB_API_TOKEN" in process_env(container)
+    assert not any(v.startswith("JUPYTERHUB_API_TOKEN=") for v in container.attrs["Config"]["Env"])
     await assert_notebook_writes_as_user(hub, user, homes, "from-gpu.txt")
 
     await hub.stop_server(user.name)

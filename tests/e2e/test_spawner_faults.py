@@ -221,9 +221,10 @@ async def test_hub_killed_mid_spawn_orphan_is_found_and_killed(
     mesos_kind, clusters, hub_factory, homes, user
 ):
     cluster = clusters(mesos_kind, ONE, agent_processes=True)
-    hub = await hub_factory(
-        mesos_config(cluster.url, homes, "c.MesosSpawner.orphan_grace_seconds = 2")
-    ).launch()
+    # The secrets go in the TaskInfo here: the task must outlive its hub to be an orphan, and
+    # its one-time env file dies with the hub that serves it (the fetch would fail the task).
+    extra = "c.MesosSpawner.orphan_grace_seconds = 2\nc.MesosSpawner.env_file_delivery = False"
+    hub = await hub_factory(mesos_config(cluster.url, homes, extra)).launch()
     await hub.create_user(user.name)
 
     # A stalled agent keeps the task in STAGING: the hub is still inside start() when it dies

@@ -15,6 +15,7 @@ from mesosspawner.framework import MesosFramework, TaskRecord
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import RawScheduler, command_task, running_cluster
 from mesosspawner.mesos.resources import scalar
+from tests.services.fakes import fake_passwd
 from tests.services.sleepers import sleeper
 
 GPU_CLUSTER = {
@@ -30,6 +31,12 @@ UNEVEN_CLUSTER = {
         {"hostname": "small-1", "resources": "cpus:1;mem:1024;ports:[33130-33139]"},
     ]
 }
+
+
+@pytest.fixture(autouse=True)
+def accounts(monkeypatch) -> None:
+    """alice and friends are accounts of the hub host (identity.resolve needs one)."""
+    fake_passwd(monkeypatch)
 
 
 def make_spawner(url: str, tmp_path, **traits) -> MesosSpawner:

@@ -128,17 +128,18 @@ async def test_executor_registration_timeout_is_retried_once_then_names_the_agen
 
 
 async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
-    clusters, framework_on, docker_engine, base_image
+    clusters, framework_on, docker_engine, pulled_notebook_image
 ):
     """Mesos's Docker executor runs `docker run -e NAME=VALUE` for the container's whole life;
-    the token must reach the container through the fetched env file instead."""
+    the token must reach the container through the fetched env file instead, which the image's
+    start script reads and deletes before the command runs."""
     cluster = clusters("real", (AGENT,), docker=True)
     fw = await framework_on(cluster.url)
     drop = EnvDrop("127.0.0.1", 0, "127.0.0.1")
     drop.start()
     token = secrets.token_hex(20)
     env = {"JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_USER": "alice"}
-    _, secret = taskinfo.split_secret_env(env)
+    _, secret = taskinfo.secrets_in_env_file(env)
     _, url = drop.put(taskinfo.docker_env_file(secret), ttl=120)
     task_id = naming.task_id("jupyterhub", "alice", "", f"n{time.time_ns()}")
     script = 'echo "$JUPYTERHUB_API_TOKEN $JUPYTERHUB_USER" > "$MESOS_SANDBOX/seen"; exec sleep 120'
@@ -147,9 +148,10 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
         name="jupyter alice",
         argv=("sh", "-c", script),
         env=env,
-        image=base_image,
-        uid=0,
-        gid=0,
+        image=pulled_notebook_image,
+        user="nobody",  # the sandbox (and the fetched file) are nobody's: it deletes the file
+        uid=65534,
+        gid=65534,
         env_file_uris=(url,),
         kill_grace_seconds=1,
     )
@@ -165,6 +167,7 @@ async def test_docker_task_gets_its_token_without_any_command_line_showing_it(
             await asyncio.sleep(0.5)
         assert files, "the container never wrote its environment"
         assert files[0].read_text().split() == [token, "alice"]
+        assert not (files[0].parent / taskinfo.ENV_FILE_NAME).exists()
         command_lines = subprocess.run(
             ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
         ).stdout

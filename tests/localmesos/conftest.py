@@ -141,7 +141,9 @@ async def connect(backend) -> AsyncIterator[Callable[..., RawScheduler]]:
 @pytest.fixture
 def cli_master(tmp_path) -> Iterator[str]:
     """The CLI with the default cluster on a free port; yields its URL."""
-    proc, url = start_cli(["--port", "0", "--heartbeat-interval", "1"], tmp_path / "master.log")
+    # Its tasks run as root, as the conformance suites' real agents run them.
+    args = ["--port", "0", "--heartbeat-interval", "1", "--allow-root-tasks"]
+    proc, url = start_cli(args, tmp_path / "master.log")
     try:
         yield url
     finally:

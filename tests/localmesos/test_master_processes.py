@@ -128,7 +128,8 @@ async def _offer_from(s: RawScheduler, hostname: str, timeout: float = 20) -> di
 
 async def test_separate_agent_process_runs_tasks(tmp_path):
     master, url = start_cli(
-        ["--port", "0", "--no-agents", "--heartbeat-interval", "1"], tmp_path / "m.log"
+        ["--port", "0", "--no-agents", "--heartbeat-interval", "1", "--allow-root-tasks"],
+        tmp_path / "m.log",
     )
     agent = _agent_proc(url, "remote-1", "cpus:2;mem:1024;ports:[34000-34009]", tmp_path / "a.log")
     s = RawScheduler(url)
@@ -161,6 +162,7 @@ async def test_zookeeper_election_redirect_and_failover(zookeeper, unique_zk_pat
         "1",
         "--agent-unreachable-timeout",
         "30",
+        "--allow-root-tasks",
     ]
     first, url1 = start_cli(common, tmp_path / "m1.log")
     procs = [first]

@@ -409,9 +409,11 @@ class InProcessLocalmesos(Cluster):
 async def start_in_process(
     work_dir: Path, agents: tuple[AgentSpec, ...] = CONFORMANCE_AGENTS, **overrides
 ) -> InProcessLocalmesos:
-    """localmesos on this event loop, with short heartbeats, retries and timeouts."""
+    """localmesos on this event loop, with short heartbeats, retries and timeouts; it runs
+    tasks as root (``allow_root_tasks``), as the conformance suites' real agents do."""
     settings = {
         "port": 0,
+        "allow_root_tasks": True,
         "heartbeat_interval": 0.5,
         "status_retry_interval": 0.5,
         "allocation_interval": 0.2,
@@ -468,6 +470,11 @@ class LocalmesosProcesses(Cluster):
         running = [m.url for m in self.procs.masters if m.running]
         return (running or self.master_urls)[0]
 
+    def agent_work_dir(self, hostname: str) -> str:
+        if hostname in self.procs.agents:
+            return super().agent_work_dir(hostname)  # an agent process's own temporary one
+        return str(self.procs.masters[0].workdir / "work")
+
     def _agent(self, hostname: str) -> LocalMesosAgent:
         try:
             return self.procs.agents[hostname]
@@ -515,12 +522,15 @@ def start_localmesos_processes(
     agent_processes: bool = False,
     master_args: tuple[str, ...] = (),
     secure: bool = False,
+    allow_root_tasks: bool = True,
 ) -> LocalmesosProcesses:
     """The localmesos CLI: ``masters`` masters (more than one needs ``zk``), its agents inside
     the master, or with ``agent_processes`` (or ZooKeeper) one agent process each.
 
     ``secure``: what localmesos has of secure mode, the masters' ZooKeeper digest (it
-    authenticates no framework, operator or agent: its ``/master/flags`` says so)."""
+    authenticates no framework, operator or agent: its ``/master/flags`` says so). With
+    ``allow_root_tasks`` (the test clusters' default, as their real agents run root's tasks)
+    the master gets ``--allow-root-tasks``."""
     if masters > 1 and not zk:
         raise ValueError("more than one master needs ZooKeeper")
     procs = _Procs()
@@ -530,12 +540,19 @@ def start_localmesos_processes(
     toml = "".join(a.toml() for a in agents)
     master_zk = security.zk_url(zk) if zk and security is not None else zk
     args = list(master_args) + (["--zk", master_zk] if zk else [])
+    if allow_root_tasks:
+        args.append("--allow-root-tasks")
     try:
         for i in range(masters):
+            sandboxes = work_dir / f"master-{i}" / "work"  # its agents' (agent_work_dir)
+            sandboxes.mkdir(parents=True)
+            sandboxes.chmod(0o755)  # tasks run as the test users
             m = LocalMesos(
                 work_dir / f"master-{i}",
                 None if separate else toml,
-                extra_args=args + (["--no-agents"] if separate else []),
+                extra_args=args
+                + ["--work-dir", str(sandboxes)]
+                + (["--no-agents"] if separate else []),
             )
             procs.masters.append(m)
             m.start()
@@ -674,6 +691,7 @@ def start_cluster(
     agent_processes: bool = False,
     docker: bool = False,
     localmesos_args: tuple[str, ...] = (),
+    allow_root_tasks: bool = True,
     master_flags: tuple[str, ...] = (),
     agent_flags: tuple[str, ...] = (),
     secure: bool = False,
@@ -685,6 +703,8 @@ def start_cluster(
     containerizer (localmesos agents always have it). ``secure``: secure mode, its principals
     in ``cluster.security``: on real Mesos authentication, ACLs and the masters' ZooKeeper
     digest; on localmesos only the digest (it authenticates nothing else).
+    ``allow_root_tasks=False``: a localmesos master refuses root's tasks, as it does when
+    started without ``--allow-root-tasks``.
     """
     agents = lab_agents() if agents is None else tuple(agents)
     if secure and zk:
@@ -709,6 +729,7 @@ def start_cluster(
             agent_processes=agent_processes,
             master_args=localmesos_args,
             secure=secure,
+            allow_root_tasks=allow_root_tasks,
         )
     raise ValueError(f"cluster kind {kind!r}: expected one of {KINDS}")
 
@@ -807,7 +828,7 @@ class Clusters:
 @pytest.fixture
 async def clusters() -> AsyncIterator[Clusters]:
     """``clusters(kind, agents=None, zk=..., masters=..., agent_processes=..., docker=...,
-    localmesos_args=..., master_flags=..., agent_flags=..., secure=...)``,
+    localmesos_args=..., allow_root_tasks=..., master_flags=..., agent_flags=..., secure=...)``,
     ``await clusters.in_process(...)``, ``await clusters.faultable(kind, agents)``: clusters this
     test owns (it may fault them); all stopped after the test."""
     made = Clusters()

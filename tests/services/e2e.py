@@ -90,6 +90,9 @@ async def spawner_state(hub, user: str, name: str = "") -> dict:
     return server.get("state") or {}
 
 
+MESOS_PROGRAMS = (b"mesos-executor", b"mesos-containerizer", b"mesos-docker-executor")
+
+
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(v.decode(errors="replace").split("=", 1) for v in raw if b"=" in v)
@@ -109,7 +112,9 @@ def task_pids(task_id: str) -> list[int]:
     found = []
     for pid in sorted(pids_with_env("MESOS_EXECUTOR_ID", pattern)):
         try:
-            if "JUPYTERHUB_API_URL" in _environ(pid):
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            # Mesos's own processes carry the task's plain variables, never its secrets.
+            if "JUPYTERHUB_API_URL" in _environ(pid) and not argv0.endswith(MESOS_PROGRAMS):
                 found.append(pid)
         except OSError:
             continue

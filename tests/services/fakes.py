@@ -6,6 +6,8 @@
 * ``StubFramework``: just enough of MesosFramework for MesosSpawner's start/poll/stop (its
   ``spark`` a ``SparkRecorder``: what the spawner asked of the Spark cleanup).
 * ``Recorder``: an EventHandler that records every event, awaitable by condition.
+* ``fake_passwd``: accounts (alice, bob, ...) in the hub host's passwd as MesosSpawner looks them
+  up, for spawners built without a hub; the e2e tests use real accounts.
 
 Everything else in the suite is real (localmesos, real Mesos, JupyterHub, ZooKeeper, Docker).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import pwd
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -232,3 +235,23 @@ class Recorder(EventHandler):
 
     async def disconnected(self, reason):
         self._add("disconnected", reason)
+
+
+# Accounts of spawner unit tests: ordinary uids (>= min_uid), as on a lab's hub host.
+FAKE_ACCOUNTS = {"alice": (1001, 100), "bob": (1002, 100), "carol": (1003, 100)}
+
+
+def fake_passwd(monkeypatch, accounts: dict[str, tuple[int, int]] | None = None) -> None:
+    """MesosSpawner's passwd lookups also find ``accounts`` (name -> (uid, gid))."""
+    from mesosspawner import spawner
+
+    known = FAKE_ACCOUNTS if accounts is None else accounts
+    real = pwd.getpwnam
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        if name in known:
+            uid, gid = known[name]
+            return pwd.struct_passwd((name, "x", uid, gid, "", f"/home/{name}", "/bin/bash"))
+        return real(name)
+
+    monkeypatch.setattr(spawner.pwd, "getpwnam", getpwnam)

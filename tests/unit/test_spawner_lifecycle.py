@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import pwd
+import socket
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -15,8 +16,15 @@ from traitlets.config import Config
 
 from mesosspawner import MesosSpawner
 from mesosspawner import spawner as spawner_module
+from mesosspawner.mesos.resources import parse_resources
 from mesosspawner.placement import Placement
-from tests.services.fakes import StubFramework
+from tests.services.fakes import StubFramework, fake_passwd
+
+
+@pytest.fixture(autouse=True)
+def accounts(monkeypatch) -> None:
+    """alice and friends are accounts of the hub host (identity.resolve needs one)."""
+    fake_passwd(monkeypatch)
 
 
 @pytest.fixture
@@ -222,22 +230,137 @@ async def test_the_spawner_hands_the_framework_data_and_reads_its_ports_from_the
     assert (url, s.host_port, s.port, s.task_id) == ("http://10.0.0.7:31005", 31005, 31005, "t-1")
 
 
-async def test_docker_secrets_are_put_in_one_time_env_files_before_the_launch_is_queued(stub):
+@pytest.mark.parametrize(
+    "kind",
+    [
+        dict(image="lab/nb:1"),
+        dict(image="lab/gpu:1", gpus=1),
+        dict(),  # a plain command task
+    ],
+)
+async def test_secrets_are_put_in_one_time_env_files_before_the_launch_is_queued(stub, kind):
     from mesosspawner.framework import TaskRecord
     from mesosspawner.taskinfo import build_task_info
 
     stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
-    s = make_spawner(image="lab/nb:1", uid=1001, gid=100, env_file_port=0)
+    s = make_spawner(env_file_port=0, environment={"DB_PASS": "db-s3cret-pass"}, **kind)
     s.api_token = "s3cr3t-t0ken-value-1234567890"
     await asyncio.wait_for(s.start(), 5)
     (req,) = stub.launched
     urls = req.spec.env_file_uris
     assert len(urls) == len(set(urls)) > 1  # one per launch attempt, each answering once
-    drop = s._env_drop
+    drop = s._env_files._drop
     try:
         assert len(drop) == 0  # the launch is over: every unused one was discarded
         placed = Placement("k", "o", "a-1", "cpu-1", "10.0.0.7", "*", (), (31005,))
+        if kind.get("gpus"):
+            placed = dataclasses.replace(placed, resources=tuple(parse_resources("gpus:1")))
         info = build_task_info(req.spec, placed)
-        assert s.api_token not in repr(info)
+        assert s.api_token not in repr(info) and "db-s3cret-pass" not in repr(info)
     finally:
         drop.stop()
+
+
+async def test_environment_is_secret_sends_all_of_environment_by_env_file(stub):
+    from mesosspawner.framework import TaskRecord
+    from mesosspawner.taskinfo import secrets_in_env_file
+
+    stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
+    s = make_spawner(environment_is_secret=True, environment={"LAB_SETTING": "x"})
+    s.api_token = "s3cr3t-t0ken-value-1234567890"
+    await asyncio.wait_for(s.start(), 5)
+    (req,) = stub.launched
+    plain, secret = secrets_in_env_file(req.spec.env, req.spec.secret_env)
+    assert {"LAB_SETTING", "JUPYTERHUB_API_TOKEN"} <= set(secret)
+    assert "LAB_SETTING" not in plain and "JUPYTERHUB_USER" in plain
+    s._env_files._drop.stop()
+
+
+async def test_a_failed_env_file_server_fails_the_spawn_saying_why_and_the_next_retries(stub):
+    from mesosspawner.framework import TaskRecord
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    s = make_spawner(env_file_port=port)
+    s.api_token = "s3cr3t-t0ken-value-1234567890"
+    with pytest.raises(Exception) as info:
+        await asyncio.wait_for(s.start(), 5)
+    message = str(getattr(info.value, "jupyterhub_message", None) or info.value)
+    assert "env-file server cannot start" in message
+    assert not stub.launched
+    blocker.close()
+    stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
+    again = make_spawner(env_file_port=port)
+    again.api_token = "s3cr3t-t0ken-value-1234567890"
+    await asyncio.wait_for(again.start(), 5)
+    assert stub.launched
+    again._env_files._drop.stop()
+
+
+async def test_docker_notebooks_drop_privileges_by_default(stub):
+    from mesosspawner.framework import TaskRecord
+
+    stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
+    s = make_spawner(image="lab/nb:1", env_file_delivery=False, docker_parameters={"x": "1"})
+    await asyncio.wait_for(s.start(), 5)
+    (req,) = stub.launched
+    assert req.spec.docker_parameters == (
+        ("security-opt", "no-new-privileges"),
+        ("cap-drop", "ALL"),
+        ("x", "1"),
+    )
+    off = make_spawner(image="lab/nb:1", env_file_delivery=False, docker_security_parameters=[])
+    await asyncio.wait_for(off.start(), 5)
+    assert stub.launched[-1].spec.docker_parameters == ()
+
+
+async def test_max_gpus_per_user_counts_the_persons_other_running_servers(stub):
+    from mesosspawner.framework import TaskRecord
+
+    stub.runs = TaskRecord("t-1", agent_id="a-1", ip="10.0.0.7", ports=(31005,))
+    running = SimpleNamespace(active=True, task_gpus=1)
+    stopped = SimpleNamespace(active=False, task_gpus=0)
+    s = make_spawner(gpus=1, max_gpus_per_user=1, env_file_delivery=False)
+    s.user.spawners = {"": s, "exp1": running, "old": stopped}
+    message = await _refused(s, stub)
+    assert "max_gpus_per_user" in message and "1 are in use by your other servers" in message
+    # Within the limit it starts, and remembers its GPUs across a hub restart (state).
+    s.max_gpus_per_user = 2
+    await asyncio.wait_for(s.start(), 5)
+    assert s.task_gpus == 1 and s.get_state()["gpus"] == 1
+    again = make_spawner()
+    again.load_state(s.get_state())
+    assert again.task_gpus == 1
+    cpu = make_spawner(max_gpus_per_user=1, env_file_delivery=False)
+    cpu.user.spawners = {"exp1": running, "exp2": running}
+    await asyncio.wait_for(cpu.start(), 5)  # no GPU asked for: never refused
+
+
+async def test_with_internal_ssl_the_env_file_is_served_over_https_with_the_hubs_certificate(
+    stub, tmp_path
+):
+    from certipy import Certipy
+    from tornado.httpclient import AsyncHTTPClient
+
+    # What JupyterHub's internal_ssl makes in internal_certs_location (certipy's layout).
+    store = Certipy(store_dir=str(tmp_path))
+    store.create_ca("hub-ca")
+    ca = store.create_signed_pair("hub-internal", "hub-ca", alt_names=["IP:127.0.0.1"])["files"]
+    s = make_spawner(internal_ssl=True, internal_certs_location=str(tmp_path), env_file_port=0)
+    s.api_token = "s3cr3t-t0ken-value-1234567890"
+    start = asyncio.ensure_future(s.start())
+    for _ in range(100):
+        if stub.launched:
+            break
+        await asyncio.sleep(0.01)
+    (req,) = stub.launched
+    url = req.spec.env_file_uris[0]
+    assert url.startswith("https://127.0.0.1:")
+    body = (await AsyncHTTPClient().fetch(url, ca_certs=ca["ca"])).body.decode()
+    assert "JUPYTERHUB_API_TOKEN=s3cr3t-t0ken-value-1234567890" in body
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    s._env_files._drop.stop()

@@ -13,7 +13,7 @@ from mesosspawner import MesosSpawner
 from mesosspawner.mesos.resources import parse_resources
 from mesosspawner.placement import AgentCapacity
 from mesosspawner.tasks import TaskRecord
-from tests.services.fakes import StubFramework
+from tests.services.fakes import StubFramework, fake_passwd
 
 SPARK_PROFILE = {
     "display_name": "Spark",
@@ -26,6 +26,12 @@ SPARK_PROFILE = {
     },
 }
 PROFILES = [{"display_name": "CPU", "slug": "cpu", "default": True}, SPARK_PROFILE]
+
+
+@pytest.fixture(autouse=True)
+def accounts(monkeypatch) -> None:
+    """alice and friends are accounts of the hub host (identity.resolve needs one)."""
+    fake_passwd(monkeypatch)
 
 
 def res(text: str) -> tuple:

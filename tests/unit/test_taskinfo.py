@@ -1,6 +1,7 @@
 """taskinfo: which container each kind of notebook gets, safe volume expansion, Spark wiring,
 labels."""
 
+import json
 import shlex
 
 import pytest
@@ -15,6 +16,7 @@ from mesosspawner.mesos.resources import (
 )
 from mesosspawner.placement import Placement
 from mesosspawner.taskinfo import (
+    PLAIN_START_SCRIPT,
     SparkSettings,
     TaskSpec,
     build_task_info,
@@ -25,6 +27,7 @@ from mesosspawner.taskinfo import (
 
 TOKEN = "s3cr3t-t0ken-value-1234567890"
 ENV = {"JUPYTERHUB_API_TOKEN": TOKEN, "JUPYTERHUB_USER": "alice", "PATH": "/usr/bin"}
+ENV_URL = "http://hub.lab:40123/env/" + "k" * 43
 
 
 def placement(resources="cpus:1;mem:1024;ports:[31000-31000]", ports=(31000,), role="*"):
@@ -47,6 +50,7 @@ def spec(**kw):
         argv=("jupyterhub-singleuser", "--port=31000"),
         env=ENV,
         labels=labels_for("hub", "alice", ""),
+        env_file_uris=(ENV_URL,),
     )
     base.update(kw)
     return TaskSpec(**base)
@@ -125,7 +129,7 @@ def test_gpus_with_docker_containerizer_are_refused():
 
 
 def test_no_image_is_a_plain_command_task():
-    t = build_task_info(spec(user="alice"), placement())
+    t = build_task_info(spec(user="alice", env_file_delivery=False), placement())
     assert "container" not in t
     assert t["command"]["user"] == "alice"
     assert t["command"]["value"] == "jupyterhub-singleuser"
@@ -207,9 +211,22 @@ def test_labels_name_hub_user_server_and_never_a_token():
     assert TOKEN not in repr(t["labels"])
 
 
-def test_a_label_carrying_a_token_is_refused():
+@pytest.mark.parametrize(
+    "where",
+    [
+        dict(labels={"oops": TOKEN}),
+        dict(name=f"jupyter {TOKEN}"),
+        dict(argv=("jupyterhub-singleuser", f"--token={TOKEN}")),
+        dict(image="nb", uid=1001, docker_parameters=(("label", f"t={TOKEN}"),)),
+        dict(volumes=({"host_path": f"/srv/{TOKEN}", "container_path": "/w", "mode": "RW"},)),
+    ],
+)
+def test_a_secret_value_in_a_public_field_is_refused(where):
     with pytest.raises(ValueError, match="JUPYTERHUB_API_TOKEN"):
-        build_task_info(spec(labels={"oops": TOKEN}), placement())
+        build_task_info(spec(**where), placement())
+    # ... even when secrets are let into the environment (env_file_delivery off).
+    with pytest.raises(ValueError, match="JUPYTERHUB_API_TOKEN"):
+        build_task_info(spec(env_file_delivery=False, **where), placement())
 
 
 def test_labels_escape_user_and_server():
@@ -460,12 +477,10 @@ def test_spark_conf_keys_are_checked(conf, match):
 def test_spark_secret_never_goes_into_the_task_info():
     env = dict(ENV, SPARK_MESOS_SECRET="spark-s3cr3t-value")
     with pytest.raises(ValueError, match="Spark secret would be in the TaskInfo"):
-        build_task_info(spec(env=env, spark=SPARK), spark_placement())
-    t = build_task_info(
-        spec(env=env, spark=SPARK, image="lab/spark-nb", env_file_uris=("http://hub:1/e/k",)),
-        spark_placement(),
-    )
-    assert "spark-s3cr3t-value" not in str(t)
+        build_task_info(spec(env=env, spark=SPARK, env_file_delivery=False), spark_placement())
+    for kind in (dict(image="lab/spark-nb"), {}):
+        t = build_task_info(spec(env=env, spark=SPARK, **kind), spark_placement())
+        assert "spark-s3cr3t-value" not in str(t)
 
 
 @given(st.text(alphabet="/.{}abcusernameidgv:!", max_size=40), st.text(max_size=20))
@@ -483,34 +498,86 @@ def test_any_template_either_fails_clearly_or_gives_a_clean_absolute_path(templa
         assert "{" not in path and "}" not in path  # every placeholder was expanded or refused
 
 
-def test_docker_secrets_travel_in_a_fetched_env_file_not_on_the_command_line():
-    url = "http://hub.lab:40123/env/" + "k" * 43
-    task = build_task_info(
-        spec(image="lab/nb:1", uid=1001, gid=100, env_file_uris=(url,)), placement()
-    )
-    assert "JUPYTERHUB_API_TOKEN" not in env_of(task)
-    assert env_of(task)["JUPYTERHUB_USER"] == "alice"
-    assert task["command"]["uris"] == [
-        {
-            "value": url,
-            "output_file": ".mesosspawner.env",
-            "extract": False,
-            "cache": False,
-            "executable": False,
-        }
+ENV_URI = {
+    "value": ENV_URL,
+    "output_file": ".mesosspawner.env",
+    "extract": False,
+    "cache": False,
+    "executable": False,
+}
+GPU = "cpus:1;mem:1024;gpus:1;ports:[31000-31000]"
+KINDS = {
+    "docker": dict(image="lab/nb:1", user="alice", uid=1001, gid=100),
+    "mesos-image": dict(image="lab/gpu:1", containerizer="mesos", user="alice", uid=1001),
+    "mesos-image-as-user": dict(
+        image="lab/gpu:1",
+        containerizer="mesos",
+        user="alice",
+        uid=1001,
+        entrypoint_drops_root=False,
+    ),
+    "plain": dict(user="alice"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_secrets_of_every_kind_of_task_travel_only_in_the_fetched_env_file(kind):
+    p = placement(GPU) if kind.startswith("mesos") else placement()
+    env = ENV | {"DB_PASS": "db-password-1", "GITHUB_PAT": "ghp_0123456789abcdef"}
+    task = build_task_info(spec(env=env, **KINDS[kind]), p)
+    text = json.dumps(task)
+    for value in (TOKEN, "db-password-1", "ghp_0123456789abcdef"):
+        assert value not in text  # not in the environment, arguments, labels, container
+    env_of_task = env_of(task)
+    assert env_of_task["JUPYTERHUB_USER"] == "alice"  # plain variables stay
+    assert env_of_task["MESOSSPAWNER_ENV_FILE"] == ".mesosspawner.env"
+    assert task["command"]["uris"] == [ENV_URI]
+    params = (task.get("container") or {}).get("docker", {}).get("parameters", [])
+    assert not [p for p in params if p["key"] in ("env", "env-file")]  # no docker run -e
+    # The sandbox (and the fetched file) belong to whoever deletes the file: the person, or
+    # root for an image whose start script drops root.
+    assert task["command"]["user"] == ("root" if kind == "mesos-image" else "alice")
+
+
+def test_a_plain_task_runs_its_argv_through_the_fixed_start_script():
+    task = build_task_info(spec(user="alice"), placement())
+    assert task["command"]["shell"] is False
+    assert task["command"]["value"] == "/bin/sh"
+    assert task["command"]["arguments"] == [
+        "/bin/sh",
+        "-c",
+        PLAIN_START_SCRIPT,
+        "mesosspawner-env",
+        "jupyterhub-singleuser",
+        "--port=31000",
     ]
-    params = task["container"]["docker"]["parameters"]
-    assert {"key": "env-file", "value": ".mesosspawner.env"} in params
-    assert TOKEN not in repr(task)
+    # Nothing of the person's is in the script: the notebook's argv are positional arguments.
+    hostile = ("jupyterhub-singleuser", "--notebook-dir=/x'; rm -rf / #$(id)")
+    task = build_task_info(spec(user="alice", argv=hostile), placement())
+    assert task["command"]["arguments"][2] == PLAIN_START_SCRIPT
+    assert task["command"]["arguments"][4:] == list(hostile)
 
 
-def test_env_file_only_for_the_docker_containerizer():
-    url = "http://hub.lab:40123/env/" + "k" * 43
-    gpu = build_task_info(
-        spec(image="lab/nb:1", containerizer="mesos", uid=1001, env_file_uris=(url,)), placement()
-    )
-    assert env_of(gpu)["JUPYTERHUB_API_TOKEN"] == TOKEN  # the Mesos containerizer: env only
-    assert "uris" not in gpu["command"]
+def test_without_a_prepared_env_file_a_secret_is_refused_not_sent():
+    with pytest.raises(ValueError, match="JUPYTERHUB_API_TOKEN would be in the TaskInfo"):
+        build_task_info(spec(env_file_uris=()), placement())
+    # Nothing secret: no env file needed, nothing wrapped.
+    plain = build_task_info(spec(env={"PATH": "/bin"}, env_file_uris=()), placement())
+    assert "uris" not in plain["command"] and plain["command"]["value"] == "jupyterhub-singleuser"
+
+
+def test_env_file_delivery_off_puts_secrets_in_the_task_info():
+    task = build_task_info(spec(env_file_delivery=False, image="lab/nb:1", uid=1), placement())
+    assert env_of(task)["JUPYTERHUB_API_TOKEN"] == TOKEN
+    assert "uris" not in task["command"]
+
+
+def test_a_variable_set_from_the_offer_named_like_a_secret_is_refused():
+    from mesosspawner.taskinfo import ServiceURL
+
+    url = ServiceURL("http", "0.0.0.0", "/user/alice/")
+    with pytest.raises(ValueError, match="JUPYTERHUB_SERVICE_URL is named like a secret"):
+        build_task_info(spec(service_url=url, secret_env=("*_URL",)), placement())
 
 
 def test_each_launch_attempt_gets_its_own_env_file_url_and_task_id():
@@ -525,13 +592,28 @@ def test_each_launch_attempt_gets_its_own_env_file_url_and_task_id():
     assert len(set(ids)) == 5
 
 
-def test_secrets_go_by_env_file_only_for_images_on_the_docker_containerizer():
-    from mesosspawner.taskinfo import secrets_in_env_file
+def test_the_secret_rule_default_and_configured():
+    from mesosspawner.taskinfo import DEFAULT_SECRET_ENV, is_secret, secrets_in_env_file
 
-    assert secrets_in_env_file("lab/nb:1", "docker", enabled=True)
-    assert not secrets_in_env_file("lab/nb:1", "docker", enabled=False)
-    assert not secrets_in_env_file("lab/nb:1", "mesos", enabled=True)
-    assert not secrets_in_env_file(None, "docker", enabled=True)  # a plain command task
+    secret = [
+        "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD",
+        "DB_PASS", "MYSQL_PASSWD", "DATABASE_URL", "ANALYTICS_DATABASE_URL", "GITHUB_PAT",
+        "SENTRY_DSN", "OPENAI_API_KEY", "HF_TOKEN", "SPARK_MESOS_SECRET", "db_pass",
+        "GOOGLE_APPLICATION_CREDENTIALS", "MY_APIKEY",
+    ]  # fmt: skip
+    plain = [
+        "PATH", "HOME", "JUPYTERHUB_USER", "JUPYTERHUB_API_URL", "JUPYTERHUB_SERVICE_URL",
+        "JUPYTERHUB_SSL_KEYFILE", "NB_UID", "SPARK_OPTS", "MESOSSPAWNER_ENV_FILE", "LANG",
+    ]  # fmt: skip
+    assert [n for n in secret if not is_secret(n)] == []
+    assert [n for n in plain if is_secret(n)] == []
+    assert is_secret("LAB_DB", ("LAB_DB",)) and not is_secret("LAB_DB")
+    env = {"A": "1", "JUPYTERHUB_API_TOKEN": "t", "LAB_DB": "x"}
+    assert secrets_in_env_file(env, (*DEFAULT_SECRET_ENV, "lab_*")) == (
+        {"A": "1"},
+        {"JUPYTERHUB_API_TOKEN": "t", "LAB_DB": "x"},
+    )
+    assert secrets_in_env_file(env, enabled=False) == (env, {})
 
 
 def test_the_notebook_port_comes_from_the_placement():
@@ -555,11 +637,8 @@ def test_the_notebook_port_comes_from_the_placement():
 
 
 def test_env_file_format_and_refusals():
-    from mesosspawner.taskinfo import docker_env_file, split_secret_env
+    from mesosspawner.taskinfo import docker_env_file
 
-    plain, secret = split_secret_env(ENV | {"AWS_SECRET_ACCESS_KEY": "x", "DB_PASSWORD": "y"})
-    assert set(secret) == {"JUPYTERHUB_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD"}
-    assert "PATH" in plain and "JUPYTERHUB_USER" in plain
     assert docker_env_file({"B_TOKEN": "2 = two", "A_KEY": "1"}) == "A_KEY=1\nB_TOKEN=2 = two\n"
     with pytest.raises(ValueError, match="newline"):
         docker_env_file({"X_TOKEN": "a\nb"})
