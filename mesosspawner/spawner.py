@@ -41,6 +41,7 @@ from traitlets import (
 from . import availability, naming, placement, profiles, taskinfo
 from .envdrop import EnvDrop
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
+from .gpuqueue.traits import GpuQueueTraits
 from .mesos.states import LIVE_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
 from .tasks import MAX_LAUNCHES
@@ -52,7 +53,7 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits):
+class MesosSpawner(Spawner, FrameworkTraits, GpuQueueTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
@@ -318,6 +319,9 @@ class MesosSpawner(Spawner, FrameworkTraits):
             orphan_kill=bool(self.orphan_grace_seconds),
             reconcile_interval=self.reconcile_interval,
             reconcile_retry_seconds=self.reconcile_retry_seconds,
+            gpu_queue=self.gpu_queue_policy(),
+            gpu_state_file=self.gpu_queue_state_file or None,
+            gpu_queue_tick=self.gpu_queue_tick,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -614,9 +618,10 @@ class MesosSpawner(Spawner, FrameworkTraits):
             why = f"Could not build the Mesos task: {e}"
             feed.fail(why)
             raise _spawn_error(why, reason="launch") from None
-        req = LaunchRequest(needs=request, spec=spec, observer=feed)
         # Give up just before JupyterHub's own timeout, so the person learns *why*.
         patience = max(1.0, self.start_timeout - 2.0)
+        claim = self.gpu_claim(self._user_groups(), self.profile_slug, patience)
+        req = LaunchRequest(needs=request, spec=spec, observer=feed, gpu=claim)
         feed.give_up_after = patience
         try:
             record = await asyncio.wait_for(fw.launch(req), patience)
@@ -661,6 +666,8 @@ class MesosSpawner(Spawner, FrameworkTraits):
         await fw.ensure_started()
         if not self.task_id:
             return None if self._starting else 0
+        orm = getattr(self, "orm_spawner", None)
+        fw.gpu_queue.note_activity(self.task_id, getattr(orm, "last_activity", None))
         record = fw.task(self.task_id)
         if record is None or record.state == "TASK_UNKNOWN":
             # After a hub restart: wait for reconciliation before believing anything.
@@ -678,7 +685,7 @@ class MesosSpawner(Spawner, FrameworkTraits):
         ):
             # A partition may heal: the task then comes back RUNNING and this server keeps it.
             return None
-        reason = f"task {record.describe()}"
+        reason = fw.kill_reason(self.task_id) or f"task {record.describe()}"
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
         fw.note_stop(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)

@@ -111,6 +111,21 @@ class Session:
     server: str = ""
 
 
+@dataclass(frozen=True)
+class GpuClaim:
+    """What a spawner tells the framework about a GPU request, besides its resources: whose
+    it is, the person's JupyterHub groups, the profile and its limits, and how long the spawn
+    waits (its start_timeout)."""
+
+    user: str
+    server: str = ""
+    groups: tuple[str, ...] = ()
+    profile: str = ""
+    idle_limit: float | None = None
+    max_age: float | None = None
+    patience: float | None = None
+
+
 # ---------------------------------------------------------------------------- the admin's config
 
 

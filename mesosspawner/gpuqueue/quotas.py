@@ -98,14 +98,14 @@ def refusal(
                 have.append(f"you already wait for {_gpus(asked)}")
             now = f" and {' and '.join(have)}" if have else ""
             return (
-                f"your GPU quota is {_gpus(quota)}{now}; this server asks for "
+                f"Your GPU quota is {_gpus(quota)}{now}; this server asks for "
                 f"{_gpus(ticket.gpus)}. Stop one of your GPU servers first, or ask an admin "
                 f"to raise your quota (c.MesosSpawner.{setting})"
             )
     limit = policy.group(ticket.group).limit
     if limit is not None and ticket.gpus > limit:
         return (
-            f"your group {ticket.group!r} may hold at most {_gpus(limit)} at once (its GPU "
+            f"Your group {ticket.group!r} may hold at most {_gpus(limit)} at once (its GPU "
             f"limit, c.MesosSpawner.gpu_groups[{ticket.group!r}]['limit']); this server asks "
             f"for {_gpus(ticket.gpus)}"
         )

@@ -44,7 +44,7 @@ RAW = [
     {
         "display_name": "Spark",
         "slug": "spark",
-        "groups": ["spark-users"],
+        "allowed_groups": ["spark-users"],
         "mesosspawner_override": {
             "role": "spark",
             "spark_master": "mesos://zk://127.0.0.1:2181/mesos",
@@ -85,7 +85,8 @@ def test_slugs_come_from_display_names_when_missing():
         ([{"display_name": "A", "slug": "Has Space"}], "lowercase"),
         ([{"display_name": "A", "slug": "a--b"}], "single"),
         ([{"display_name": "A", "default": "yes"}], "true or false"),
-        ([{"display_name": "A", "groups": "staff"}], "groups"),
+        ([{"display_name": "A", "allowed_groups": "staff"}], "allowed_groups"),
+        ([{"display_name": "A", "groups": ["staff"]}], "use allowed_groups"),
         ([{"display_name": "A", "mesosspawner_override": {"gpus": 0.5}}], "whole number"),
         ([{"display_name": "A", "mesosspawner_override": {"cpu_limit": "2"}}], "number"),
         (
@@ -173,11 +174,11 @@ def test_group_limited_profiles():
 
 def test_default_falls_back_when_the_default_is_group_limited():
     profiles = load_profile_list(
-        [{"display_name": "A", "default": True, "groups": ["x"]}, {"display_name": "B"}]
+        [{"display_name": "A", "default": True, "allowed_groups": ["x"]}, {"display_name": "B"}]
     )
     assert resolve(profiles, {})[0].slug == "b"
     with pytest.raises(UserOptionsError, match="no profile"):
-        resolve(load_profile_list([{"display_name": "A", "groups": ["x"]}]), {})
+        resolve(load_profile_list([{"display_name": "A", "allowed_groups": ["x"]}]), {})
 
 
 @pytest.mark.parametrize(
