@@ -547,6 +547,8 @@ class GpuQueue:
         path = self.state_file
         if not path:
             return
+        if not (self.usage or self.sessions or self.tickets or os.path.exists(path)):
+            return  # a hub that never saw a GPU request leaves no file behind
         data = {
             "version": STATE_VERSION,
             "saved": self.clock(),
