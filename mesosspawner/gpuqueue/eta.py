@@ -83,7 +83,7 @@ class Turnover:
         use now (None while too few sessions ended to say)."""
         if not self.known:
             return None
-        times, values = _remaining(self, age)
+        times, values, horizon = _remaining(self, age)
         if not times:
             # Older than every session seen in use: assume as long again as a typical one.
             return self.residual(0.0, q) if age > 0 else None
@@ -91,15 +91,19 @@ class Turnover:
         for t, v in zip(times, values, strict=True):
             if v <= target + 1e-12:
                 return t
-        # The curve never falls that far (the longest ones still run): the longest seen.
-        return times[-1]
+        # The curve never falls that far: the sessions that would say so still run. At least
+        # as long as the longest of them has.
+        return horizon
 
 
 @functools.lru_cache(maxsize=4096)
-def _remaining(turnover: Turnover, age: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Kaplan-Meier curve (times from ``age``, survival) of the sessions in use at ``age``."""
+def _remaining(
+    turnover: Turnover, age: float
+) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """Kaplan-Meier curve (times from ``age``, survival) of the sessions in use at ``age``,
+    and the longest time seen (ended or still running)."""
     events = [(length - age, 1) for active, length in turnover.ended if active > age]
-    if len([e for e in events if e[1]]) < MIN_CONDITIONAL:
+    if len(events) < MIN_CONDITIONAL:
         # Too few were in use that long: those that merely lasted that long.
         events = [(length - age, 1) for _, length in turnover.ended if length > age]
     events += [(t - age, 0) for active, t in turnover.running if active > age]
@@ -121,7 +125,8 @@ def _remaining(turnover: Turnover, age: float) -> tuple[tuple[float, ...], tuple
             times.append(max(0.0, t))
             values.append(survival)
         at_risk -= ended + censored
-    return tuple(times), tuple(values)
+    horizon = max((max(0.0, e[0]) for e in events), default=0.0)
+    return tuple(times), tuple(values), horizon
 
 
 def predicted_end(

@@ -8,7 +8,7 @@ a person's factor is the same with their part of the group's usage and shares. T
 then who asked first. With no usage anywhere every factor is 1, and the order is first come,
 first served.
 
-``charge`` must be called whenever what people hold changes (and may be called any time in
+``charge`` must be called before what people hold changes (and may be called any time in
 between): it brings every usage record up to ``now`` assuming what they held since the last
 call stayed the same.
 """
@@ -60,15 +60,21 @@ def holding(sessions: Iterable[Session]) -> dict[UsageKey, int]:
 
 def charge(
     history: Mapping[UsageKey, Usage],
-    held: Mapping[UsageKey, int],
+    sessions: Sequence[Session],
     now: float,
     half_life: float,
 ) -> dict[UsageKey, Usage]:
-    """Every record brought to ``now``, charging what ``held`` says was held since its last
-    charge (records that decayed below a GPU-millisecond are dropped)."""
+    """Every record brought to ``now``, charging what ``sessions`` held since the last charge
+    (a person new to the records from their session's start; records that decayed below a
+    GPU-millisecond are dropped). Call it before what people hold changes."""
+    held = holding(sessions)
+    last = max((u.at for u in history.values()), default=None)
     out: dict[UsageKey, Usage] = {}
     for key in set(history) | set(held):
-        past = history.get(key, Usage(0.0, now))
+        past = history.get(key)
+        if past is None:
+            start = min(s.started for s in sessions if (s.group, s.user) == key)
+            past = Usage(0.0, min(now, start if last is None else max(start, last)))
         usage = accrued(past, held.get(key, 0), now, half_life)
         if usage.value > 1e-3 or held.get(key, 0):
             out[key] = usage
@@ -79,7 +85,7 @@ def usage_now(
     history: Mapping[UsageKey, Usage], sessions: Sequence[Session], now: float, half_life: float
 ) -> dict[UsageKey, float]:
     """Each (group, user)'s decayed usage at ``now``, running sessions charged up to ``now``."""
-    return {k: u.value for k, u in charge(history, holding(sessions), now, half_life).items()}
+    return {k: u.value for k, u in charge(history, sessions, now, half_life).items()}
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def plan(
     then is charged now); ``warned``: when each session's person was warned of a cull;
     ``capacity``: the cluster's GPUs (None: unknown); ``arrivals``: recent requests (the ETA
     expects more like them). ``estimate=False`` skips the ETAs."""
-    usage = fairshare.charge(history, fairshare.holding(sessions), now, policy.half_life)
+    usage = fairshare.charge(history, sessions, now, policy.half_life)
     values = {k: u.value for k, u in usage.items()}
     ordered = fairshare.order(tickets, values, policy)
     verdicts = {v.key: v for v in quotas.admission(ordered, sessions, policy, capacity)}

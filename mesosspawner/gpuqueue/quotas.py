@@ -166,8 +166,11 @@ def admission(
                 )
                 continue
             if capacity is not None:
-                spare = capacity - _claimed(t.group, holdings, asking, policy, groups) - held_g
-                if t.gpus > spare:
+                claimed = _claimed(t.group, holdings, asking, policy, groups)
+                others = holdings.total - held_g
+                # Held back only by what others may claim (their idle quota, while they wait);
+                # GPUs merely in use make it wait in line like anyone (rule 5).
+                if t.gpus > capacity - claimed - held_g and claimed > others:
                     why = (
                         f"group {t.group} uses its quota of {_gpus(quota)} and no other "
                         "group's is free to borrow"
