@@ -48,13 +48,24 @@ def capacity(
     *,
     totals_known: bool = True,
     patience: float | None = None,
+    queue: tuple[str, str] | None = None,
 ) -> ProfileCapacity:
     """The form's line for one profile's ``request`` on the cluster as the framework sees it.
 
     ``patience``: how long a spawn waits for room (``start_timeout``), said on "wait" lines.
+    ``queue``: the GPU queue's word on this person's request (``GpuQueue.preview``):
+    ("never", their quota's refusal) or ("wait", "you would be 2nd in the GPU queue, ...").
     """
     fit = plc.classify(request, agents, totals_known=totals_known)
     wait = "you will wait" + (f", up to {duration_words(patience)}" if patience else "")
+    if queue is not None and queue[0] == "never":
+        return ProfileCapacity("quota", _sentence(queue[1]))
+    if queue is not None and queue[0] == "wait":
+        wait = queue[1] + (f" (it waits up to {duration_words(patience)})" if patience else "")
+        if fit.kind == "now":  # free GPUs, but held for people ahead or for other groups
+            free, total = _gpus(agents, request)
+            line = f"{free} of {total} GPU{'' if total == 1 else 's'} free — {wait}"
+            return ProfileCapacity("wait", _sentence(line), free_gpus=free, total_gpus=total)
     if fit.kind == "never":
         return ProfileCapacity("never", _sentence(f"cannot start on this cluster: {fit.why}"))
     if not agents:

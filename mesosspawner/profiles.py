@@ -108,7 +108,7 @@ class Profile:
 class ProfileCapacity:
     """What the cluster can do for a profile right now, as the form shows it."""
 
-    status: str  # "now" | "wait" | "never"
+    status: str  # "now" | "wait" | "never" | "quota" (the person's GPU quota refuses it)
     detail: str  # one sentence about this profile: "1 of 2 GPUs free — starts now"
     free_gpus: int | None = None  # GPU profiles only
     total_gpus: int | None = None
@@ -459,6 +459,7 @@ _BADGES = {
     "now": ("Can start now", "bg-success"),
     "wait": ("Must wait", "bg-warning text-dark"),
     "never": ("Cannot fit on this cluster", "bg-danger"),
+    "quota": ("Over your GPU quota", "bg-danger"),
 }
 
 

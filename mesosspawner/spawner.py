@@ -372,15 +372,17 @@ class MesosSpawner(Spawner, FrameworkTraits, GpuQueueTraits):
         each, about that profile only (``availability``)."""
         fw = self.framework
         agents = fw.capacity()
-        return {
-            p.slug: availability.capacity(
-                self._request_for(p.override),
+        out = {}
+        for p in profs:
+            request = self._request_for(p.override)
+            out[p.slug] = availability.capacity(
+                request,
                 agents,
                 totals_known=fw.totals_known,
                 patience=self.start_timeout,
+                queue=self.gpu_preview(fw.gpu_queue, request.gpus, p.slug, p.override),
             )
-            for p in profs
-        }
+        return out
 
     async def apply_profile(self, user_options) -> None:
         """Validate ``user_options`` (form or REST) and apply the chosen profile's overrides."""

@@ -31,7 +31,7 @@ from .fairshare import Usage
 from .metrics import queue_metrics
 from .plan import Plan, plan
 from .policy import GpuClaim, QueuePolicy, Session, Ticket
-from .quotas import borrowed, refusal
+from .quotas import START, borrowed, refusal
 
 STATE_VERSION = 1
 # A session restored from the state file that no task answers for is dropped this long after
@@ -375,12 +375,43 @@ class GpuQueue:
             out.append(f"Your GPU {name} will be stopped in {when} because {action.why}. {keep}")
         return out
 
-    def preview(self, groups: Iterable[str], gpus: int) -> str | None:
-        """For the options form: where a new request of a member of ``groups`` would stand."""
-        if not gpus or self.last is None or not self.tickets:
+    def preview(self, claim: GpuClaim, gpus: int) -> tuple[str, str] | None:
+        """For the options form: where a request of ``gpus`` by ``claim``'s person would
+        stand now. ("never", why) if their quota refuses it, ("wait", "you would be 2nd in the
+        GPU queue, about 12 min") if people wait, else None. Changes nothing."""
+        now = self.clock()
+        key = "\0preview"
+        ticket = Ticket(
+            key,
+            claim.user,
+            self.policy.group_for(claim.groups),
+            gpus,
+            since=now,
+            profile=claim.profile,
+            server=claim.server,
+            idle_limit=claim.idle_limit,
+            max_age=claim.max_age,
+        )
+        sessions = list(self.sessions.values())
+        why = refusal(ticket, sessions, list(self.tickets.values()), self.policy)
+        if why:
+            return "never", why
+        if not self.tickets:
             return None
-        ahead = len(self.last.order)
-        return f"{ahead} waiting in the GPU queue; you would be {eta.ordinal(ahead + 1)}"
+        result = plan(
+            self.policy,
+            [*self.tickets.values(), ticket],
+            sessions,
+            self.usage,
+            eta.Turnover.of(self.lengths),
+            self.warned,
+            self.capacity_now(),
+            now,
+            arrivals=eta.Arrivals.of(self.arrivals, now),
+        )
+        if result.verdicts[key].status == START:
+            return None
+        return "wait", "you would be " + result.line(key)
 
     def snapshot(self, result: Plan | None = None) -> dict:
         """The queue as plain JSON for the admins' page."""

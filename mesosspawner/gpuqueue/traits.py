@@ -169,6 +169,26 @@ class GpuQueueTraits(LoggingConfigurable):
             order=self.gpu_queue_order.lower(),
         )
 
+    def gpu_preview(self, queue, gpus: int, profile: str, override) -> tuple[str, str] | None:
+        """For the options form: ("never", why) when this person's quota refuses ``gpus`` now,
+        ("wait", "you would be 3rd in the GPU queue, about 40 min") when people wait."""
+        if not gpus:
+            return None
+
+        def limit(name: str):
+            return limit_or_none(override.get(name, getattr(self, name)))
+
+        claim = GpuClaim(
+            user=self.user.name,
+            server=self.name or "",
+            groups=tuple(self._user_groups()),
+            profile=profile,
+            idle_limit=limit("gpu_idle_timeout"),
+            max_age=limit("gpu_max_age"),
+            patience=self.start_timeout,
+        )
+        return queue.preview(claim, gpus)
+
     def gpu_claim(self, user_groups: list[str], profile: str | None, patience: float) -> GpuClaim:
         """This server's GPU request as the queue needs it (the spawner's user and limits)."""
         return GpuClaim(

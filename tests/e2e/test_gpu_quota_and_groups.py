@@ -85,6 +85,10 @@ async def test_a_request_beyond_the_persons_quota_fails_at_once_naming_the_quota
     assert elapsed <= 5, f"took {elapsed:.1f}s to fail"
     assert "Your GPU quota is 1 GPU and you hold 1 GPU" in shown, shown
     assert "gpu_user_quota" in shown, shown
+    # The options form says so before anyone tries: the GPU card is over their quota.
+    page = await spawn_page(hub, user.name)
+    card = page.split('data-profile="gpu"', 1)[1].split("</label>", 1)[0]
+    assert "Over your GPU quota" in card and "Your GPU quota is 1 GPU" in card, card
     # Two GPUs at once are beyond a one-GPU quota even holding nothing: refused the same way.
     await hub.stop_server(user.name, "one")
     elapsed, shown = await failure_shown(hub, user.name, "big", {"profile": "gpu2"})
@@ -148,7 +152,7 @@ def service_get(base: str, user: str, path: str) -> tuple[int, str]:
 
 
 async def test_admins_see_waiting_and_running_gpu_sessions_per_group_and_metrics(hub, new_user):
-    owner, borrower, waiter = await new_user(), await new_user(), await new_user()
+    owner, borrower, waiter, onlooker = [await new_user() for _ in range(4)]
     await add_to_group(hub, "deep-learning", [owner.name, borrower.name])
     # deep-learning's quota is 1 GPU: the second of its servers borrows the other GPU.
     await start_ready(hub, owner.name, options={"profile": "gpu"})
@@ -171,6 +175,11 @@ async def test_admins_see_waiting_and_running_gpu_sessions_per_group_and_metrics
     assert waiting["position"] == 1 and waiting["group"] == "others"
     borrowed = {r["user"]: r["borrowed"] for r in live["running"]}
     assert borrowed == {owner.name: False, borrower.name: True}, live["running"]
+
+    # Anyone opening the options form sees where they would stand.
+    page = await spawn_page(hub, onlooker.name)
+    card = page.split('data-profile="gpu"', 1)[1].split("</label>", 1)[0]
+    assert "you would be 2nd in the GPU queue" in card, card
 
     # Not for everyone: a person without the service's access scope is refused by the hub.
     code, _ = await asyncio.to_thread(service_get, hub.url, waiter.name, "/services/gpu-queue/")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mesosspawner.profiles import (
     ProfileCapacity,
     UserOptionsError,
+    available,
     load_profile_list,
     options_from_form,
     render_form,
@@ -351,3 +352,99 @@ def test_form_needs_no_javascript():
     form, script = page.split("<script", 1)
     assert form.count('name="profile"') == 2 and "<select" in form
     assert "fetch(window.location.href" in script and "http" not in script
+
+
+# ---------------------------------------------------------------------------- profiles by group
+
+BY_GROUP = load_profile_list(
+    [
+        {
+            "display_name": "GPU",
+            "slug": "gpu",
+            "mesosspawner_override": {"gpus": 1},
+            "profile_options": {
+                "size": {
+                    "display_name": "GPUs",
+                    "choices": {
+                        "one": {"display_name": "One"},
+                        "four": {
+                            "display_name": "Four",
+                            "default": True,
+                            "allowed_groups": ["power"],
+                            "mesosspawner_override": {"gpus": 4},
+                        },
+                    },
+                },
+                "model": {
+                    "display_name": "Model",
+                    "allowed_groups": ["hw"],
+                    "choices": {
+                        "any": {"display_name": "Any"},
+                        "a100": {
+                            "display_name": "A100",
+                            "mesosspawner_override": {"constraints": [["gpu", "IS", "a100"]]},
+                        },
+                    },
+                },
+            },
+        },
+        {"display_name": "Deep", "slug": "deep", "allowed_groups": ["deep"]},
+    ]
+)
+
+
+def test_allowed_groups_cut_profiles_options_and_choices_for_each_person():
+    (gpu,) = available(BY_GROUP, [])
+    assert list(gpu.options) == ["size"]  # the model option is the hw group's
+    assert list(gpu.options["size"].choices) == ["one"]
+    assert gpu.options["size"].default_choice == "one"  # "four", the default, is not theirs
+    profile, override = resolve(BY_GROUP, {"profile": "gpu"}, [])
+    assert override == {"gpus": 1}
+    everything = available(BY_GROUP, ["power", "hw", "deep"])
+    assert [p.slug for p in everything] == ["gpu", "deep"]
+    assert resolve(BY_GROUP, {"profile": "gpu"}, ["power"])[1]["gpus"] == 4
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"profile": "deep"}, "profile not available to you: 'deep'; choose one of: gpu"),
+        ({"profile": "gpu", "size": "four"}, "must be one of one, not 'four' (not available"),
+        ({"profile": "gpu", "model": "a100"}, "option 'model' of profile 'gpu' is not available"),
+        ({"profile": "gpu", "colour": "red"}, "unknown option 'colour'"),
+    ],
+)
+def test_what_is_not_the_persons_is_refused_saying_so(options, words):
+    with pytest.raises(UserOptionsError) as e:
+        resolve(BY_GROUP, options, ["nobody"])
+    assert words in str(e.value)
+
+
+def test_the_form_offers_each_person_only_what_is_theirs():
+    page = render_form(BY_GROUP, user_groups=[])
+    assert 'value="deep"' not in page and 'value="four"' not in page and "Model" not in page
+    page = render_form(BY_GROUP, user_groups=["power", "hw", "deep"])
+    assert 'value="deep"' in page and '<option value="four" selected>' in page
+    assert "Model" in page
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ([{"display_name": "A", "groups": ["x"]}], "use allowed_groups, not groups"),
+        (
+            [
+                {
+                    "display_name": "A",
+                    "profile_options": {
+                        "o": {"choices": {"c": {"allowed_groups": "x"}}},
+                    },
+                }
+            ],
+            "allowed_groups must be a list of JupyterHub group names, not 'x'",
+        ),
+    ],
+)
+def test_allowed_groups_must_be_a_list_of_group_names(raw, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_profile_list(raw)
