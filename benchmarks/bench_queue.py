@@ -61,12 +61,13 @@ THINK_MEAN = 45 * 60.0
 ACTIVE_MEDIAN = 50 * 60.0
 ACTIVE_SIGMA = 1.1
 ACTIVE_MAX = 10 * HOUR
-STOP_PROBABILITY = 0.45
-IDLE_LIMIT = 30 * 60.0
+STOP_PROBABILITY = 0.25
+IDLE_LIMIT = 60 * 60.0
 MAX_AGE = 8 * HOUR
 PATIENCE = 2 * HOUR
 WARNING = 5 * 60.0
 RECLAIM_IDLE = 10 * 60.0
+LIVE_EVERY = 20  # steps between samples of the estimate people read while waiting (5 min)
 
 
 @dataclass
@@ -85,11 +86,13 @@ class Person:
 class Outcome:
     name: str
     gpu_seconds: dict[str, float] = field(default_factory=dict)
+    contended: dict[str, float] = field(default_factory=dict)  # while anyone waited
     waits: dict[str, list[float]] = field(default_factory=dict)
     gave_up: dict[str, int] = field(default_factory=dict)
     eta_errors: list[float] = field(default_factory=list)
     eta_minutes_off: list[float] = field(default_factory=list)
     eta_signed: list[float] = field(default_factory=list)  # (estimate - actual) / actual
+    live_errors: list[float] = field(default_factory=list)  # the estimate read while waiting
     no_estimate: int = 0
     culled: dict[str, int] = field(default_factory=dict)
     sessions: int = 0
@@ -129,7 +132,13 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
     by_name = {p.name: p for p in crowd}
     for p in crowd:
         p.next_ask = p.window[0] + p.rng.expovariate(1 / THINK_MEAN)
-    out = Outcome(name, {g: 0.0 for g in GROUPS}, {g: [] for g in GROUPS}, {g: 0 for g in GROUPS})
+    out = Outcome(
+        name,
+        {g: 0.0 for g in GROUPS},
+        {g: 0.0 for g in GROUPS},
+        {g: [] for g in GROUPS},
+        {g: 0 for g in GROUPS},
+    )
     out.culled = {kind: 0 for kind in (culling.IDLE, culling.MAX_AGE, culling.RECLAIM)}
     tickets: dict[str, Ticket] = {}
     sessions: dict[str, Session] = {}
@@ -137,6 +146,7 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
     lengths: list[tuple[float, float]] = []  # (active, length) of ended sessions
     warned: dict[str, float] = {}
     predicted: dict[str, float | None] = {}
+    live: dict[str, list[tuple[float, float | None]]] = {}  # what each waiting person read
     arrived: list[Arrival] = []
     serial = 0
 
@@ -187,6 +197,7 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
                 end(key, now)
         # The queue's decisions, exactly as the hub's framework takes them.
         new = [k for k in tickets if k not in predicted]
+        sample = tickets and round(now / STEP) % LIVE_EVERY == 0
         result = plan(
             policy,
             list(tickets.values()),
@@ -197,7 +208,7 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
             GPUS,
             now,
             arrivals=Arrivals.of(arrived, now),
-            estimate=bool(new),
+            estimate=bool(new) or bool(sample),
         )
         history = result.usage
         for act in result.actions:
@@ -218,6 +229,9 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
             p = by_name[t.user]
             waited = now - t.since
             out.waits[t.group].append(waited)
+            for at, shown in live.pop(t.key, []):
+                if now - at >= 60 and shown is not None:
+                    out.live_errors.append(abs(shown - (now - at)) / (now - at))
             guess = predicted.pop(t.key, result.wait(t.key) if t.key in new else None)
             if waited >= 60:
                 if guess is None:
@@ -236,8 +250,13 @@ def simulate(name: str, policy: QueuePolicy, seed: int) -> Outcome:
         for key in new:
             if key in tickets:
                 predicted[key] = result.wait(key)
+        if sample:
+            for key in tickets:
+                live.setdefault(key, []).append((now, result.wait(key)))
         for s in sessions.values():
             out.gpu_seconds[s.group] += s.gpus * STEP
+            if tickets:
+                out.contended[s.group] += s.gpus * STEP
         now += STEP
     return out
 
@@ -253,6 +272,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def summary(o: Outcome) -> dict:
     total = sum(o.gpu_seconds.values()) or 1.0
+    contended = sum(o.contended.values()) or 1.0
     share_total = sum(GROUPS.values())
     groups = {}
     ratios = []
@@ -265,6 +285,8 @@ def summary(o: Outcome) -> dict:
             "part": part,
             "share": target,
             "off_share": part / target - 1,
+            "contended_part": o.contended[g] / contended,
+            "contended_off_share": (o.contended[g] / contended) / target - 1,
             "median_wait_min": quantile(o.waits[g], 0.5) / 60,
             "p95_wait_min": quantile(o.waits[g], 0.95) / 60,
             "started": len(o.waits[g]),
@@ -279,7 +301,12 @@ def summary(o: Outcome) -> dict:
         "eta_median_minutes_off": statistics.median(o.eta_minutes_off)
         if o.eta_minutes_off
         else float("nan"),
+        "eta_live_median_error": statistics.median(o.live_errors)
+        if o.live_errors
+        else float("nan"),
         "eta_median_bias": statistics.median(o.eta_signed) if o.eta_signed else float("nan"),
+        "eta_errors_all": o.eta_errors,
+        "eta_live_errors_all": o.live_errors,
         "eta_samples": len(o.eta_errors),
         "no_estimate": o.no_estimate,
         "sessions": o.sessions,
@@ -321,6 +348,7 @@ def table(results: list[dict]) -> str:
             [f"{r['groups'][g]['started']} / {r['groups'][g]['gave_up']}" for r in results],
         )
     row("ETA median error (<= 25 %)", [f"{r['eta_median_error']:.1%}" for r in results])
+    row("ETA read while waiting", [f"{r['eta_live_median_error']:.1%}" for r in results])
     row("ETA median |error|", [f"{r['eta_median_minutes_off']:.1f} min" for r in results])
     row("ETA median bias", [f"{r['eta_median_bias']:+.1%}" for r in results])
     row("ETA samples / none", [f"{r['eta_samples']} / {r['no_estimate']}" for r in results])
@@ -335,42 +363,106 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def goals(result: dict) -> list[str]:
-    """The goals ``result`` misses (empty: all met)."""
-    missed = []
-    for g, row in result["groups"].items():
-        if abs(row["off_share"]) > 0.10:
-            missed.append(f"{g} is {row['off_share']:+.1%} off its share")
-    if not result["jain"] >= 0.95:
-        missed.append(f"Jain index {result['jain']:.3f} < 0.95")
-    if not result["eta_median_error"] <= 0.25:
-        missed.append(f"ETA median error {result['eta_median_error']:.1%} > 25 %")
+def pooled(days: list[list[dict]], q: int, key: str) -> float:
+    values = [x for d in days for x in d[q][key]]
+    return statistics.median(values) if values else float("nan")
+
+
+def over_days(days: list[list[dict]]) -> dict:
+    """Each queue over the days: each group's mean part against its share, the days within
+    +-10 %, Jain's index (mean, worst day), and the ETA errors pooled over every request."""
+    out = {}
+    for q, first in enumerate(days[0]):
+        parts = {g: statistics.mean(d[q]["groups"][g]["part"] for d in days) for g in GROUPS}
+        share_total = sum(GROUPS.values())
+        out[first["queue"]] = {
+            "parts": parts,
+            "off_share": {g: parts[g] / (GROUPS[g] / share_total) - 1 for g in GROUPS},
+            "days_within": sum(
+                all(abs(x["off_share"]) <= 0.10 for x in d[q]["groups"].values()) for d in days
+            ),
+            "jain_mean": statistics.mean(d[q]["jain"] for d in days),
+            "jain_min": min(d[q]["jain"] for d in days),
+            "eta_error": pooled(days, q, "eta_errors_all"),
+            "eta_live_error": pooled(days, q, "eta_live_errors_all"),
+            "median_wait_min": statistics.mean(
+                statistics.median(g["median_wait_min"] for g in d[q]["groups"].values())
+                for d in days
+            ),
+            "gave_up": statistics.mean(
+                sum(g["gave_up"] for g in d[q]["groups"].values()) for d in days
+            ),
+        }
+    return out
+
+
+def days_table(summary: dict, n: int) -> str:
+    names = list(summary)
+    lines = [f"{'over ' + str(n) + ' days':<30}" + "".join(f"{q:>17}" for q in names)]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"{label:<30}" + "".join(f"{c:>17}" for c in cells))
+
+    share_total = sum(GROUPS.values())
+    for g, share in GROUPS.items():
+        row(
+            f"{g} part (share {share / share_total:.0%})",
+            [f"{summary[q]['parts'][g]:.1%} ({summary[q]['off_share'][g]:+.0%})" for q in names],
+        )
+    row("days all within +-10 %", [f"{summary[q]['days_within']} / {n}" for q in names])
+    row(
+        "Jain mean (worst day)",
+        [f"{summary[q]['jain_mean']:.3f} ({summary[q]['jain_min']:.3f})" for q in names],
+    )
+    row("ETA median error (pooled)", [f"{summary[q]['eta_error']:.1%}" for q in names])
+    row("ETA read while waiting", [f"{summary[q]['eta_live_error']:.1%}" for q in names])
+    row("median wait (mean of days)", [f"{summary[q]['median_wait_min']:.0f} min" for q in names])
+    row("requests given up per day", [f"{summary[q]['gave_up']:.0f}" for q in names])
+    return "\n".join(lines)
+
+
+def goals(summary: dict) -> list[str]:
+    """The goals the fair queue misses over the days (empty: all met)."""
+    fair = summary["fair + quotas"]
+    missed = [
+        f"{g} is {off:+.1%} off its share"
+        for g, off in fair["off_share"].items()
+        if abs(off) > 0.10
+    ]
+    if not fair["jain_min"] >= 0.95:
+        missed.append(f"Jain index {fair['jain_min']:.3f} < 0.95 on a day")
+    if not fair["eta_error"] <= 0.25:
+        missed.append(f"ETA median error {fair['eta_error']:.1%} > 25 %")
     return missed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
-    parser.add_argument("--seeds", type=int, default=1, help="how many days (seeds) to run")
+    parser.add_argument("--seed", type=int, default=1, help="the first day's seed (default 1)")
+    parser.add_argument("--days", type=int, default=10, help="days to simulate (default 10)")
+    parser.add_argument("--each-day", action="store_true", help="a table for every day")
     parser.add_argument("--half-life-hours", type=float, default=4.0)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    everything = []
-    status = 0
-    for seed in range(args.seed, args.seed + args.seeds):
+    days = []
+    for seed in range(args.seed, args.seed + args.days):
         results = [
             summary(simulate(name, policy, seed))
             for name, policy in policies(args.half_life_hours * HOUR).items()
         ]
-        print(f"\nseed {seed}: 8 GPUs, 30 people in 3 groups with shares 1:1:2, one day")
-        print(table(results))
-        missed = goals(results[-1])
-        print("goals (fair + quotas):", "all met" if not missed else "; ".join(missed))
-        status |= bool(missed)
-        everything.append({"seed": seed, "results": results})
+        if args.each_day or seed == args.seed:
+            print(f"\nday {seed}: 8 GPUs, 30 people in 3 groups with shares 1:1:2")
+            print(table(results))
+        days.append(results)
+    over = over_days(days)
+    print()
+    print(days_table(over, len(days)))
+    missed = goals(over)
+    print("\ngoals (fair + quotas, over the days):", "all met" if not missed else "; ".join(missed))
     if args.json:
-        args.json.write_text(json.dumps(everything, indent=2))
-    return status
+        slim = [[{k: v for k, v in r.items() if not k.endswith("_all")} for r in d] for d in days]
+        args.json.write_text(json.dumps({"days": slim, "over_days": over}, indent=2))
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
