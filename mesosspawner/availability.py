@@ -53,16 +53,19 @@ def capacity(
     patience: float | None = None,
     spark_role: str | None = None,
     quota: RoleQuota | None = None,
+    queue: tuple[str, str] | None = None,
 ) -> ProfileCapacity:
     """The form's line for one profile's ``request`` on the cluster as the framework sees it.
 
     ``patience``: how long a spawn waits for room (``start_timeout``), said on "wait" lines.
     ``spark_role``: a Spark profile's executors' role, whose free share the line names.
     ``quota``: the request's role's quota limits and use, when it has limits.
+    ``queue``: the GPU queue's word on this person's request (``GpuQueue.preview``):
+    ("never", their quota's refusal) or ("wait", "you would be 2nd in the GPU queue, ...").
     """
-    line = _line(request, agents, totals_known, patience, quota)
+    line = _line(request, agents, totals_known, patience, quota, queue)
     executors = spark.role_capacity(agents, spark_role) if spark_role else None
-    if executors is None or line.status == "never" or not agents:
+    if executors is None or line.status in ("never", "quota") or not agents:
         return line
     # One sentence still: the executors' share goes before the verdict (" — starts now").
     head, dash, verdict = line.detail.partition(" — ")
@@ -76,9 +79,18 @@ def _line(
     totals_known: bool,
     patience: float | None,
     quota: RoleQuota | None,
+    queue: tuple[str, str] | None,
 ) -> ProfileCapacity:
     fit = plc.classify(request, agents, totals_known=totals_known, quota=quota)
     wait = "you will wait" + (f", up to {duration_words(patience)}" if patience else "")
+    if queue is not None and queue[0] == "never":
+        return ProfileCapacity("quota", _sentence(queue[1]))
+    if queue is not None and queue[0] == "wait":
+        wait = queue[1] + (f" (it waits up to {duration_words(patience)})" if patience else "")
+        if fit.kind == "now":  # free GPUs, but held for people ahead or for other groups
+            free, total = _gpus(agents, request)
+            line = f"{free} of {total} GPU{'' if total == 1 else 's'} free — {wait}"
+            return ProfileCapacity("wait", _sentence(line), free_gpus=free, total_gpus=total)
     if fit.kind == "never":
         return ProfileCapacity("never", _sentence(f"cannot start on this cluster: {fit.why}"))
     if not agents:

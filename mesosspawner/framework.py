@@ -18,6 +18,8 @@ from . import framework_identity as identity
 from . import maintenance, taskinfo
 from . import placement as plc
 from .cluster_view import ClusterView
+from .gpuqueue.hubqueue import GpuQueue
+from .gpuqueue.policy import QueuePolicy
 from .mesos import credentials, events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.state import RoleQuota, TaskSeen
@@ -88,6 +90,10 @@ class FrameworkConfig:
     maintenance_horizon: float
     # Where the secret is read from when the framework is made (``secret`` is then None).
     secret_file: str | None = None
+    # The GPU queue (``gpuqueue``): its rules, where its state is kept, how often it looks.
+    gpu_queue: QueuePolicy = QueuePolicy()
+    gpu_state_file: str | None = None
+    gpu_queue_tick: float = 5.0
 
 
 class MesosFramework(EventHandler):
@@ -110,6 +116,7 @@ class MesosFramework(EventHandler):
         self.tasks: dict[str, TaskRecord] = {}
         # (user, server) -> why its last task stopped, for the person's next visit.
         self._last_stop: dict[tuple[str, str], str] = {}
+        self._kill_reasons: dict[str, str] = {}  # task id -> why the hub killed it
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()
@@ -169,6 +176,18 @@ class MesosFramework(EventHandler):
             lambda task_id: record.state if (record := self.tasks.get(task_id)) else None,
             self.log,
         )
+        self.gpu_queue = GpuQueue(
+            config.gpu_queue,
+            state_file=config.gpu_state_file,
+            tasks=self.tasks,
+            kill=self.kill,
+            revive=lambda: self._revive(None),
+            note_kill_reason=self.note_kill_reason,
+            capacity=self._gpu_capacity,
+            reconciled=self.reconciled.is_set,
+            tick=config.gpu_queue_tick,
+            logger=self.log,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,6 +213,7 @@ class MesosFramework(EventHandler):
         """Close the stream; tasks keep running until ``failover_timeout`` (weeks by default)."""
         self.reaper.stop()
         self.spark.stop()
+        self.gpu_queue.stop()
         for task in list(self._background):
             task.cancel()
         self._reconcile_loop = None
@@ -234,6 +254,9 @@ class MesosFramework(EventHandler):
         if self.refusal:
             raise LaunchFailed(self.refusal)
         key = req.needs.key
+        refused = self.gpu_queue.join(req)
+        if refused:
+            raise LaunchFailed(refused)
         self.pending[key] = req
         self.metrics["pending"].set(len(self.pending))
         req.observer.queued(req.needs)
@@ -251,6 +274,7 @@ class MesosFramework(EventHandler):
     async def withdraw(self, req: LaunchRequest) -> None:
         """Forget a request; kill its task if it was already launched."""
         self.pending.pop(req.needs.key, None)
+        self.gpu_queue.leave(req)
         self.metrics["pending"].set(len(self.pending))
         if req.task_id:
             self.launching.pop(req.task_id, None)
@@ -462,7 +486,8 @@ class MesosFramework(EventHandler):
             if offer_id:
                 await self._safe(self.client.decline([offer_id]))
         self.view.record_offers(parsed)
-        requests = [r.needs for r in self.pending.values()]
+        # The GPU queue decides which GPU requests may take GPUs now, first in line first.
+        requests = [r.needs for r in self.gpu_queue.order(self.pending.values())]
         placements = plc.place(
             requests,
             parsed,
@@ -504,6 +529,7 @@ class MesosFramework(EventHandler):
             req.task_id = task_id
             req.attempts += 1
             self.pending.pop(req.needs.key, None)
+            self.gpu_queue.launched(req, task_id)
             self.launching[task_id] = req
             self.tasks[task_id] = TaskRecord(
                 task_id,
@@ -535,6 +561,7 @@ class MesosFramework(EventHandler):
             req.observer.accepted(p, req.task_id)
 
     def _requeue(self, req: LaunchRequest, why: str) -> None:
+        self.gpu_queue.requeued(req, req.task_id)
         if req.task_id:
             self.launching.pop(req.task_id, None)
             self.view.released(req.task_id)
@@ -596,6 +623,7 @@ class MesosFramework(EventHandler):
             self._advance(req, record)
         if state in TERMINAL_STATES:
             self.view.released(task_id)
+            self.gpu_queue.ended(task_id)
         if not record.claimed and record.active:
             self.reaper.schedule()
 
@@ -728,6 +756,14 @@ class MesosFramework(EventHandler):
         quota = self.quota(request.role)
         return quota and plc.quota_shortfall(request, quota, self.capacity())
 
+    def _gpu_capacity(self) -> tuple[int | None, int | None]:
+        """(the cluster's GPUs, GPUs free in offers); None where nothing is known yet."""
+        agents = self.view.capacity()
+        if not agents:
+            return None, None
+        total = int(sum(r.scalar or 0 for a in agents for r in a.total if r.name == "gpus"))
+        return total, plc.free_gpus(agents)
+
     def gpu_agents(self) -> set[str]:
         return self.view.gpu_agents()
 
@@ -785,6 +821,14 @@ class MesosFramework(EventHandler):
 
     def forget_stop(self, user: str, server: str) -> None:
         self._last_stop.pop((user, server), None)
+
+    def note_kill_reason(self, task_id: str, why: str) -> None:
+        """Why the hub itself killed ``task_id`` (a cull): what the person is told, rather
+        than the bare TASK_KILLED."""
+        self._kill_reasons[task_id] = why
+
+    def kill_reason(self, task_id: str) -> str | None:
+        return self._kill_reasons.get(task_id)
 
     async def wait_reconciled(self, timeout: float) -> bool:
         """Wait until every task believed active has been answered for; False on timeout."""

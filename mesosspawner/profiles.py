@@ -6,6 +6,12 @@ Pure. The shape is KubeSpawner's (``display_name``, ``slug``, ``description``, `
 validation path (``resolve``) serves both form posts and REST ``user_options``: anything it
 does not recognise is refused with a ``UserOptionsError`` naming the problem, before anything
 is launched.
+
+Profiles by group: ``allowed_groups`` (JupyterHub group names) on a profile, on an option or
+on a choice limits it to members of those groups. ``for_person`` cuts the profile list down to
+what one person may use, and both the form (``form_context``) and ``resolve`` (REST and form
+posts, run by the spawner at every spawn with the server owner's groups) see only that cut:
+one rule, in one place.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import copy
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -38,14 +44,18 @@ _PROFILE_KEYS = (
     "default",
     "mesosspawner_override",
     "profile_options",
-    "groups",
+    "allowed_groups",
 )
-_OPTION_KEYS = ("display_name", "choices")
-_CHOICE_KEYS = ("display_name", "default", "mesosspawner_override")
+_OPTION_KEYS = ("display_name", "choices", "allowed_groups")
+_CHOICE_KEYS = ("display_name", "default", "mesosspawner_override", "allowed_groups")
 
 
 class UserOptionsError(ValueError):
     """The person's options were refused; the message is for them (HTTP 400)."""
+
+
+def _member(allowed: tuple[str, ...], user_groups: Collection[str]) -> bool:
+    return not allowed or any(g in user_groups for g in allowed)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,10 @@ class ProfileChoice:
     display_name: str
     default: bool = False
     override: Mapping[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()  # allowed_groups: if non-empty, only their members
+
+    def allowed(self, user_groups: Collection[str]) -> bool:
+        return _member(self.groups, user_groups)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,10 @@ class ProfileOption:
     slug: str
     display_name: str
     choices: Mapping[str, ProfileChoice]
+    groups: tuple[str, ...] = ()  # allowed_groups: if non-empty, only their members
+
+    def allowed(self, user_groups: Collection[str]) -> bool:
+        return _member(self.groups, user_groups)
 
     @property
     def default_choice(self) -> str:
@@ -80,17 +98,17 @@ class Profile:
     default: bool
     override: Mapping[str, Any]  # spawner trait name -> value (cpu_limit, gpus, image, ...)
     options: Mapping[str, ProfileOption] = field(default_factory=dict)
-    groups: tuple[str, ...] = ()  # if non-empty, only members of these JupyterHub groups
+    groups: tuple[str, ...] = ()  # allowed_groups: if non-empty, only their members
 
     def allowed(self, user_groups: Collection[str]) -> bool:
-        return not self.groups or any(g in user_groups for g in self.groups)
+        return _member(self.groups, user_groups)
 
 
 @dataclass(frozen=True)
 class ProfileCapacity:
     """What the cluster can do for a profile right now, as the form shows it."""
 
-    status: str  # "now" | "wait" | "never"
+    status: str  # "now" | "wait" | "never" | "quota" (the person's GPU quota refuses it)
     detail: str  # one sentence about this profile: "1 of 2 GPUs free — starts now"
     free_gpus: int | None = None  # GPU profiles only
     total_gpus: int | None = None
@@ -139,6 +157,8 @@ def _load_profile(i: int, entry: Any, allowed: Collection[str] | None) -> Profil
     where = f"{where} ({name!r})"
     if "kubespawner_override" in entry:
         raise ValueError(f"{where}: use mesosspawner_override, not kubespawner_override")
+    if "groups" in entry:
+        raise ValueError(f"{where}: use allowed_groups, not groups, to limit a profile to groups")
     _known_keys(where, entry, _PROFILE_KEYS)
     slug = entry.get("slug")
     if slug is None:
@@ -152,9 +172,7 @@ def _load_profile(i: int, entry: Any, allowed: Collection[str] | None) -> Profil
     default = entry.get("default", False)
     if not isinstance(default, bool):
         raise ValueError(f"{where}: default must be true or false, not {default!r}")
-    groups = entry.get("groups", [])
-    if not isinstance(groups, list | tuple) or not all(isinstance(g, str) and g for g in groups):
-        raise ValueError(f"{where}: groups must be a list of JupyterHub group names")
+    groups = _groups(where, entry)
     override = _override(where, entry.get("mesosspawner_override", {}), allowed)
     options_raw = entry.get("profile_options", {})
     if not isinstance(options_raw, Mapping):
@@ -174,6 +192,15 @@ def _load_profile(i: int, entry: Any, allowed: Collection[str] | None) -> Profil
         options=MappingProxyType(options),
         groups=tuple(groups),
     )
+
+
+def _groups(where: str, raw: Mapping) -> tuple[str, ...]:
+    groups = raw.get("allowed_groups", [])
+    if not isinstance(groups, list | tuple) or not all(isinstance(g, str) and g for g in groups):
+        raise ValueError(
+            f"{where}: allowed_groups must be a list of JupyterHub group names, not {groups!r}"
+        )
+    return tuple(groups)
 
 
 def _load_option(where: str, slug: str, raw: Any, allowed: Collection[str] | None) -> ProfileOption:
@@ -200,10 +227,12 @@ def _load_option(where: str, slug: str, raw: Any, allowed: Collection[str] | Non
         if not isinstance(c_display, str) or not isinstance(c_default, bool):
             raise ValueError(f"{c_where}: display_name must be a string and default a bool")
         override = _override(c_where, value.get("mesosspawner_override", {}), allowed)
-        choices[c_slug] = ProfileChoice(c_slug, c_display, c_default, override)
+        choices[c_slug] = ProfileChoice(
+            c_slug, c_display, c_default, override, _groups(c_where, value)
+        )
     if sum(c.default for c in choices.values()) > 1:
         raise ValueError(f"{where}: only one choice may be the default")
-    return ProfileOption(slug, display, MappingProxyType(choices))
+    return ProfileOption(slug, display, MappingProxyType(choices), _groups(where, raw))
 
 
 def _known_keys(where: str, raw: Mapping, known: Sequence[str]) -> None:
@@ -267,9 +296,30 @@ def _check_override_value(where: str, key: str, value: Any) -> None:
 # ---------------------------------------------------------------------------- user options
 
 
+def for_person(profile: Profile, user_groups: Collection[str]) -> Profile | None:
+    """``profile`` as a member of ``user_groups`` sees it: None if it is not theirs, else
+    without the options and choices that are not theirs (an option left without choices
+    goes; a default choice that is not theirs gives way to their first one)."""
+    if not profile.allowed(user_groups):
+        return None
+    options = {}
+    for slug, option in profile.options.items():
+        if not option.allowed(user_groups):
+            continue
+        choices = {k: c for k, c in option.choices.items() if c.allowed(user_groups)}
+        if choices:
+            options[slug] = replace(option, choices=MappingProxyType(choices))
+    if len(options) == len(profile.options) and all(
+        len(options[k].choices) == len(o.choices) for k, o in profile.options.items()
+    ):
+        return profile
+    return replace(profile, options=MappingProxyType(options))
+
+
 def available(profiles: Sequence[Profile], user_groups: Collection[str] = ()) -> list[Profile]:
-    """The profiles a member of ``user_groups`` may use, in the admin's order."""
-    return [p for p in profiles if p.allowed(user_groups)]
+    """The profiles a member of ``user_groups`` may use, in the admin's order, each cut down
+    to the options and choices they may use (``for_person``)."""
+    return [p for p in (for_person(p, user_groups) for p in profiles) if p is not None]
 
 
 def default_profile(profiles: Sequence[Profile], user_groups: Collection[str] = ()) -> Profile:
@@ -318,11 +368,13 @@ def resolve(
         slug = user_options[FORM_PROFILE]
         if not isinstance(slug, str):
             raise UserOptionsError(f"profile must be a string (a profile slug), not {_echo(slug)}")
-        profile = next((p for p in profiles if p.slug == slug), None)
-        if profile is None or profile not in usable:
+        full = next((p for p in profiles if p.slug == slug), None)
+        profile = next((p for p in usable if p.slug == slug), None)
+        if profile is None:
             names = ", ".join(p.slug for p in usable) or "none"
-            problem = "unknown profile" if profile is None else "profile not available to you:"
+            problem = "unknown profile" if full is None else "profile not available to you:"
             raise UserOptionsError(f"{problem} {_echo(slug)}; choose one of: {names}")
+    full = next(p for p in profiles if p.slug == profile.slug)
     chosen: dict[str, str] = {}
     for key, value in user_options.items():
         if key == FORM_PROFILE:
@@ -330,14 +382,20 @@ def resolve(
         option = profile.options.get(key)
         if option is None:
             known = ", ".join(profile.options) or "none"
+            if key in full.options:
+                raise UserOptionsError(
+                    f"option {_echo(key)} of profile {profile.slug!r} is not available to you"
+                    f" (your options: {known})"
+                )
             raise UserOptionsError(
                 f"unknown option {_echo(key)} for profile {profile.slug!r} (its options: {known})"
             )
         if not isinstance(value, str) or value not in option.choices:
             choices = ", ".join(option.choices)
+            theirs = isinstance(value, str) and value in full.options[key].choices
             raise UserOptionsError(
                 f"option {key!r} of profile {profile.slug!r} must be one of {choices},"
-                f" not {_echo(value)}"
+                f" not {_echo(value)}" + (" (not available to you)" if theirs else "")
             )
         chosen[key] = value
     merged = _deep_merge({}, profile.override)
@@ -401,6 +459,7 @@ _BADGES = {
     "now": ("Can start now", "bg-success"),
     "wait": ("Must wait", "bg-warning text-dark"),
     "never": ("Cannot fit on this cluster", "bg-danger"),
+    "quota": ("Over your GPU quota", "bg-danger"),
 }
 
 

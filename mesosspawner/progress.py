@@ -29,6 +29,7 @@ class ProgressFeed:
         self.give_up_after = give_up_after
         self._changed = asyncio.Event()
         self._last_waiting = ""
+        self._last_queue_line = ""
         self._done = False
         self.image = image
         self._staging_timer: asyncio.TimerHandle | None = None
@@ -62,6 +63,13 @@ class ProgressFeed:
         if message != self._last_waiting:
             self._last_waiting = message
             self._put(20, message)
+
+    def in_queue(self, line: str) -> None:
+        """The GPU queue's line for this spawn ("2nd in the GPU queue, about 12 min"), said
+        again whenever it changes."""
+        if line != self._last_queue_line:
+            self._last_queue_line = line
+            self._put(15, line[:1].upper() + line[1:])
 
     def accepted(self, placement, task_id: str) -> None:
         self._put(40, f"Offer accepted on agent {placement.hostname}: launching task {task_id}")

@@ -41,6 +41,7 @@ from traitlets import (
 from . import availability, first_answer, identity, naming, placement, profiles, spark, taskinfo
 from .envdrop import EnvDrop, EnvFiles
 from .framework import FrameworkConfig, LaunchFailed, LaunchRequest, MesosFramework, TaskRecord
+from .gpuqueue.traits import GpuQueueTraits
 from .mesos.states import LIVE_STATES, MAY_RETURN_STATES, TERMINAL_STATES
 from .progress import ProgressFeed
 from .security_traits import SecurityTraits
@@ -55,7 +56,7 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
+class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQueueTraits):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
@@ -304,6 +305,9 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
             reconcile_retry_seconds=self.reconcile_retry_seconds,
             secret_file=self.secret_file,
             maintenance_horizon=self.maintenance_horizon_seconds,
+            gpu_queue=self.gpu_queue_policy(),
+            gpu_state_file=self.gpu_queue_state_file or None,
+            gpu_queue_tick=self.gpu_queue_tick,
         )
 
     # ------------------------------------------------------------------ profiles
@@ -364,6 +368,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
                 patience=self.start_timeout,
                 spark_role=self.spark_role_for(p.override),
                 quota=fw.quota(request.role),
+                queue=self.gpu_preview(fw.gpu_queue, request.gpus, p.slug, p.override),
             )
         return out
 
@@ -648,9 +653,10 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
             why = f"Could not build the Mesos task: {e}"
             feed.fail(why)
             raise _spawn_error(why, reason="launch") from None
-        req = LaunchRequest(needs=request, spec=spec, observer=feed)
         # Give up just before JupyterHub's own timeout, so the person learns *why*.
         patience = max(1.0, self.start_timeout - 2.0)
+        claim = self.gpu_claim(self._user_groups(), self.profile_slug, patience)
+        req = LaunchRequest(needs=request, spec=spec, observer=feed, gpu=claim)
         feed.give_up_after = patience
         try:
             record = await asyncio.wait_for(fw.launch(req), patience)
@@ -726,6 +732,8 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
             fw.spark.start(self.spark_cleanup_interval)
         if not self.task_id:
             return None if self._starting else 0
+        orm = getattr(self, "orm_spawner", None)
+        fw.gpu_queue.note_activity(self.task_id, getattr(orm, "last_activity", None))
         record = fw.task(self.task_id)
         if record is None:
             fw.track(self._saved_record())  # e.g. a framework started anew in this process
@@ -744,7 +752,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits):
             # A partition may heal, an agent the master forgot may re-register: the task then
             # comes back RUNNING and this server keeps it.
             return None
-        reason = f"task {record.describe()}"
+        reason = fw.kill_reason(self.task_id) or f"task {record.describe()}"
         if self.spark_driver:
             # Its driver died with it; a Spark framework that outlives it is torn down now.
             fw.spark.stop_notebook_soon(self.task_id, self.spark_driver)

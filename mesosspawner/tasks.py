@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import placement as plc
+from .gpuqueue.policy import GpuClaim
 from .mesos.resources import Resource
 from .mesos.states import ACTIVE_STATES
 from .taskinfo import TaskSpec
@@ -78,6 +79,7 @@ class LaunchObserver(Protocol):
     def accepted(self, placement: plc.Placement, task_id: str) -> None: ...
     def retry(self, why: str) -> None: ...
     def starting(self, record: TaskRecord) -> None: ...
+    def in_queue(self, line: str) -> None: ...
 
 
 class SilentObserver:
@@ -98,6 +100,9 @@ class SilentObserver:
     def starting(self, record: TaskRecord) -> None:
         pass
 
+    def in_queue(self, line: str) -> None:
+        pass
+
 
 @dataclass
 class LaunchRequest:
@@ -107,6 +112,7 @@ class LaunchRequest:
     needs: plc.Request  # what the notebook needs from an offer
     spec: TaskSpec  # the task, but for what the offer decides
     observer: LaunchObserver = field(default_factory=SilentObserver)
+    gpu: GpuClaim | None = None  # who asks and under which limits, for the GPU queue
     future: asyncio.Future = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

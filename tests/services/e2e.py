@@ -4,6 +4,7 @@ it, readers of a notebook's process, waiting for a condition, and a page as a pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -163,7 +164,8 @@ def labels_of(task: dict) -> dict[str, str]:
 
 
 def user_tasks(tasks: dict[str, dict], user: str) -> dict[str, dict]:
-    """The tasks (``tasks_by_id``) of ``user``'s notebooks, by the label the spawner sets."""
+    """The tasks (``tasks_by_id``) of ``user``'s notebooks, by the label the spawner sets
+    (``naming.safe_name``: a safe name as it is, others ``x--<escape>``)."""
     label = naming.safe_name(user)
     return {tid: t for tid, t in tasks.items() if labels_of(t).get("jupyterhub.user") == label}
 
@@ -214,3 +216,68 @@ async def spawn_page(hub, user: str) -> str:
     code, text = await asyncio.to_thread(logged_in_get, hub.url, user, f"/hub/spawn/{user}")
     assert code == 200, text[-2000:]
     return text
+
+
+class ProgressFollower:
+    """A server's progress stream (the REST progress API, as the spawn-pending page reads it)
+    followed in the background while the spawn waits: ``messages()`` grows as events come."""
+
+    def __init__(self, hub, user: str, name: str = "") -> None:
+        self.hub = hub
+        self.user = user
+        self.name = name
+        self.events: list[dict] = []
+        self._buffer = b""
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> ProgressFollower:
+        self._task = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self) -> None:
+        import json
+
+        from tornado.httpclient import HTTPRequest
+
+        def on_chunk(chunk: bytes) -> None:
+            self._buffer += chunk
+            while b"\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split(b"\n\n", 1)
+                for line in block.splitlines():
+                    if line.startswith(b"data:"):
+                        self.events.append(json.loads(line[5:].strip()))
+
+        path = self.hub._server_path(self.user, self.name) + "/progress"
+        request = HTTPRequest(
+            self.hub.url + "/hub/api" + path,
+            headers={"Authorization": f"token {self.hub.admin_token}"},
+            request_timeout=600,
+            streaming_callback=on_chunk,
+        )
+        await self.hub._http.client().fetch(request, raise_error=False)
+
+    def messages(self) -> list[str]:
+        return [e.get("message", "") for e in self.events]
+
+    async def wait_message(self, pattern: str, timeout: float) -> str:
+        """The first message matching the regex ``pattern`` (waiting for it)."""
+        regex = re.compile(pattern)
+
+        async def found():
+            return next((m for m in self.messages() if regex.search(m)), None)
+
+        return await wait_for(found, timeout, f"{self.user}'s progress to say /{pattern}/")
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def add_to_group(hub, group: str, users: list[str]) -> None:
+    """Put ``users`` in the JupyterHub group ``group`` (created if needed), through the API."""
+    code, body = await hub.api("POST", f"/groups/{group}")
+    assert code in (201, 409), body
+    code, body = await hub.api("POST", f"/groups/{group}/users", json={"users": users})
+    assert code == 200, body

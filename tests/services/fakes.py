@@ -35,14 +35,15 @@ FRAMEWORK_INFO = {
 
 
 def framework_config(*, master: str, **overrides) -> FrameworkConfig:
-    """The trait defaults' FrameworkConfig for ``master``, with ``overrides``; no id file
-    unless one is given (a test must not leave one in the working directory)."""
+    """The trait defaults' FrameworkConfig for ``master``, with ``overrides``; no id file and
+    no GPU queue state file unless given (a test must not leave one in the working directory)."""
     from mesosspawner import MesosSpawner
 
     spawner = MesosSpawner(
         user=SimpleNamespace(name="framework-test", id=0, groups=[]), mesos_master=master
     )
     overrides.setdefault("id_file", None)
+    overrides.setdefault("gpu_state_file", None)
     return dataclasses.replace(spawner.framework_config(), **overrides)
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mesosspawner.profiles import (
     ProfileCapacity,
     UserOptionsError,
+    available,
     load_profile_list,
     options_from_form,
     render_form,
@@ -44,7 +45,7 @@ RAW = [
     {
         "display_name": "Spark",
         "slug": "spark",
-        "groups": ["spark-users"],
+        "allowed_groups": ["spark-users"],
         "mesosspawner_override": {
             "role": "spark",
             "spark_master": "mesos://zk://127.0.0.1:2181/mesos",
@@ -85,7 +86,8 @@ def test_slugs_come_from_display_names_when_missing():
         ([{"display_name": "A", "slug": "Has Space"}], "lowercase"),
         ([{"display_name": "A", "slug": "a--b"}], "single"),
         ([{"display_name": "A", "default": "yes"}], "true or false"),
-        ([{"display_name": "A", "groups": "staff"}], "groups"),
+        ([{"display_name": "A", "allowed_groups": "staff"}], "allowed_groups"),
+        ([{"display_name": "A", "groups": ["staff"]}], "use allowed_groups"),
         ([{"display_name": "A", "mesosspawner_override": {"gpus": 0.5}}], "whole number"),
         ([{"display_name": "A", "mesosspawner_override": {"cpu_limit": "2"}}], "number"),
         (
@@ -173,11 +175,11 @@ def test_group_limited_profiles():
 
 def test_default_falls_back_when_the_default_is_group_limited():
     profiles = load_profile_list(
-        [{"display_name": "A", "default": True, "groups": ["x"]}, {"display_name": "B"}]
+        [{"display_name": "A", "default": True, "allowed_groups": ["x"]}, {"display_name": "B"}]
     )
     assert resolve(profiles, {})[0].slug == "b"
     with pytest.raises(UserOptionsError, match="no profile"):
-        resolve(load_profile_list([{"display_name": "A", "groups": ["x"]}]), {})
+        resolve(load_profile_list([{"display_name": "A", "allowed_groups": ["x"]}]), {})
 
 
 @pytest.mark.parametrize(
@@ -350,3 +352,99 @@ def test_form_needs_no_javascript():
     form, script = page.split("<script", 1)
     assert form.count('name="profile"') == 2 and "<select" in form
     assert "fetch(window.location.href" in script and "http" not in script
+
+
+# ---------------------------------------------------------------------------- profiles by group
+
+BY_GROUP = load_profile_list(
+    [
+        {
+            "display_name": "GPU",
+            "slug": "gpu",
+            "mesosspawner_override": {"gpus": 1},
+            "profile_options": {
+                "size": {
+                    "display_name": "GPUs",
+                    "choices": {
+                        "one": {"display_name": "One"},
+                        "four": {
+                            "display_name": "Four",
+                            "default": True,
+                            "allowed_groups": ["power"],
+                            "mesosspawner_override": {"gpus": 4},
+                        },
+                    },
+                },
+                "model": {
+                    "display_name": "Model",
+                    "allowed_groups": ["hw"],
+                    "choices": {
+                        "any": {"display_name": "Any"},
+                        "a100": {
+                            "display_name": "A100",
+                            "mesosspawner_override": {"constraints": [["gpu", "IS", "a100"]]},
+                        },
+                    },
+                },
+            },
+        },
+        {"display_name": "Deep", "slug": "deep", "allowed_groups": ["deep"]},
+    ]
+)
+
+
+def test_allowed_groups_cut_profiles_options_and_choices_for_each_person():
+    (gpu,) = available(BY_GROUP, [])
+    assert list(gpu.options) == ["size"]  # the model option is the hw group's
+    assert list(gpu.options["size"].choices) == ["one"]
+    assert gpu.options["size"].default_choice == "one"  # "four", the default, is not theirs
+    profile, override = resolve(BY_GROUP, {"profile": "gpu"}, [])
+    assert override == {"gpus": 1}
+    everything = available(BY_GROUP, ["power", "hw", "deep"])
+    assert [p.slug for p in everything] == ["gpu", "deep"]
+    assert resolve(BY_GROUP, {"profile": "gpu"}, ["power"])[1]["gpus"] == 4
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"profile": "deep"}, "profile not available to you: 'deep'; choose one of: gpu"),
+        ({"profile": "gpu", "size": "four"}, "must be one of one, not 'four' (not available"),
+        ({"profile": "gpu", "model": "a100"}, "option 'model' of profile 'gpu' is not available"),
+        ({"profile": "gpu", "colour": "red"}, "unknown option 'colour'"),
+    ],
+)
+def test_what_is_not_the_persons_is_refused_saying_so(options, words):
+    with pytest.raises(UserOptionsError) as e:
+        resolve(BY_GROUP, options, ["nobody"])
+    assert words in str(e.value)
+
+
+def test_the_form_offers_each_person_only_what_is_theirs():
+    page = render_form(BY_GROUP, user_groups=[])
+    assert 'value="deep"' not in page and 'value="four"' not in page and "Model" not in page
+    page = render_form(BY_GROUP, user_groups=["power", "hw", "deep"])
+    assert 'value="deep"' in page and '<option value="four" selected>' in page
+    assert "Model" in page
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ([{"display_name": "A", "groups": ["x"]}], "use allowed_groups, not groups"),
+        (
+            [
+                {
+                    "display_name": "A",
+                    "profile_options": {
+                        "o": {"choices": {"c": {"allowed_groups": "x"}}},
+                    },
+                }
+            ],
+            "allowed_groups must be a list of JupyterHub group names, not 'x'",
+        ),
+    ],
+)
+def test_allowed_groups_must_be_a_list_of_group_names(raw, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_profile_list(raw)
