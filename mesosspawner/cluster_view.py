@@ -143,6 +143,14 @@ class ClusterView:
         """Agents known to have GPUs, even while all of them are in use (absent from offers)."""
         return {a.agent_id for a in self.capacity() if any(r.name == "gpus" for r in a.total)}
 
+    def gpu_totals(self) -> tuple[int | None, int | None]:
+        """(the cluster's GPUs, GPUs free in offers); None where nothing is known yet."""
+        agents = self.capacity()
+        if not agents:
+            return None, None
+        total = int(sum(r.scalar or 0 for a in agents for r in a.total if r.name == "gpus"))
+        return total, plc.free_gpus(agents)
+
     @property
     def totals_known(self) -> bool:
         """Whether agents' totals came from the master (else they are guessed from offers)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from . import placement as plc
 from .cluster_view import ClusterView
 from .gpuqueue.hubqueue import GpuQueue
 from .gpuqueue.policy import QueuePolicy
+from .launch_failures import REGISTRATION_TIMEOUT_HINT, RETRY_REASONS, registration_timed_out
 from .mesos import credentials, events
 from .mesos.client import EventHandler, MesosError, SchedulerClient
 from .mesos.state import RoleQuota, TaskSeen
@@ -29,33 +29,14 @@ from .metrics import framework_metrics
 from .naming import task_id_prefixes
 from .orphans import OrphanReaper
 from .spark_cleanup import SparkCleanup
+from .stop_notes import StopNotes
 from .tasks import (
-    DRAINING_REASONS,
     OFFER_ATTEMPTS,
     LaunchFailed,
     LaunchObserver,
     LaunchRequest,
     SilentObserver,
     TaskRecord,
-)
-
-# An offer that was stale or rescinded when we accepted it: the launch is retried, whether the
-# master noticed (SOURCE_MASTER) or the agent did (SOURCE_AGENT, e.g. after its own restart).
-# So is a launch an agent refused or cut short because the operator is draining it.
-RETRY_REASONS = frozenset({"REASON_INVALID_OFFERS", "REASON_RESOURCES_UNKNOWN"}) | DRAINING_REASONS
-# The agent gave up waiting for the executor, most often because an image pull outlasted its
-# --executor_registration_timeout. The image is usually there by then: one more try.
-# Seen on Mesos 1.11: when the timeout strikes during the fetch or the pull, the agent destroys
-# the container and reports REASON_CONTAINER_LAUNCH_FAILED with one of these messages instead.
-REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
-_CUT_SHORT = re.compile(
-    r"destroyed while (fetching|pulling)|failed to fetch all uris.*(killed|signal)"
-    r"|failed to launch container: discarded",
-    re.I,
-)
-REGISTRATION_TIMEOUT_HINT = (
-    "the Mesos agent gave up waiting for the container to start (often a slow image pull): "
-    "an admin can raise the agent's --executor_registration_timeout (default 1mins)"
 )
 
 log = logging.getLogger("mesosspawner.framework")
@@ -114,9 +95,7 @@ class MesosFramework(EventHandler):
         self.pending: dict[str, LaunchRequest] = {}
         self.launching: dict[str, LaunchRequest] = {}  # task id -> request, until RUNNING
         self.tasks: dict[str, TaskRecord] = {}
-        # (user, server) -> why its last task stopped, for the person's next visit.
-        self._last_stop: dict[tuple[str, str], str] = {}
-        self._kill_reasons: dict[str, str] = {}  # task id -> why the hub killed it
+        self.stops = StopNotes()  # why servers stopped, for the people's next visits
         self.suppressed: set[str] = set()
         self.reconciled = asyncio.Event()
         self.subscribed_once = asyncio.Event()
@@ -132,22 +111,8 @@ class MesosFramework(EventHandler):
         self._reconcile_loop: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self.metrics = framework_metrics()
-        info = {
-            "user": config.user,
-            "name": config.name,
-            "roles": list(config.roles),
-            "failover_timeout": config.failover_timeout,
-            "checkpoint": True,
-            "capabilities": [
-                {"type": t}
-                for t in ("MULTI_ROLE", "GPU_RESOURCES", "PARTITION_AWARE", "TASK_KILLING_STATE")
-            ],
-        }
         principal, secret = credentials.resolve(config.principal, config.secret, config.secret_file)
-        if principal:
-            info["principal"] = principal
-        if config.webui_url:
-            info["webui_url"] = config.webui_url
+        info = identity.framework_info(config, principal)
         self.client = client_factory(
             config.master,
             info,
@@ -182,8 +147,8 @@ class MesosFramework(EventHandler):
             tasks=self.tasks,
             kill=self.kill,
             revive=lambda: self._revive(None),
-            note_kill_reason=self.note_kill_reason,
-            capacity=self._gpu_capacity,
+            note_kill_reason=self.stops.note_kill,
+            capacity=self.view.gpu_totals,
             reconciled=self.reconciled.is_set,
             tick=config.gpu_queue_tick,
             logger=self.log,
@@ -644,7 +609,7 @@ class MesosFramework(EventHandler):
             if record.reason in RETRY_REASONS and req.attempts < OFFER_ATTEMPTS:
                 self._requeue(req, f"the offer was no longer valid ({record.describe()})")
                 return
-            timed_out = _registration_timed_out(record)
+            timed_out = registration_timed_out(record)
             if timed_out and req.registration_retries < 1:
                 req.registration_retries += 1
                 self.log.warning(
@@ -756,14 +721,6 @@ class MesosFramework(EventHandler):
         quota = self.quota(request.role)
         return quota and plc.quota_shortfall(request, quota, self.capacity())
 
-    def _gpu_capacity(self) -> tuple[int | None, int | None]:
-        """(the cluster's GPUs, GPUs free in offers); None where nothing is known yet."""
-        agents = self.view.capacity()
-        if not agents:
-            return None, None
-        total = int(sum(r.scalar or 0 for a in agents for r in a.total if r.name == "gpus"))
-        return total, plc.free_gpus(agents)
-
     def gpu_agents(self) -> set[str]:
         return self.view.gpu_agents()
 
@@ -811,25 +768,6 @@ class MesosFramework(EventHandler):
             quota=self.quota(request.role),
         )
 
-    def last_stop_for(self, user: str, server: str) -> str | None:
-        """Why this server's last task stopped, if nobody has started it since."""
-        return self._last_stop.get((user, server))
-
-    def note_stop(self, user: str, server: str, why: str) -> None:
-        """Remember why a server stopped: JupyterHub drops the spawner object once it is gone."""
-        self._last_stop[(user, server)] = why
-
-    def forget_stop(self, user: str, server: str) -> None:
-        self._last_stop.pop((user, server), None)
-
-    def note_kill_reason(self, task_id: str, why: str) -> None:
-        """Why the hub itself killed ``task_id`` (a cull): what the person is told, rather
-        than the bare TASK_KILLED."""
-        self._kill_reasons[task_id] = why
-
-    def kill_reason(self, task_id: str) -> str | None:
-        return self._kill_reasons.get(task_id)
-
     async def wait_reconciled(self, timeout: float) -> bool:
         """Wait until every task believed active has been answered for; False on timeout."""
         try:
@@ -837,15 +775,6 @@ class MesosFramework(EventHandler):
         except TimeoutError:
             return False
         return True
-
-
-def _registration_timed_out(record: TaskRecord) -> bool:
-    """Did the agent cut the launch short at --executor_registration_timeout?"""
-    if record.reason == REGISTRATION_TIMEOUT:
-        return True
-    return record.reason == "REASON_CONTAINER_LAUNCH_FAILED" and bool(
-        _CUT_SHORT.search(record.message)
-    )
 
 
 __all__ = [

@@ -16,9 +16,13 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .availability import duration_words
 from .mesos.detector import redact
+
+if TYPE_CHECKING:
+    from .framework import FrameworkConfig
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,29 @@ class FrameworkIdFile:
     def forget(self) -> None:
         if self.path and os.path.exists(self.path):
             os.unlink(self.path)
+
+
+# What the hub asks of Mesos: several roles, GPU agents' offers, to hear of tasks on a
+# partitioned agent (TASK_UNREACHABLE rather than lost) and of kills in progress.
+CAPABILITIES = ("MULTI_ROLE", "GPU_RESOURCES", "PARTITION_AWARE", "TASK_KILLING_STATE")
+
+
+def framework_info(config: FrameworkConfig, principal: str | None) -> dict:
+    """The FrameworkInfo the hub subscribes with (checkpointed: tasks outlive an agent
+    restart; ``failover_timeout``: how long they outlive the hub)."""
+    info: dict = {
+        "user": config.user,
+        "name": config.name,
+        "roles": list(config.roles),
+        "failover_timeout": config.failover_timeout,
+        "checkpoint": True,
+        "capabilities": [{"type": t} for t in CAPABILITIES],
+    }
+    if principal:
+        info["principal"] = principal
+    if config.webui_url:
+        info["webui_url"] = config.webui_url
+    return info
 
 
 def _principal(value: str | None) -> str:

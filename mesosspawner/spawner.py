@@ -26,11 +26,8 @@ from jupyterhub.utils import make_ssl_context, maybe_future, url_path_join
 from tornado import web
 from traitlets import (
     Any,
-    Bool,
     Callable,
-    CaselessStrEnum,
     Dict,
-    Float,
     Int,
     List,
     Unicode,
@@ -47,6 +44,7 @@ from .progress import ProgressFeed
 from .security_traits import SecurityTraits
 from .spark_cleanup import CleanupError
 from .spark_traits import SparkTraits
+from .task_traits import TaskTraits
 from .tasks import MAX_LAUNCHES
 from .traits import FrameworkTraits
 
@@ -56,42 +54,13 @@ async def _apply_profile(spawner: MesosSpawner, user_options: dict) -> None:
     await spawner.apply_profile(user_options)
 
 
-class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQueueTraits):
+class MesosSpawner(
+    Spawner, TaskTraits, FrameworkTraits, SparkTraits, SecurityTraits, GpuQueueTraits
+):
     """Run each single-user server as a task on an Apache Mesos cluster."""
 
     # ------------------------------------------------------------------ what a task gets
-
-    image = Unicode(
-        None,
-        allow_none=True,
-        help="""Docker image of the notebook (pin with `name@sha256:...`). None runs the notebook
-        command directly on the agent (a plain command task).""",
-    ).tag(config=True)
-
-    containerizer = CaselessStrEnum(
-        list(taskinfo.CONTAINERIZERS),
-        "docker",
-        help="""`docker` (Mesos's Docker containerizer) or `mesos` (the Mesos containerizer with a
-        Docker image). GPU notebooks always use `mesos`: the Docker containerizer has no GPUs.""",
-    ).tag(config=True)
-
-    network_mode = CaselessStrEnum(
-        list(taskinfo.NETWORK_MODES), "host", help="Docker network: `host` or `bridge`."
-    ).tag(config=True)
-
-    container_port = Int(
-        8888, help="Port the notebook listens on inside the container in `bridge` mode."
-    ).tag(config=True)
-
-    gpus = Int(0, help="Whole GPUs each notebook gets.").tag(config=True)
-    max_gpus_per_user = Int(
-        0,
-        help="""Most GPUs one person's running servers may hold together (named servers
-        included); a spawn that would go over is refused, saying why. 0: no limit.""",
-    ).tag(config=True)
-    disk_limit = Float(0.0, help="Disk (MiB; Mesos calls it MB) each notebook reserves.").tag(
-        config=True
-    )
+    # (its traits are ``TaskTraits``; JupyterHub's own limits get defaults here)
 
     @default("cpu_limit")
     def _default_cpu_limit(self) -> float:
@@ -104,68 +73,6 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQue
     @default("ip")
     def _default_ip(self) -> str:
         return "0.0.0.0"
-
-    role = Unicode(
-        "*", help="Role a notebook's resources come from (`*` = unreserved resources)."
-    ).tag(config=True)
-
-    constraints = List(
-        List(),
-        help="""Marathon-style placement constraints, e.g.
-        `[["rack", "LIKE", "r[12]"], ["hostname", "UNIQUE"]]`.""",
-    ).tag(config=True)
-
-    volumes = List(
-        Dict(),
-        help="""Host paths to mount: `{host_path, container_path, mode}` where `{username}`,
-        `{uid}`, `{gid}` and `{servername}` are expanded (escaped; the result must stay inside
-        the path's fixed prefix).""",
-    ).tag(config=True)
-
-    uid = Union(
-        [Int(), Callable()],
-        default_value=None,
-        allow_none=True,
-        help="""UID the notebook runs as (int, or callable(spawner) -> int). Default: the uid of
-        the system user `system_user` on the hub host.""",
-    ).tag(config=True)
-
-    gid = Union(
-        [Int(), Callable()],
-        default_value=None,
-        allow_none=True,
-        help="GID the notebook runs as (int or callable). Default: the primary group of `uid`.",
-    ).tag(config=True)
-
-    system_user = Union(
-        [Unicode(), Callable()],
-        default_value=None,
-        allow_none=True,
-        help="""System user name for `command.user` (plain command tasks and the Mesos
-        containerizer); must exist on the agents. Default: the JupyterHub user name.""",
-    ).tag(config=True)
-
-    force_pull_image = Bool(False, help="Pull the image on every launch.").tag(config=True)
-    image_starts_as_root = Bool(
-        True,
-        help="""Mesos containerizer with an image (GPU notebooks): start the image's entrypoint
-        as root, so its start script (docker-stacks: NB_USER, NB_UID, NB_GID) creates the
-        person's user and drops root before the notebook starts. Off: the task runs as
-        `system_user`, which must then exist in the image. (The Docker containerizer always
-        starts the container as uid:gid.)""",
-    ).tag(config=True)
-    docker_parameters = Dict(
-        help="Extra `docker run` parameters for the Docker containerizer (key -> value)."
-    ).tag(config=True)
-    kill_grace_seconds = Float(
-        30.0, help="Seconds between SIGTERM and SIGKILL when a notebook is stopped."
-    ).tag(config=True)
-
-    use_agent_hostname = Bool(
-        False,
-        help="""Connect to the notebook by the agent's hostname instead of the offer's
-        `url.address.ip` (agent hostnames need not resolve from the hub).""",
-    ).tag(config=True)
 
     # ------------------------------------------------------------------ profiles
 
@@ -334,7 +241,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQue
         await self.framework.refresh_capacity()
         capacity = self.profile_capacity(profs)
         notice = ""
-        last_stop = self.framework.last_stop_for(self.user.name, self.name or "")
+        last_stop = self.framework.stops.last(self.user.name, self.name or "")
         if last_stop:
             notice = (
                 '<div class="alert alert-warning mesosspawner-last-stop" role="alert">'
@@ -676,7 +583,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQue
             raise
         finally:
             self._discard_env_files()
-        fw.forget_stop(self.user.name, self.name or "")
+        fw.stops.forget(self.user.name, self.name or "")
         self.task_id = record.task_id
         self.agent_id = record.agent_id
         self.agent_hostname = record.hostname
@@ -752,12 +659,12 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQue
             # A partition may heal, an agent the master forgot may re-register: the task then
             # comes back RUNNING and this server keeps it.
             return None
-        reason = fw.kill_reason(self.task_id) or f"task {record.describe()}"
+        reason = fw.stops.kill_reason(self.task_id) or f"task {record.describe()}"
         if self.spark_driver:
             # Its driver died with it; a Spark framework that outlives it is torn down now.
             fw.spark.stop_notebook_soon(self.task_id, self.spark_driver)
         # Kept by the framework: JupyterHub drops this spawner object once the server is gone.
-        fw.note_stop(self.user.name, self.name or "", reason)
+        fw.stops.note(self.user.name, self.name or "", reason)
         self.log.warning("%s stopped: %s", self._log_name, reason)
         # JupyterHub calls no stop() now: should the task run again, the framework kills it.
         fw.abandon(self.task_id)
@@ -777,7 +684,7 @@ class MesosSpawner(Spawner, FrameworkTraits, SparkTraits, SecurityTraits, GpuQue
                 f"its task {self.task_id} did not confirm the kill (still {record.describe()});"
                 " the hub keeps trying to kill it"
             )
-            fw.note_stop(self.user.name, self.name or "", why)
+            fw.stops.note(self.user.name, self.name or "", why)
             self.log.warning("%s stopped, but %s", self._log_name, why)
         if self.spark_driver or self.spark_master:  # a Spark notebook's (state or profile)
             await self._stop_spark(fw)

@@ -591,11 +591,16 @@ class Hub:
         its stdout. AssertionError with the traceback if the cell fails."""
         if kernel_id is None:
             kernel_id = await self.start_kernel(user, name)
+        deadline = time.monotonic() + timeout
+        # jupyter_server answers the WebSocket's handshake once the kernel is ready: on a loaded
+        # machine that outlasts tornado's 20 s default, so the handshake may take the cell's time.
         token = await self.user_token(user)
         url = self.server_url(user, name).replace("http", "ws", 1)
         request = HTTPRequest(
             f"{url}api/kernels/{kernel_id}/channels",
             headers={"Authorization": f"token {token}"},
+            connect_timeout=timeout,
+            request_timeout=timeout,
         )
         ws = await websocket_connect(request, max_message_size=1 << 26)
         msg_id = uuid.uuid4().hex
@@ -607,7 +612,6 @@ class Hub:
         ws.write_message(json.dumps(dict(message, content=content, buffers=[])))
         out: list[str] = []
         error = None
-        deadline = time.monotonic() + timeout
         try:
             while True:
                 left = deadline - time.monotonic()

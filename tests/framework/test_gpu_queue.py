@@ -135,8 +135,8 @@ async def test_an_idle_gpu_server_is_warned_culled_and_its_gpu_goes_to_the_queue
     record = await asyncio.wait_for(waits, 15)
     assert record.state == "TASK_RUNNING"
     assert fw.task(idle.task_id).state == "TASK_KILLED"
-    assert "stopped by the GPU culler" in fw.kill_reason(idle.task_id)
-    assert "the next person in the GPU queue" in fw.kill_reason(idle.task_id)
+    assert "stopped by the GPU culler" in fw.stops.kill_reason(idle.task_id)
+    assert "the next person in the GPU queue" in fw.stops.kill_reason(idle.task_id)
 
 
 async def test_usage_and_running_sessions_survive_a_restart(cluster, tmp_path, frameworks):

@@ -91,7 +91,7 @@ async def test_a_task_mesos_reports_unknown_stops_the_server_after_the_grace(fw)
     await asyncio.sleep(0.6)
     result, took = await timed_poll(spawner)
     assert result == 1 and took < 0.5, (result, took)
-    shown = fw.last_stop_for("alice", "")
+    shown = fw.stops.last("alice", "")
     assert "unknown" in shown and "Reconciliation: Task is unknown" in shown, shown
 
 
@@ -108,7 +108,7 @@ async def test_a_gone_task_stops_the_server_at_once_saying_why(fw, state, reason
     await fw.update(status(state, reason=reason, message=message, source="SOURCE_MASTER"))
     result, took = await timed_poll(spawner)
     assert result == 1 and took < 0.5, (result, took)
-    shown = fw.last_stop_for("alice", "")
+    shown = fw.stops.last("alice", "")
     assert state.removeprefix("TASK_").lower() in shown and message in shown, shown
 
 

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 from mesosspawner.framework import FrameworkConfig
+from mesosspawner.gpuqueue.hubqueue import GpuQueue
+from mesosspawner.gpuqueue.policy import QueuePolicy
 from mesosspawner.mesos.client import EventHandler
+from mesosspawner.stop_notes import StopNotes
 
 # The FrameworkInfo the scheduler client's tests subscribe with.
 FRAMEWORK_INFO = {
@@ -123,7 +126,7 @@ class StubFramework:
     ``capacity()`` answers (``placement.AgentCapacity``)."""
 
     def __init__(self, roles: tuple[str, ...] = ("*",), agents: tuple = ()) -> None:
-        self.last_stop: dict = {}
+        self.stops = StopNotes()
         self.launched: list = []
         self.release = asyncio.Event()
         self.totals_known = bool(agents)
@@ -133,6 +136,17 @@ class StubFramework:
         self.spark = SparkRecorder()
         self.tasks: dict = {}  # what launch() returned, and what track() was told
         self.abandoned: list[str] = []  # tasks poll() gave up on (no stop() follows)
+        # The real queue, with no GPU rules and no state file: what a hub without GPU
+        # profiles has.
+        self.gpu_queue = GpuQueue(
+            QueuePolicy(),
+            state_file=None,
+            tasks=self.tasks,
+            kill=self.kill,
+            revive=self._revive,
+            note_kill_reason=self.stops.note_kill,
+            capacity=lambda: (None, None),
+        )
 
     async def ensure_started(self, timeout=None) -> None:
         pass
@@ -151,6 +165,9 @@ class StubFramework:
 
     def track(self, record) -> None:
         self.tasks.setdefault(record.task_id, record)
+
+    async def _revive(self) -> None:
+        pass
 
     async def kill(self, task_id: str, timeout: float = 60.0):
         record = self.tasks.get(task_id)
@@ -177,15 +194,6 @@ class StubFramework:
 
     async def wait_reconciled(self, timeout: float) -> bool:
         return True
-
-    def last_stop_for(self, user: str, server: str) -> str | None:
-        return self.last_stop.get((user, server))
-
-    def note_stop(self, user: str, server: str, why: str) -> None:
-        self.last_stop[(user, server)] = why
-
-    def forget_stop(self, user: str, server: str) -> None:
-        self.last_stop.pop((user, server), None)
 
 
 class Recorder(EventHandler):

@@ -4,8 +4,6 @@ GPU ceiling a spawn over it is refused by."""
 from __future__ import annotations
 
 import asyncio
-import runpy
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,16 +12,12 @@ from traitlets.config import Config
 
 from mesosspawner import MesosSpawner
 from mesosspawner.tasks import TaskRecord
+from tests.services.example_config import load_example
 from tests.services.fakes import StubFramework, fake_passwd
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "jupyterhub_config.py"
 
 
 def example(monkeypatch, demo: bool) -> Config:
-    c = Config()
-    monkeypatch.setenv("MESOSSPAWNER_DEMO", "1" if demo else "0")
-    runpy.run_path(str(EXAMPLE), init_globals={"get_config": lambda: c})
-    return c
+    return load_example(monkeypatch, demo)[0]
 
 
 @pytest.mark.parametrize("demo", [False, True])

@@ -3,29 +3,16 @@ for the spawner (check_config runs at the end of the file), and honest about the
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
 import pytest
-from traitlets.config import Config
 
-import mesosspawner
 from mesosspawner import spark
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "jupyterhub_config.py"
+from tests.services.example_config import load_example
 
 
 def spark_override(monkeypatch, demo: bool) -> dict:
     """The Spark profile the example config defines (production wraps profile_list in the
     images service's callable, so it is read from the file's globals)."""
-    c = Config()
-    monkeypatch.setenv("MESOSSPAWNER_DEMO", "1" if demo else "0")
-    # The file ends with check_config(c), which also asks the cluster (tests/e2e/
-    # test_start_check.py); here only the configuration itself is checked.
-    check = mesosspawner.check_config
-    monkeypatch.setattr(mesosspawner, "check_config", lambda c: check(c, cluster=False))
-    names = runpy.run_path(str(EXAMPLE), init_globals={"get_config": lambda: c})
-    return names["spark_profile"]
+    return load_example(monkeypatch, demo)[1]["spark_profile"]
 
 
 @pytest.mark.parametrize("demo", [False, True])

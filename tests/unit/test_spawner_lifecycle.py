@@ -164,7 +164,7 @@ async def test_stop_whose_kill_is_not_confirmed_is_surfaced(stub, caplog):
     s = make_spawner()
     s.task_id = "t-1"
     await s.stop()
-    note = stub.last_stop[("alice", "")]
+    note = stub.stops.last("alice", "")
     assert "t-1" in note and "did not confirm the kill" in note
     assert any("did not confirm the kill" in r.getMessage() for r in caplog.records)
 
