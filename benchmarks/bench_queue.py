@@ -1,6 +1,6 @@
 """A day of a busy GPU lab: the fair GPU queue against first-come, first-served.
 
-    python benchmarks/bench_queue.py [--seed 1] [--seeds 1] [--half-life-hours 4] [--json FILE]
+    python benchmarks/bench_queue.py [--seed 1] [--days 10] [--each-day] [--json FILE]
 
 Simulates one day (24 h) of 8 GPUs shared by 30 people in 3 groups with shares 1:1:2 (10
 people each, all with the same habits, so first-come order serves the groups equally and

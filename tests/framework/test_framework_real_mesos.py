@@ -18,7 +18,7 @@ from mesosspawner import naming, placement, taskinfo
 from mesosspawner.envdrop import EnvDrop
 from mesosspawner.framework import LaunchFailed, LaunchRequest, MesosFramework
 from tests.services.cluster import AgentSpec
-from tests.services.fakes import framework_config
+from tests.services.fakes import framework_config, stop_frameworks
 from tests.services.sleepers import sleeper
 
 AGENT = AgentSpec("cpu-1", "cpus:2;mem:2048;ports:[31000-31009]")
@@ -44,11 +44,7 @@ async def framework_on(real_mesos_home, tmp_path):
         return fw
 
     yield make
-    for fw in made:
-        for record in list(fw.tasks.values()):
-            if record.active:
-                await fw.kill(record.task_id, timeout=10)
-        await fw.stop()
+    await stop_frameworks(made)
 
 
 async def wait_state(fw: MesosFramework, task_id: str, states: set[str], timeout: float) -> str:

@@ -14,7 +14,7 @@ from mesosspawner.framework import LaunchFailed, MesosFramework
 from mesosspawner.gpuqueue.policy import GpuClaim, load_policy
 from mesosspawner.localmesos.config import from_dict
 from mesosspawner.localmesos.testing import running_cluster
-from tests.services.fakes import framework_config
+from tests.services.fakes import framework_config, stop_frameworks
 from tests.services.sleepers import sleeper
 
 CLUSTER = {
@@ -74,11 +74,7 @@ async def frameworks(cluster, tmp_path):
         return fw
 
     yield make
-    for fw in made:
-        for record in list(fw.tasks.values()):
-            if record.active:
-                await fw.kill(record.task_id, timeout=10)
-        await fw.stop()
+    await stop_frameworks(made)
 
 
 async def until(check, timeout: float, what: str):

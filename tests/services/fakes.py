@@ -50,6 +50,16 @@ def framework_config(*, master: str, **overrides) -> FrameworkConfig:
     return dataclasses.replace(spawner.framework_config(), **overrides)
 
 
+async def stop_frameworks(made) -> None:
+    """After a test: kill what each framework still runs, then close its stream (tasks would
+    otherwise outlive the test until the failover timeout)."""
+    for fw in made:
+        for record in list(fw.tasks.values()):
+            if record.active:
+                await fw.kill(record.task_id, timeout=10)
+        await fw.stop()
+
+
 class RecordingClient:
     """Stands in for SchedulerClient: records every call, never talks to a master."""
 

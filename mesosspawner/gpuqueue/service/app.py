@@ -11,16 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
-from jupyterhub.utils import url_path_join
+from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
+from ...hub_service import hub_oauth_app
 from ..culling import duration
 from ..eta import wait_words
 
@@ -124,22 +123,8 @@ class QueueAPIHandler(BaseHandler):
 
 
 def make_app(config: ServiceConfig) -> web.Application:
-    prefix = config.prefix
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mesosspawner", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return web.Application(
-        [
-            (prefix, IndexHandler),
-            (prefix.rstrip("/"), web.RedirectHandler, {"url": prefix}),
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-            (url_path_join(prefix, "api/queue"), QueueAPIHandler),
-        ],
-        gpu_queue_config=config,
-        jinja_env=env,
-        cookie_secret=os.urandom(32),
+    return hub_oauth_app(
+        config.prefix, IndexHandler, [("api/queue", QueueAPIHandler)], gpu_queue_config=config
     )
 
 

@@ -21,7 +21,6 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import pwd
 import time
 from collections.abc import Callable
@@ -29,11 +28,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlparse
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from ...hub_service import hub_oauth_app
 from .. import lab
 from .. import registry as registry_api
 from ..errors import ImagesError
@@ -447,26 +447,13 @@ class BuildLogHandler(BuildAPIHandler):
 
 
 def make_app(config: ServiceConfig) -> web.Application:
-    prefix = config.prefix
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mesosspawner", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return web.Application(
-        [
-            (prefix, IndexHandler),
-            (prefix.rstrip("/"), web.RedirectHandler, {"url": prefix}),
-            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
-            (url_path_join(prefix, "api/images"), ImagesAPIHandler),
-            (url_path_join(prefix, "api/builds"), BuildsAPIHandler),
-            (url_path_join(prefix, r"api/builds/([0-9a-f]+)"), BuildAPIHandler),
-            (url_path_join(prefix, r"api/builds/([0-9a-f]+)/log"), BuildLogHandler),
-        ],
-        images_service=Service(config),
-        jinja_env=env,
-        cookie_secret=os.urandom(32),
-    )
+    api = [
+        ("api/images", ImagesAPIHandler),
+        ("api/builds", BuildsAPIHandler),
+        (r"api/builds/([0-9a-f]+)", BuildAPIHandler),
+        (r"api/builds/([0-9a-f]+)/log", BuildLogHandler),
+    ]
+    return hub_oauth_app(config.prefix, IndexHandler, api, images_service=Service(config))
 
 
 def serve(config: ServiceConfig, bind_url: str) -> None:
