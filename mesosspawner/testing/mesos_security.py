@@ -8,9 +8,10 @@ Mesos 1.11 master and agent read (``--credentials``, ``--acls``, ``--credential`
   ``spark`` (the Spark drivers in notebooks: people hold its secret, so it is the second
   principal an attacker has), ``intruder`` (valid credentials, no rights at all);
 - ACLs, ``permissive: false``: only ``hub`` registers roles ``*`` and ``spark``, ``spark`` only
-  ``spark``; nobody runs tasks as ``root``; only ``operator`` tears frameworks down, reads
-  executors, sandboxes and logs; ``hub`` reads what it needs of the master (frameworks, tasks,
-  roles, flags);
+  ``spark``; nobody runs tasks as ``root``; only ``operator`` tears frameworks down, but for
+  ``hub`` tearing down the ``spark`` principal's (notebooks' Spark frameworks); only
+  ``operator`` reads executors, sandboxes and logs; ``hub`` reads what it needs of the master
+  (frameworks, tasks, roles, flags);
 - ZooKeeper: the masters authenticate with a digest (``zk://user:pass@...``) and so create their
   znodes readable by anyone, writable only by them.
 
@@ -65,7 +66,12 @@ def acls(hub: str, operator: str, agent: str, spark: str) -> dict:
             {"principals": {"type": "NONE"}, "users": only("root")},
             {"principals": only(hub, spark), "users": anyone},
         ],
-        "teardown_frameworks": [{"principals": only(operator), "framework_principals": anyone}],
+        "teardown_frameworks": [
+            {"principals": only(operator), "framework_principals": anyone},
+            # The hub tears down notebooks' Spark frameworks (a stopped or vanished notebook's
+            # driver leaves its framework registered), and nothing else: not its own.
+            {"principals": only(hub), "framework_principals": only(spark)},
+        ],
         "view_frameworks": [{"principals": only(operator, hub), "users": anyone}],
         "view_tasks": [{"principals": only(operator, hub), "users": anyone}],
         "view_executors": [{"principals": only(operator), "users": anyone}],
