@@ -132,6 +132,7 @@ class LocalMasters:
     def __init__(self, work: Path, zk_url: str, session: float) -> None:
         self.procs: list[subprocess.Popen] = []
         args = ["--no-agents", "--zk", zk_url, "--zk-session-timeout", str(session)]
+        args += ["--allow-root-tasks"]  # its sleeper task runs as the benchmark's user (root)
         self.ports = [
             self._master(work / f"master-{i}.log", [*args, "--port", "0"]) for i in (0, 1)
         ]

@@ -647,6 +647,9 @@ class MesosSpawner(
             return None
         if not record.claimed:
             # Given up already (reported stopped, or stopped): it never counts as running again.
+            culled = fw.stops.kill_reason(self.task_id)
+            if culled:  # the hub stopped it (a GPU cull): the person's next page says why
+                fw.stops.note(self.user.name, self.name or "", culled)
             return 0 if record.state == "TASK_FINISHED" else 1
         if not record.reconciled or record.state in LIVE_STATES:
             # Not reconciled: Mesos has not answered since the hub (re)started; until it does,

@@ -105,6 +105,7 @@ async def test_resubscribes_with_the_new_leader_within_5_s(
     try:
         args = ["--no-agents", "--zk", zk_url, "--port", "0", "--heartbeat-interval", "1"]
         args += ["--log-level", "INFO"]
+        args += ["--allow-root-tasks"]  # the sleeper runs as this user, root in CI
         first = await blocking(start_localmesos, args, tmp_path / "master-1.log")
         started.append(first)
         await eventually(

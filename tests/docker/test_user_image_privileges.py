@@ -1,7 +1,8 @@
 """A package that plants a setuid-root shell and a python with the cap_setuid file capability at
-build time (its setup.py runs as root) does not give the person euid 0 in their notebook: the
-images service strips both as the build's last step. Positive control: the same image built
-without that step, run the same way (today's Docker notebooks, no no-new-privileges), does.
+build time (its setup.py runs as root) does not give the person euid 0 in their notebook. Two
+layers stop it, each shown alone: the images service strips both as the build's last step, and
+notebooks run with no-new-privileges and no capabilities. Positive control: the same image built
+without the strip step, run with Docker's default privileges, does reach euid 0.
 
 Real hub, proxy, localmesos with the Docker containerizer, Docker engine, and a registry that
 needs a login (the service pushes with its own, the agents pull with theirs)."""
@@ -56,6 +57,30 @@ async def attack(hub, docker_client, user, tag: str) -> dict:
         return out
     finally:
         await hub.stop_server(user.name)
+
+
+def bare_attack(client, ref: str, user, login) -> dict:
+    """Both planted programs in ``ref`` run as the person with Docker's default privileges
+    (no ``no-new-privileges``, default capabilities): each layer of defence alone."""
+    client.images.pull(ref, auth_config={"username": login.username, "password": login.password})
+    out = {}
+    try:
+        for name, argv in (("rootsh", ROOTSH), ("rootpy", ROOTPY)):
+            try:
+                raw = client.containers.run(
+                    ref,
+                    argv,
+                    entrypoint=[],
+                    user=f"{user.uid}:{user.gid}",
+                    remove=True,
+                    stderr=True,
+                )
+                out[name] = (0, raw.decode(errors="replace").strip())
+            except docker.errors.ContainerError as e:
+                out[name] = (e.exit_status, (e.stderr or b"").decode(errors="replace").strip())
+    finally:
+        client.images.remove(ref, force=True)
+    return out
 
 
 async def test_planted_setuid_shell_cannot_reach_euid_0_in_the_notebook(
@@ -139,13 +164,22 @@ async def test_planted_setuid_shell_cannot_reach_euid_0_in_the_notebook(
         assert got["user"] == f"{alice.uid}:{alice.gid}", got
         assert got["id"] == (0, uid), got
     assert stripped["image"] == built["pinned"] and unstripped["image"] == control.pinned
-    # The control reaches euid 0 both ways: the attack is real...
-    assert unstripped["mode"] == "6755", unstripped
-    assert unstripped["rootsh"] == (0, "0"), unstripped
-    assert unstripped["rootpy"] == (0, "0 0"), unstripped
-    # ...and the stripped image stops both.
-    assert stripped["mode"] == "755", stripped
-    assert stripped["rootsh"] == (0, uid), stripped
-    assert stripped["rootpy"][0] != 0 and "PermissionError" in stripped["rootpy"][1], stripped
+    assert unstripped["mode"] == "6755" and stripped["mode"] == "755", (unstripped, stripped)
+    # The notebooks run with no-new-privileges and no capabilities: neither image reaches
+    # euid 0 there, the control included.
+    for got in (stripped, unstripped):
+        assert got["rootsh"] == (0, uid), got
+        assert got["rootpy"][0] != 0, got
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(control.ref)
+
+    # Each layer alone: with Docker's default privileges the control reaches euid 0 (the attack
+    # is real), and the strip step alone stops both programs.
+    login = auth_registry.logins["agents"]
+    bare_unstripped = bare_attack(docker_client, control.pinned, alice, login)
+    bare_stripped = bare_attack(docker_client, built["pinned"], alice, login)
+    print(f"default privileges: control {bare_unstripped}, stripped {bare_stripped}")
+    assert bare_unstripped == {"rootsh": (0, "0"), "rootpy": (0, "0 0")}, bare_unstripped
+    assert bare_stripped["rootsh"] == (0, uid), bare_stripped
+    assert bare_stripped["rootpy"][0] != 0, bare_stripped
+    assert "PermissionError" in bare_stripped["rootpy"][1], bare_stripped
