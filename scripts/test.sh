@@ -19,7 +19,7 @@ args=(-rfEs --durations=25 -p no:benchmark)
 # The tests mostly wait on processes (hubs, notebooks, masters, timeouts), so several run at
 # once even on 2 cores: pytest-xdist workers, and the tests sharing a module's hub or cluster
 # kept on one worker (--dist loadgroup; tests/conftest.py groups them).
-workers=${TEST_WORKERS:-4}
+workers=${TEST_WORKERS:-6}
 case " $* " in *" -n "* | *" -n="* | *" -p no:xdist "*) workers=1 ;; esac
 if [ "$workers" -gt 1 ] && "$PYTHON" -c "import xdist" 2>/dev/null; then
     args+=(-n "$workers" --dist loadgroup)
