@@ -22,6 +22,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,9 @@ class GpuQueue:
         self.warned: dict[str, float] = {}
         self.warnings: dict[str, culling.Action] = {}
         self.culling: set[str] = set()
+        # Launched, but JupyterHub has not polled them yet (it polls only servers that are up):
+        # no idle clock runs while a server starts, however slow its image pull or first answer.
+        self.starting: set[str] = set()
         self.last: Plan | None = None
         self._since: dict[str, float] = {}  # ticket key -> first time it joined (retries keep it)
         self._accounted_at = self.clock()
@@ -196,6 +200,7 @@ class GpuQueue:
             profile=ticket.profile,
             server=ticket.server,
         )
+        self.starting.add(task_id)
         self.metrics["wait"].labels(group=ticket.group).observe(max(0.0, now - ticket.since))
         self._since.pop(key, None)
         self._start_loop()
@@ -220,6 +225,7 @@ class GpuQueue:
         now = self.clock()
         self._charge(now)
         del self.sessions[task_id]
+        self.starting.discard(task_id)
         self.warned.pop(task_id, None)
         self.warnings.pop(task_id, None)
         self.culling.discard(task_id)
@@ -233,9 +239,14 @@ class GpuQueue:
 
     def note_activity(self, task_id: str | None, when: Any) -> None:
         """The hub's last activity of a server (``Spawner.orm_spawner.last_activity``)."""
-        seen = epoch(when)
         session = self.sessions.get(task_id or "")
-        if session is None or seen is None or seen <= session.last_activity:
+        if session is None:
+            return
+        seen = epoch(when)
+        if task_id in self.starting:  # its first poll: the server is up, its idle clock starts
+            self.starting.discard(task_id)
+            seen = max(seen or 0.0, self.clock())
+        if seen is None or seen <= session.last_activity:
             return
         self.sessions[task_id] = Session(**{**session.__dict__, "last_activity": seen})
 
@@ -273,7 +284,10 @@ class GpuQueue:
         result = plan(
             self.policy,
             list(self.tickets.values()),
-            list(self.sessions.values()),
+            [
+                replace(s, last_activity=now) if s.key in self.starting else s
+                for s in self.sessions.values()
+            ],
             self.usage,
             eta.Turnover.of(self.lengths),
             self.warned,

@@ -12,6 +12,7 @@ import pytest
 
 from mesosspawner.localmesos.docker_runner import DockerRunner, container_name
 from mesosspawner.localmesos.runner import AgentTaskSpec, RunnerError
+from tests.services.docker import container_names
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,7 +75,7 @@ async def test_runs_as_the_user_parameter_and_writes_volumes_as_that_uid(
     made = (data / "made-here").stat()
     assert (made.st_uid, made.st_gid) == (4321, 4322)
     # the container is gone once the task ended
-    names = [c.name for c in docker_client.containers.list(all=True)]
+    names = container_names(docker_client)
     assert container_name(spec.agent_id, spec.task_id) not in names
 
 
@@ -195,5 +196,5 @@ async def test_a_killed_task_leaves_no_container_when_the_agent_stops(
     waiter.cancel()  # the agent stopping cancels its task jobs after killing them
     name = container_name(spec.agent_id, spec.task_id)
     async with asyncio.timeout(60):
-        while name in [c.name for c in docker_client.containers.list(all=True)]:
+        while name in container_names(docker_client):
             await asyncio.sleep(0.3)

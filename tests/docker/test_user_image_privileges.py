@@ -20,7 +20,7 @@ from mesosspawner.images.store import ImageStore
 from mesosspawner.images.userimages import USER_NAMESPACE, validate_request
 from tests.images_service.hostile import push_hostile_base
 from tests.images_service.hubsetup import images_hub, service, wait_build, wait_service
-from tests.services.docker import image_exists
+from tests.services.docker import find_container, image_exists
 from tests.services.e2e import start_ready
 
 pytestmark = pytest.mark.timeout(2400)
@@ -34,9 +34,10 @@ ROOTPY = [
 
 
 def notebook_container(client, task_id: str):
-    (container,) = [
-        c for c in client.containers.list() if task_id in (c.name or "") or task_id in str(c.labels)
-    ]
+    container = find_container(
+        client, lambda c: task_id in str(c.get("Names")) or task_id in str(c.get("Labels"))
+    )
+    assert container is not None, f"no container of task {task_id}"
     return container
 
 

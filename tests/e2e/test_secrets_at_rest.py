@@ -39,6 +39,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from mesosspawner.taskinfo import ENV_FILE_NAME
 from tests.services.cluster import AgentSpec, port_block, release_port_block
+from tests.services.docker import find_container
 from tests.services.e2e import mesos_config, wait_for
 
 pytestmark = pytest.mark.timeout(1800)
@@ -186,10 +187,11 @@ def _container_of(docker_client, task_id: str, statuses: list[dict]):
         for st in statuses
         if st.get("container_status", {}).get("container_id")
     }
-    for c in docker_client.containers.list(all=True):
-        if task_id in (c.name or "") or any(c.name == f"mesos-{i}" for i in ids):
-            return c
-    return None
+    wanted = {f"/mesos-{i}" for i in ids}
+    return find_container(
+        docker_client,
+        lambda c: any(task_id in name or name in wanted for name in c.get("Names") or ()),
+    )
 
 
 async def views(cluster, task: dict, docker_client, *, plant: bool = True) -> dict[str, str]:

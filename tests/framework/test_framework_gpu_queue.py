@@ -124,6 +124,12 @@ async def test_a_request_beyond_a_quota_fails_at_once_and_nothing_waits(framewor
 async def test_an_idle_gpu_server_is_warned_culled_and_its_gpu_goes_to_the_queue(frameworks):
     fw = await frameworks(warning_seconds=0.5)
     idle = await asyncio.wait_for(fw.launch(gpu_request("ann", idle_limit=1.0)), 20)
+    # Until JupyterHub's first poll (the server is up) no idle clock runs: a slow start is
+    # never culled as idle.
+    await asyncio.sleep(2.0)
+    fw.gpu_queue.refresh()
+    assert not fw.gpu_queue.notices_for("ann") and fw.task(idle.task_id).active
+    fw.gpu_queue.note_activity(idle.task_id, None)  # the first poll
     waiter = gpu_request("bob")
     waits = asyncio.ensure_future(fw.launch(waiter))
     await until(lambda: fw.gpu_queue.notices_for("ann"), 5, "ann's warning")

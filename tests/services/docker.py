@@ -172,6 +172,22 @@ def stop_engine(engine: DockerEngine) -> None:
         users.close()
 
 
+def container_names(client) -> list[str]:
+    """Every container's name, read in one listing. The engine is shared by tests whose
+    containers come and go: ``containers.list`` inspects each one it lists and fails when one
+    is removed in between; this never inspects."""
+    return [n.lstrip("/") for c in client.api.containers(all=True) for n in c.get("Names") or ()]
+
+
+def find_container(client, match):
+    """The first container whose listing entry (``Names``, ``Labels``, ``Id``) ``match``
+    accepts, inspected alone (see ``container_names``); None if none does."""
+    for entry in client.api.containers(all=True):
+        if match(entry):
+            return client.containers.get(entry["Id"])
+    return None
+
+
 def image_exists(client, name: str) -> bool:
     import docker
 
