@@ -13,13 +13,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from ...hub_service import hub_oauth_app
+from ...hub_service import hub_oauth_app, serve_app
 from ..culling import duration
 from ..eta import wait_words
 
@@ -130,23 +129,5 @@ def make_app(config: ServiceConfig) -> web.Application:
 
 def serve(config: ServiceConfig, bind_url: str) -> None:
     """Listen on ``bind_url`` (JUPYTERHUB_SERVICE_URL) until stopped."""
-    from tornado.ioloop import IOLoop
-
-    logging.basicConfig(
-        level=logging.INFO, format="[gpu-queue %(levelname)s %(asctime)s] %(message)s"
-    )
-    url = urlparse(bind_url)
-    app = make_app(config)
-
-    async def main() -> None:
-        app.listen(url.port or 80, url.hostname or "127.0.0.1")
-        log.info(
-            "GPU queue service listening on %s%s, reading %s",
-            bind_url.rstrip("/"),
-            config.prefix,
-            config.state_file,
-        )
-        await asyncio.Event().wait()
-
-    IOLoop.current()
-    asyncio.run(main())
+    about = f"{config.prefix}, reading {config.state_file}"
+    serve_app(make_app(config), bind_url, "gpu-queue", about)

@@ -25,7 +25,7 @@ import pwd
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import jinja2
 from jupyterhub.services.auth import HubOAuthenticated
@@ -33,7 +33,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from ...hub_service import hub_oauth_app
+from ...hub_service import hub_oauth_app, serve_app
 from .. import lab
 from .. import registry as registry_api
 from ..errors import ImagesError
@@ -458,22 +458,6 @@ def make_app(config: ServiceConfig) -> web.Application:
 
 def serve(config: ServiceConfig, bind_url: str) -> None:
     """Listen on *bind_url* (JUPYTERHUB_SERVICE_URL) until stopped."""
-    from tornado.ioloop import IOLoop
-
-    logging.basicConfig(level=logging.INFO, format="[images %(levelname)s %(asctime)s] %(message)s")
-    url = urlparse(bind_url)
-    app = make_app(config)
-
-    async def main() -> None:
-        app.listen(url.port or 80, url.hostname or "127.0.0.1")
-        log.info(
-            "images service listening on %s%s (registry %s, bases %s)",
-            bind_url.rstrip("/"),
-            config.prefix,
-            config.registry,
-            ", ".join(f"{k}={v}" for k, v in config.bases.items()) or "none",
-        )
-        await asyncio.Event().wait()
-
-    IOLoop.current()  # tornado's loop policy for the handlers
-    asyncio.run(main())
+    bases = ", ".join(f"{k}={v}" for k, v in config.bases.items()) or "none"
+    about = f"{config.prefix} (registry {config.registry}, bases {bases})"
+    serve_app(make_app(config), bind_url, "images", about)
