@@ -77,9 +77,8 @@ async def test_the_spark_profile_shows_the_spark_roles_free_capacity(stub):
     assert not make_spawner(profile_list=[local]).uses_spark()  # no framework to sweep for
 
 
-async def test_a_spark_spawn_says_what_the_spark_role_has_free(stub):
-    spawner = make_spawner(profile_list=PROFILES, uid=1000, gid=100, spark_cleanup_interval=0)
-    await spawner.apply_profile({"profile": "spark"})
+async def progress_of_a_start(spawner, stub) -> list[str]:
+    """The progress messages of a start, up to its launch (the stub holds it there)."""
     start = asyncio.ensure_future(spawner.start())
     for _ in range(100):
         if stub.launched:
@@ -88,7 +87,13 @@ async def test_a_spark_spawn_says_what_the_spark_role_has_free(stub):
     start.cancel()
     with pytest.raises(asyncio.CancelledError):
         await start
-    events = [event["message"] async for event in spawner.progress()]
+    return [event["message"] async for event in spawner.progress()]
+
+
+async def test_a_spark_spawn_says_what_the_spark_role_has_free(stub):
+    spawner = make_spawner(profile_list=PROFILES, uid=1000, gid=100, spark_cleanup_interval=0)
+    await spawner.apply_profile({"profile": "spark"})
+    events = await progress_of_a_start(spawner, stub)
     assert (
         "Spark role spark: 5 of 8 CPUs and 6 of 8 GiB free for Spark executors; this"
         " notebook's executors may hold 2 CPUs" in events
@@ -100,15 +105,7 @@ async def test_a_local_mode_spark_profile_says_no_executor_runs_on_the_cluster(s
     local = dict(SPARK_PROFILE, mesosspawner_override={"role": "spark", "spark_master": "local[2]"})
     spawner = make_spawner(profile_list=[local], uid=1000, gid=100)
     await spawner.apply_profile({"profile": "spark"})
-    start = asyncio.ensure_future(spawner.start())
-    for _ in range(100):
-        if stub.launched:
-            break
-        await asyncio.sleep(0.05)
-    start.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await start
-    events = [event["message"] async for event in spawner.progress()]
+    events = await progress_of_a_start(spawner, stub)
     assert any("Spark runs in local mode inside this notebook" in e for e in events), events
     assert not any("Spark role" in e for e in events)
     assert stub.spark.calls == []  # local mode starts no Spark framework: nothing to sweep
