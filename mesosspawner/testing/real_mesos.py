@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -313,7 +314,8 @@ def agent(
     ``extra`` flags replace the defaults of the same name (``--isolation=...``).
     With ``docker`` the Docker containerizer comes first (the engine must answer already: the
     agent refuses to start otherwise); orphan killing is off because several agents share one
-    engine here and would take each other's containers for orphans.
+    engine here and would take each other's containers for orphans, and the agent's ``docker``
+    is :func:`own_containers_docker` for the same reason.
     """
     home = mesos_home()
     if home is None:
@@ -341,7 +343,7 @@ def agent(
     if docker:
         argv += [
             "--containerizers=docker,mesos",
-            "--docker=/usr/bin/docker",
+            f"--docker={own_containers_docker(work_dir)}",
             "--docker_kill_orphans=false",
             "--docker_stop_timeout=5secs",
             # Exited task containers would otherwise stay for Mesos's default of 6 hours.
@@ -364,6 +366,37 @@ def agent(
         resources=resources,
         attributes=attributes,
     )
+
+
+# ``docker`` for an agent that shares the engine with other agents (and other tests). At start a
+# real agent runs ``docker ps -a`` and then ``docker inspect`` on every ``mesos-*`` container, and
+# its recovery fails when one of them is removed in between: here that is another agent's
+# container, removed by that agent at any moment. This wrapper lists only the containers of the
+# agent's own runs (a Docker task's container is ``mesos-<container id>`` and its sandbox is
+# ``.../runs/<container id>`` under the agent's work dir), as if the agent had the engine alone,
+# which is the production layout; every other command goes to Docker unchanged.
+_OWN_CONTAINERS_DOCKER = """#!/bin/sh
+# The agent runs: docker -H <socket> ps -a
+[ "$3" = ps ] || exec /usr/bin/docker "$@"
+listing=$(/usr/bin/docker "$@") || exit
+printf '%s\\n' "$listing" | head -n 1
+printf '%s\\n' "$listing" | tail -n +2 | while IFS= read -r line; do
+  id=${{line##* mesos-}}
+  id=${{id%.executor}}
+  for run in {work}/slaves/*/frameworks/*/executors/*/runs/"$id"; do
+    [ -d "$run" ] && printf '%s\\n' "$line" && break
+  done
+done
+"""
+
+
+def own_containers_docker(work_dir: Path) -> Path:
+    """Write the agent's ``docker`` wrapper (see ``_OWN_CONTAINERS_DOCKER``); returns its path."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / "docker"
+    path.write_text(_OWN_CONTAINERS_DOCKER.format(work=shlex.quote(str(work_dir / "work"))))
+    path.chmod(0o755)
+    return path
 
 
 @dataclass
