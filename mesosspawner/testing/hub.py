@@ -325,7 +325,9 @@ class Hub:
                 if code == 200:
                     return
                 last = f"{code} {body[:200]!r}"
-            except ConnectionError as e:
+            except (ConnectionError, HTTPClientError) as e:
+                # Refused, reset or closed mid-answer (code 599): the proxy or the hub is still
+                # coming up, e.g. a restarted hub re-adding its routes.
                 last = str(e)
             await asyncio.sleep(0.2)
         raise self.fail(f"hub at {self.url} not ready after {timeout}s (last: {last})")
