@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.cluster import AgentSpec, port_block, release_port_block
-from tests.services.e2e import agent_of, mesos_config, proc_ids, start_ready
+from tests.services.e2e import agent_of, mesos_config, proc_ids, spawner_state
 
 SYSRQ = Path("/proc/sysrq-trigger")
 
@@ -40,6 +40,10 @@ def gpu_image_agent(tmp_path):
             "--image_providers=docker",
             f"--docker_store_dir={tmp_path / 'store'}",
             "--image_provisioner_backend=copy",
+            # Pulling and copying the image counts against executor registration (default
+            # 1 min); on a busy machine that is too short, so the agent would cut the launch
+            # and the spawner relaunch it. An image agent in a lab sets this too.
+            "--executor_registration_timeout=5mins",
         ),
     )
     release_port_block(base)
@@ -71,15 +75,19 @@ c.MesosSpawner.volumes = [
     hub = await hub_factory(mesos_config(cluster.url, homes, extra), start_timeout=300).launch()
     await hub.create_user(user.name)
     try:
-        state = await start_ready(hub, user.name, options={"profile": "gpu"})
+        assert await hub.start_server(user.name, "", {"profile": "gpu"}) in (201, 202)
+        # Up to the hub's start timeout: the first start pulls and provisions the image.
+        await hub.wait_server_ready(user.name, "", timeout=300)
+        state = await spawner_state(hub, user.name, "")
     except AssertionError:
         stderr = sandbox_stderr(cluster, "gpu-img")
         tasks = list((await cluster.tasks()).values())
         # The agent took the image task (no "Unsupported container image type") and pulled
         # and provisioned the image; only the container's mounts failed.
-        assert [t["container"]["type"] for t in tasks] == ["MESOS"], tasks
-        assert tasks[0]["resources"]["gpus"] == 1
-        assert "Unsupported container image type" not in str(tasks[0]["statuses"])
+        assert tasks, "no task reached the agent"
+        assert {t["container"]["type"] for t in tasks} == {"MESOS"}, tasks
+        assert all(t["resources"]["gpus"] == 1 for t in tasks), tasks
+        assert "Unsupported container image type" not in str([t["statuses"] for t in tasks])
         if "sysrq-trigger" in stderr and not SYSRQ.exists():
             pytest.skip(
                 "real Mesos 1.11 cannot start a container with an image on this kernel: its"
