@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -182,6 +183,29 @@ def unmount_under(work_dir: Path) -> None:
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
+def cgroups_root(work_dir: Path) -> str:
+    """The agent's own ``--cgroups_root``, the same on every start from ``work_dir``.
+
+    The linux launcher keeps each container in ``freezer/<cgroups_root>/<container id>``, and an
+    agent that starts takes every container there it has not checkpointed for an orphan and
+    destroys it. With Mesos's default (``mesos``) a test agent starting would kill the
+    containers of another test's agent on this machine; in production there is one agent per
+    machine."""
+    digest = hashlib.sha256(str(Path(work_dir).absolute()).encode()).hexdigest()[:12]
+    return f"mesos_test_{digest}"
+
+
+def remove_cgroups(work_dir: Path) -> None:
+    """Remove the (emptied) cgroups the agent of ``work_dir`` left under its cgroups root."""
+    for hierarchy in Path("/sys/fs/cgroup").glob("*"):
+        root = hierarchy / cgroups_root(work_dir)
+        if not root.is_dir():
+            continue
+        for group in sorted(root.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
 def kill_processes_under(work_dir: Path) -> None:
     """SIGKILL every executor and task an agent with ``work_dir`` left running."""
     for pid in processes_under(work_dir):
@@ -334,6 +358,7 @@ def agent(
         "--launcher=posix",
         "--isolation=posix/cpu,posix/mem",
         "--systemd_enable_support=false",
+        f"--cgroups_root={cgroups_root(work_dir)}",
         f"--launcher_dir={home / 'libexec' / 'mesos'}",
         f"--resources={resources}",
         "--registration_backoff_factor=100ms",
@@ -433,6 +458,7 @@ class RealCluster:
         for a in self.agents:
             kill_processes_under(a.work_dir)
             unmount_under(a.work_dir)
+            remove_cgroups(a.work_dir)
 
 
 # The tier's standard agents: a plain agent and one whose resources are reserved for "spark",

@@ -19,6 +19,7 @@ import pytest
 
 from mesosspawner.localmesos.config import ClusterConfigError, default_cluster, from_dict
 from mesosspawner.localmesos.testing import RawScheduler, command_task, framework_info
+from mesosspawner.testing.real_mesos import cgroups_root
 from tests.services.cluster import AgentSpec, port_block, release_port_block
 
 pytestmark = pytest.mark.timeout(180)
@@ -207,3 +208,54 @@ def test_a_separate_agent_takes_the_same_flags_and_rules():
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "'gpu-9'" in proc.stderr and "'docker/runtime'" in proc.stderr
+
+
+def linux_launcher_agent(hostname: str, base: int, *flags: str) -> AgentSpec:
+    return AgentSpec(
+        hostname,
+        f"cpus:1;mem:512;ports:[{base}-{base + 4}]",
+        real_flags=("--launcher=linux", "--isolation=posix/cpu,posix/mem", *flags),
+    )
+
+
+async def run_sleeper(master_url: str, hostname: str, task_id: str) -> RawScheduler:
+    """Subscribe to ``master_url`` and run a long task on ``hostname``, up to TASK_RUNNING."""
+    s = RawScheduler(master_url)
+    await s.subscribe(framework_info(user="root", name=task_id))
+    offer = (await offers_by_host(s, {hostname}))[hostname]
+    await s.accept([offer["id"]["value"]], [command_task(offer, task_id, "sleep 600")])
+    while (status := await s.update(task_id, timeout=60))["state"] != "TASK_RUNNING":
+        await s.ack(status)
+        assert status["state"] in ("TASK_STAGING", "TASK_STARTING"), status
+    await s.ack(status)
+    return s
+
+
+async def test_real_agents_with_the_linux_launcher_side_by_side_keep_each_others_tasks(
+    real_mesos_home, clusters
+):
+    """The test agents share this machine's cgroups (production has one agent per machine), and
+    an agent with the linux launcher that starts destroys every container under its
+    ``--cgroups_root`` it has not checkpointed, as an orphan. Each test agent has a root of its
+    own, so another test's agent starting leaves a running task alone. Control: an agent given
+    the first agent's root kills it, within the same wait."""
+    if os.geteuid() != 0:
+        pytest.skip("the linux launcher needs root")
+    base = port_block()
+    try:
+        first = clusters("real", (linux_launcher_agent("side-a", base),))
+        s = await run_sleeper(first.master_url, "side-a", "t-long")
+        second = clusters("real", (linux_launcher_agent("side-b", base + 5),))
+        other = await run_sleeper(second.master_url, "side-b", "t-other")  # its recovery is over
+        with pytest.raises(TimeoutError):
+            killed = await s.update("t-long", timeout=5)
+            pytest.fail(f"another agent's start ended the task: {killed}")
+
+        same_root = f"--cgroups_root={cgroups_root(first.agent('side-a').work_dir)}"
+        clusters("real", (linux_launcher_agent("side-c", base + 10, same_root),))
+        killed = await s.update("t-long", timeout=5)
+        assert killed["state"] == "TASK_FAILED", killed
+        await other.close()
+        await s.close()
+    finally:
+        release_port_block(base)
