@@ -23,7 +23,7 @@ from .net import free_port
 @dataclass
 class Registry:
     address: str  # 127.0.0.1:PORT
-    proc: subprocess.Popen
+    proc: subprocess.Popen | None  # None where another process started it
     root: Path  # its storage
     log_path: Path
     logins: dict = field(default_factory=dict)  # name -> registry.Credentials (auth only)
@@ -138,4 +138,5 @@ def start_registry(
 
 
 def stop_registry(registry: Registry) -> None:
-    terminate(registry.proc, 10)
+    if registry.proc is not None:
+        terminate(registry.proc, 10)

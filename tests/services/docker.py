@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from mesosspawner.testing.registry import Registry, start_registry, stop_registry
+from mesosspawner.testing.registry import Registry, start_registry
 from mesosspawner.testing.registry import terminate as _terminate
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -305,22 +306,25 @@ def session_shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def shared_registry(directory: Path) -> Iterator[str]:
-    """One registry for every worker of a session: the first starts it (its address and pid
-    in ``address``), each holds a shared lock on ``users`` while it uses it, and the last to
-    leave stops it. An image pushed once is then in the registry for all of them."""
+def shared_registry(directory: Path, authenticated: bool = False) -> Iterator[Registry]:
+    """One registry for every worker of a session: the first starts it (its address, pid and
+    logins in ``address``, mode 0600), each holds a shared lock on ``users`` while it uses it,
+    and the last to leave stops it. An image pushed once is then in the registry for all of
+    them, and a push of an image on the same base only mounts the base's layers: each first
+    push of a 700 MB base to a registry of its own is a gzip of every layer."""
     directory.mkdir(parents=True, exist_ok=True)
     users = open(directory / "users", "a")  # noqa: SIM115 - held while in use
     fcntl.flock(users, fcntl.LOCK_SH)
     try:
         with open(directory / "start.lock", "a") as start:
             fcntl.flock(start, fcntl.LOCK_EX)
-            address, pid = _registry_of(directory)
-            if address is None:
-                reg = start_registry(directory / "registry")
-                address, pid = reg.address, reg.proc.pid
-                (directory / "address").write_text(f"{address} {pid}\n")
-        yield address
+            found = _registry_of(directory)
+            if found is None:
+                reg = start_registry(directory / "registry", authenticated=authenticated)
+                _save_registry(directory, reg)
+            else:
+                reg, _ = found
+        yield reg
     finally:
         fcntl.flock(users, fcntl.LOCK_UN)
         try:
@@ -328,46 +332,66 @@ def shared_registry(directory: Path) -> Iterator[str]:
         except BlockingIOError:
             pass  # another worker still uses it: the last one stops it
         else:
-            _, pid = _registry_of(directory)
-            if pid:
+            found = _registry_of(directory)
+            if found is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                    os.kill(found[1], signal.SIGTERM)
             (directory / "address").unlink(missing_ok=True)
         users.close()
 
 
-def _registry_of(directory: Path) -> tuple[str | None, int | None]:
-    """The address and pid of the session's registry, when one runs and answers."""
+def _save_registry(directory: Path, reg: Registry) -> None:
+    info = {
+        "address": reg.address,
+        "pid": reg.proc.pid,
+        "root": str(reg.root),
+        "log": str(reg.log_path),
+        "logins": {name: c.password for name, c in reg.logins.items()},
+    }
+    path = directory / "address"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(info))
+
+
+def _registry_of(directory: Path) -> tuple[Registry, int] | None:
+    """The session's registry and its pid, when it runs and answers (401 included: it needs a
+    login). Its ``proc`` is None: the worker that started it holds that."""
+    from mesosspawner.images.registry import Credentials
+
     try:
-        address, pid = (directory / "address").read_text().split()
+        info = json.loads((directory / "address").read_text())
     except (OSError, ValueError):
-        return None, None
+        return None
     try:
-        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as resp:
-            if resp.status == 200:
-                return address, int(pid)
+        with urllib.request.urlopen(f"http://{info['address']}/v2/", timeout=2) as resp:
+            answers = resp.status == 200
+    except urllib.error.HTTPError as exc:
+        answers = exc.code == 401 and bool(info["logins"])
     except (urllib.error.URLError, OSError):
-        pass
-    return None, None
+        answers = False
+    if not answers:
+        return None
+    logins = {name: Credentials(name, pw) for name, pw in info["logins"].items()}
+    reg = Registry(info["address"], None, Path(info["root"]), Path(info["log"]), logins)
+    return reg, info["pid"]
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[str]:
     """``127.0.0.1:PORT`` of the session's loopback registry (shared by xdist workers)."""
-    with shared_registry(session_shared_dir(tmp_path_factory) / "registry") as address:
-        yield address
+    with shared_registry(session_shared_dir(tmp_path_factory) / "registry") as reg:
+        yield reg.address
 
 
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory) -> Iterator[Registry]:
-    """A registry of this test process that needs a login for everything (htpasswd, bcrypt):
-    ``.logins`` has "images-service" and "ci" (who push) and "agents" (who pull); htpasswd
-    cannot tell them apart, so keeping the agents' login pull-only is the operator's part."""
-    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), authenticated=True)
-    try:
+    """The session's registry that needs a login for everything (htpasswd, bcrypt), shared by
+    xdist workers: ``.logins`` has "images-service" and "ci" (who push) and "agents" (who
+    pull); htpasswd cannot tell them apart, so keeping the agents' login pull-only is the
+    operator's part."""
+    directory = session_shared_dir(tmp_path_factory) / "auth-registry"
+    with shared_registry(directory, authenticated=True) as reg:
         yield reg
-    finally:
-        stop_registry(reg)
 
 
 @pytest.fixture(scope="session")
