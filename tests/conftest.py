@@ -25,7 +25,6 @@ pytest_plugins = [
     "tests.services.cluster",  # clusters on localmesos or real Mesos: mesos_kind, clusters
     "tests.services.hubs",  # hubs and their people: hub_factory, user, homes, notebook_env
     "tests.services.spark",  # Spark on real Mesos: spark_images, spark_cluster(_factory)
-    "tests.services.order",  # the longest tiers start first
 ]
 
 # A test that uses any of these fixtures gets the marker (see pyproject.toml for each one).
