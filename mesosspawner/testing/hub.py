@@ -448,11 +448,17 @@ class Hub:
             "POST", self._server_path(user, name), json=options or {}, timeout=timeout
         )
 
-    async def wait_server_ready(self, user: str, name: str = "", timeout: float = 60) -> dict:
+    async def wait_server_ready(
+        self, user: str, name: str = "", timeout: float | None = None
+    ) -> dict:
         """Poll GET /users/NAME until servers[name].ready; returns that server model.
 
-        Fails fast (with the hub log) when the server vanishes, i.e. its spawn failed.
+        Fails fast (with the hub log) when the server vanishes, i.e. its spawn failed. By
+        default it waits as long as the hub itself does (its start timeout, and a margin for
+        the hub to say so): a slower machine then shows the hub's own verdict, not the test's.
         """
+        if timeout is None:
+            timeout = self.start_timeout + 15
         deadline = time.monotonic() + timeout
         server: dict | None = None
         while time.monotonic() < deadline:
