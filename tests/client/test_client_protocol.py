@@ -23,6 +23,7 @@ from mesosspawner.testing.fake_master import (
     status,
     update_event,
 )
+from mesosspawner.testing.net import free_port
 from tests.services.fakes import FRAMEWORK_INFO, Recorder
 
 LOGGER = "mesosspawner.mesos.client"
@@ -461,7 +462,7 @@ async def test_redirect_to_the_leader_is_followed(fake_master, make_client):
 
 
 async def test_a_comma_list_is_tried_in_order(fake_master, make_client):
-    dead = _closed_port()
+    dead = free_port()
     handler = Recorder()
     client = make_client(f"127.0.0.1:{dead},{fake_master.address}", handler)
     await client.start()
@@ -606,11 +607,3 @@ async def _stop_all(make_client) -> None:
         if isinstance(value, list) and all(isinstance(c, SchedulerClient) for c in value):
             for client in value:
                 await client.stop()
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

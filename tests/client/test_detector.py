@@ -17,6 +17,7 @@ from mesosspawner.mesos.detector import (
     master_info_url,
     normalize_url,
 )
+from mesosspawner.testing.net import free_port
 
 
 @pytest.mark.parametrize(
@@ -141,11 +142,7 @@ async def test_zookeeper_detector_follows_the_lowest_znode(zookeeper, unique_zk_
 
 
 async def test_zookeeper_detector_start_fails_cleanly_when_zookeeper_is_down():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens
     detector = ZooKeeperDetector(f"127.0.0.1:{port}", "/mesos", timeout=1.0)
     with pytest.raises(Exception, match="[Tt]ime"):
         await detector.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import urllib.request
 import uuid
 
@@ -12,6 +11,7 @@ import pytest
 
 from mesosspawner.localmesos.docker_runner import DockerRunner, container_name
 from mesosspawner.localmesos.runner import AgentTaskSpec, RunnerError
+from mesosspawner.testing.net import free_port
 from tests.services.docker import container_names
 
 pytestmark = pytest.mark.timeout(300)
@@ -139,7 +139,7 @@ async def test_unknown_image_fails_with_the_pull_error(tmp_path, base_image, reg
 
 
 async def test_bridge_port_mapping_reaches_the_container(tmp_path, notebook_image):
-    host_port = _free_port()
+    host_port = free_port()
     spec = make_spec(
         tmp_path,
         notebook_image,
@@ -177,12 +177,6 @@ async def _http_get(url, timeout):
                 return await asyncio.to_thread(get)
             except OSError:
                 await asyncio.sleep(0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_a_killed_task_leaves_no_container_when_the_agent_stops(

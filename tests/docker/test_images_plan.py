@@ -11,6 +11,7 @@ from mesosspawner.images import cli
 from mesosspawner.images import lab as images
 from mesosspawner.images.errors import ImagesError
 from mesosspawner.images.registry import registry_digest
+from mesosspawner.testing.net import free_port
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 ARGS = {"BASE_IMAGE": "debian:bookworm-slim"}
@@ -101,7 +102,7 @@ def test_refs_split_at_the_tag_not_the_registry_port():
 
 
 def test_unreachable_registry_is_a_clear_error():
-    port = _closed_port()
+    port = free_port()
     with pytest.raises(ImagesError, match=f"cannot reach registry 127.0.0.1:{port}"):
         registry_digest(f"127.0.0.1:{port}", "mesosspawner/x", "t", timeout=5)
 
@@ -109,14 +110,6 @@ def test_unreachable_registry_is_a_clear_error():
 def test_cli_reports_a_bad_docker_dir(tmp_path, capsys):
     assert cli.main(["--docker-dir", str(tmp_path)]) == 1
     assert "images.toml not found" in capsys.readouterr().err
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_download_counts_by_its_pinned_hash_and_lands_in_the_context(docker_dir_copy):

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import pytest
 
+from mesosspawner.testing.net import LOCK_DIR
 from mesosspawner.testing.registry import Registry, start_registry
 from mesosspawner.testing.registry import terminate as _terminate
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 DOCKER_HOST = f"unix://{DOCKER_SOCKET}"
 STORAGE_DRIVERS = ("overlay2", "vfs")
-LOCK_DIR = Path("/tmp/mesosspawner-test-locks")
 BASE_IMAGE_NAME = "mesosspawner-test/bookworm-base:1"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
