@@ -6,16 +6,22 @@ parallel test sessions never share state. The pytest fixtures are in ``tests/ser
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mesosspawner.testing.net import free_port
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
 
 ZK_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 
@@ -90,24 +96,33 @@ def unique_path(prefix: str = "test") -> str:
     return f"/mesosspawner-tests/{safe}-{uuid.uuid4().hex[:10]}"
 
 
-def open_parents(url: str, timeout: float = 15.0) -> None:
+def open_parents(url: str, timeout: float = 60.0) -> None:
     """Create the parents of a ``zk://`` URL's path, open to all, if missing.
 
     Masters with a digest create every missing znode of their path readable by all and writable
     only by them, parents included: on a server the tests share, ``/mesosspawner-tests`` made
     that way would lock every other test out of it.
     """
-    from kazoo.client import KazooClient
-
     rest = url[len("zk://") :]
     hosts, _, path = rest.rsplit("@", 1)[-1].partition("/")
     parent = "/" + path.strip("/").rsplit("/", 1)[0] if "/" in path.strip("/") else ""
     if not parent:
         return
-    client = KazooClient(hosts=hosts, timeout=timeout)
-    client.start(timeout)
-    try:
+    with _session(hosts, timeout) as client:
         client.ensure_path(parent)
+
+
+@contextlib.contextmanager
+def _session(hosts: str, timeout: float) -> Iterator[KazooClient]:
+    """A kazoo session, retrying the connection until `timeout`: one attempt gives up after the
+    session timeout (15 s), and one first attempt on a busy CI machine was seen to get no answer."""
+    from kazoo.client import KazooClient
+
+    retry = {"max_tries": -1, "delay": 0.2, "max_delay": 2.0}
+    client = KazooClient(hosts=hosts, timeout=15.0, connection_retry=retry)
+    try:
+        client.start(timeout)
+        yield client
     finally:
         client.stop()
         client.close()
@@ -137,6 +152,10 @@ def start_zookeeper(directory: Path, timeout: float = 60.0, attempts: int = 3) -
             "maxClientCnxns=0\n"
             "admin.enableServer=false\n"
             "4lw.commands.whitelist=ruok\n"
+            # A test server's data dies with it: no fsync of each transaction, so a session is
+            # not held up behind the disk writes of Docker builds and image pushes.
+            "forceSync=no\n"
+            "preAllocSize=1024\n"
         )
         started = subprocess.run(
             [str(ZK_SERVER), "start", str(zk.config)],
@@ -150,7 +169,7 @@ def start_zookeeper(directory: Path, timeout: float = 60.0, attempts: int = 3) -
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if zk.ruok(timeout=1.0):
+            if zk.ruok(timeout=1.0) and _opens_a_session(zk, deadline):
                 return zk
             pid = _read_pid(zk.pid_file)
             if pid is not None and not _alive(pid):
@@ -161,6 +180,18 @@ def start_zookeeper(directory: Path, timeout: float = 60.0, attempts: int = 3) -
     raise RuntimeError(
         f"ZooKeeper did not answer ruok after {attempts} attempts in {directory}:\n{last_error}"
     )
+
+
+def _opens_a_session(zk: ZooKeeper, deadline: float) -> bool:
+    """``imok`` says the server process runs; a session says it serves clients."""
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    try:
+        with _session(zk.hosts, max(1.0, deadline - time.monotonic())) as client:
+            client.get("/")
+    except KazooTimeoutError:
+        return False
+    return True
 
 
 def _env(directory: Path) -> dict[str, str]:
